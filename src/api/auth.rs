@@ -1,0 +1,44 @@
+//! Bearer-token authentication: the [`Caller`] extractor.
+
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+
+use super::{ApiError, AppState};
+use crate::auth::{token_hash, Role};
+
+/// The authenticated caller of a request. A missing or unknown token is a 401.
+#[derive(Debug, Clone)]
+pub struct Caller(pub Role);
+
+impl Caller {
+    /// Refuses (403) anyone but an administrator.
+    pub fn require_admin(&self) -> Result<(), ApiError> {
+        match self.0 {
+            Role::Admin => Ok(()),
+            _ => Err(ApiError::forbidden(format!("{} may not do this; admin only", self.0))),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Caller, ApiError> {
+        let header = parts
+            .headers
+            .get(AUTHORIZATION)
+            .ok_or_else(|| ApiError::unauthorized("missing `Authorization: Bearer <token>` header"))?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| ApiError::unauthorized("Authorization header is not `Bearer <token>`"))?;
+        match state.store.token_role(&token_hash(token)).await? {
+            Some(role) => Ok(Caller(role)),
+            None => Err(ApiError::unauthorized("unknown token")),
+        }
+    }
+}

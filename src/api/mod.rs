@@ -1,0 +1,89 @@
+//! The HTTP API (axum): routes, shared state, and the caller's identity.
+//!
+//! Handlers live in one file per resource. Every handler takes a
+//! [`Caller`] unless the contract says the endpoint is open (`/healthz`,
+//! `/metrics`), so forgetting authentication is a compile-time omission
+//! one can see, not a middleware ordering question.
+
+mod auth;
+mod error;
+mod firms;
+mod ingest;
+mod time;
+mod vehicles;
+
+use std::sync::Arc;
+
+use axum::http::header::CONTENT_TYPE;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+
+use crate::geofence::FenceHandle;
+use crate::metrics::Metrics;
+use crate::registry::Registry;
+use crate::store::Store;
+
+pub use auth::Caller;
+pub use error::ApiError;
+
+/// What every handler may use.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub metrics: Arc<Metrics>,
+    pub registry: Arc<Registry>,
+    pub fences: FenceHandle,
+    pub tz: chrono_tz::Tz,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/api/v1/firms", post(firms::create))
+        .route("/api/v1/vehicles", post(vehicles::create))
+        .route("/api/v1/vehicles/{plate}/track", get(vehicles::track))
+        .route("/api/v1/dead-letters", get(ingest::dead_letters))
+        .route("/api/v1/geofences", get(geofences))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(serde_json::json!({"status": "ok"}))
+}
+
+async fn metrics(axum::extract::State(state): axum::extract::State<AppState>) -> impl IntoResponse {
+    ([(CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
+}
+
+/// What is loaded now, as GeoJSON; any authenticated caller may see the map.
+async fn geofences(axum::extract::State(state): axum::extract::State<AppState>, _caller: Caller) -> Json<serde_json::Value> {
+    Json(state.fences.load().to_geojson())
+}
+
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::not_found(format!("no such endpoint: {}", uri.path()))
+}
+
+/// `limit` (default 100, max 1000) and `offset` of list endpoints.
+#[derive(Debug, Clone, Copy, serde::Deserialize)]
+pub struct Paging {
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
+}
+
+impl Paging {
+    pub fn resolve(self) -> Result<(i64, i64), ApiError> {
+        let limit = self.limit.unwrap_or(100);
+        let offset = self.offset.unwrap_or(0);
+        if !(1..=1000).contains(&limit) {
+            return Err(ApiError::bad_request(format!("limit must be 1..1000, got {limit}")));
+        }
+        if offset < 0 {
+            return Err(ApiError::bad_request(format!("offset must be >= 0, got {offset}")));
+        }
+        Ok((limit, offset))
+    }
+}

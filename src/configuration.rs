@@ -1,0 +1,358 @@
+//! Settings: defaults, then a TOML file, then `MUCKWATCH_*` environment
+//! variables, then command-line flags (the last one wins).
+//!
+//! Every knob lives here so that the rest of the crate receives typed,
+//! already-checked values and never reads the environment itself.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use serde::Deserialize;
+
+use crate::ingest::BucketSet;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    pub mqtt: MqttSettings,
+    pub database: DatabaseSettings,
+    pub http: HttpSettings,
+    pub geofences: GeofenceSettings,
+    pub city: CitySettings,
+    pub ingest: IngestSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MqttSettings {
+    /// External broker (`mqtt://host:port`); `None` starts the embedded one.
+    pub url: Option<String>,
+    /// Where the embedded broker listens; port 0 picks a free port.
+    pub listen: String,
+    pub client_id: String,
+    /// Buckets this instance consumes, e.g. `"0-31"` or `"0,5,7-9"`; all by default.
+    pub buckets: String,
+    /// Keep the broker session (and queued QoS 1 fixes) across restarts.
+    pub persistent_session: bool,
+    /// Topic root; the contract's is `muckwatch/v1`. Tests sharing a broker
+    /// put a unique prefix in front of it.
+    pub topic_prefix: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseSettings {
+    pub url: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSettings {
+    pub addr: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GeofenceSettings {
+    pub dir: PathBuf,
+    /// How often the directory is polled for changed files, in seconds.
+    pub reload_poll_s: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CitySettings {
+    pub timezone: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestSettings {
+    /// Fixes written per database transaction, at most.
+    pub batch_size: usize,
+    /// How long a partly filled batch may wait before it is written.
+    pub batch_max_wait_ms: u64,
+    /// Larger MQTT payloads are rejected as `oversized`.
+    pub max_payload_bytes: usize,
+    /// Rejected messages kept for inspection; older ones are pruned.
+    pub dead_letter_max: u64,
+    /// Decoded fixes waiting for the writer; when full, MQTT reading pauses.
+    pub queue_capacity: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            mqtt: MqttSettings::default(),
+            database: DatabaseSettings::default(),
+            http: HttpSettings::default(),
+            geofences: GeofenceSettings::default(),
+            city: CitySettings::default(),
+            ingest: IngestSettings::default(),
+        }
+    }
+}
+
+impl Default for MqttSettings {
+    fn default() -> Self {
+        MqttSettings {
+            url: None,
+            listen: "127.0.0.1:1883".into(),
+            client_id: "muckwatch".into(),
+            buckets: "0-63".into(),
+            persistent_session: false,
+            topic_prefix: "muckwatch/v1".into(),
+        }
+    }
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        DatabaseSettings { url: "sqlite://muckwatch.db".into() }
+    }
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings { addr: "127.0.0.1:8080".into() }
+    }
+}
+
+impl Default for GeofenceSettings {
+    fn default() -> Self {
+        GeofenceSettings { dir: PathBuf::from("geofences"), reload_poll_s: 5 }
+    }
+}
+
+impl Default for CitySettings {
+    fn default() -> Self {
+        CitySettings { timezone: "Asia/Shanghai".into() }
+    }
+}
+
+impl Default for IngestSettings {
+    fn default() -> Self {
+        IngestSettings {
+            batch_size: 1000,
+            batch_max_wait_ms: 50,
+            max_payload_bytes: 512 * 1024,
+            dead_letter_max: 10_000,
+            queue_capacity: 20_000,
+        }
+    }
+}
+
+/// Values given on the command line; `None` leaves the lower layers alone.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub mqtt_url: Option<String>,
+    pub mqtt_listen: Option<String>,
+    pub database_url: Option<String>,
+    pub http_addr: Option<String>,
+    pub geofences_dir: Option<PathBuf>,
+    pub buckets: Option<String>,
+}
+
+/// Environment variables understood, and the setting each one sets.
+pub const ENV_VARS: &[&str] = &[
+    "MUCKWATCH_MQTT_URL",
+    "MUCKWATCH_MQTT_LISTEN",
+    "MUCKWATCH_MQTT_CLIENT_ID",
+    "MUCKWATCH_MQTT_BUCKETS",
+    "MUCKWATCH_DATABASE_URL",
+    "MUCKWATCH_HTTP_ADDR",
+    "MUCKWATCH_GEOFENCES_DIR",
+    "MUCKWATCH_CITY_TIMEZONE",
+];
+
+impl Settings {
+    /// Layers defaults, `file`, the process environment and `flags`.
+    pub fn load(file: Option<&Path>, flags: &Overrides) -> anyhow::Result<Settings> {
+        Self::load_with_env(file, flags, |k| std::env::var(k).ok())
+    }
+
+    pub fn load_with_env(
+        file: Option<&Path>,
+        flags: &Overrides,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> anyhow::Result<Settings> {
+        let mut s = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read config file {}", path.display()))?;
+                Self::from_toml(&text).with_context(|| format!("config file {}", path.display()))?
+            }
+            None => Settings::default(),
+        };
+        if let Some(v) = env("MUCKWATCH_MQTT_URL") {
+            s.mqtt.url = Some(v);
+        }
+        if let Some(v) = env("MUCKWATCH_MQTT_LISTEN") {
+            s.mqtt.listen = v;
+        }
+        if let Some(v) = env("MUCKWATCH_MQTT_CLIENT_ID") {
+            s.mqtt.client_id = v;
+        }
+        if let Some(v) = env("MUCKWATCH_MQTT_BUCKETS") {
+            s.mqtt.buckets = v;
+        }
+        if let Some(v) = env("MUCKWATCH_DATABASE_URL") {
+            s.database.url = v;
+        }
+        if let Some(v) = env("MUCKWATCH_HTTP_ADDR") {
+            s.http.addr = v;
+        }
+        if let Some(v) = env("MUCKWATCH_GEOFENCES_DIR") {
+            s.geofences.dir = PathBuf::from(v);
+        }
+        if let Some(v) = env("MUCKWATCH_CITY_TIMEZONE") {
+            s.city.timezone = v;
+        }
+        if let Some(v) = &flags.mqtt_url {
+            s.mqtt.url = Some(v.clone());
+        }
+        if let Some(v) = &flags.mqtt_listen {
+            s.mqtt.listen = v.clone();
+        }
+        if let Some(v) = &flags.database_url {
+            s.database.url = v.clone();
+        }
+        if let Some(v) = &flags.http_addr {
+            s.http.addr = v.clone();
+        }
+        if let Some(v) = &flags.geofences_dir {
+            s.geofences.dir = v.clone();
+        }
+        if let Some(v) = &flags.buckets {
+            s.mqtt.buckets = v.clone();
+        }
+        s.check()?;
+        Ok(s)
+    }
+
+    pub fn from_toml(text: &str) -> anyhow::Result<Settings> {
+        let s: Settings = toml::from_str(text).map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(s)
+    }
+
+    /// Refuses values that would only fail later, naming the setting.
+    fn check(&self) -> anyhow::Result<()> {
+        if let Some(url) = &self.mqtt.url {
+            MqttUrl::parse(url).context("mqtt.url")?;
+        }
+        parse_socket_addr(&self.mqtt.listen).context("mqtt.listen")?;
+        parse_socket_addr(&self.http.addr).context("http.addr")?;
+        BucketSet::parse(&self.mqtt.buckets).context("mqtt.buckets")?;
+        self.city_timezone().context("city.timezone")?;
+        if !(self.database.url.starts_with("sqlite:") || self.database.url.starts_with("postgres"))
+        {
+            bail!(
+                "database.url: `{}` is neither sqlite://FILE nor postgres://...",
+                self.database.url
+            );
+        }
+        if self.ingest.batch_size == 0 || self.ingest.queue_capacity == 0 {
+            bail!("ingest.batch_size and ingest.queue_capacity must be at least 1");
+        }
+        if self.mqtt.topic_prefix.is_empty()
+            || self.mqtt.topic_prefix.contains(['+', '#'])
+            || self.mqtt.topic_prefix.ends_with('/')
+        {
+            bail!("mqtt.topic_prefix must be a non-empty topic without wildcards or a trailing /");
+        }
+        if self.mqtt.client_id.is_empty() {
+            bail!("mqtt.client_id must not be empty");
+        }
+        Ok(())
+    }
+
+    pub fn city_timezone(&self) -> anyhow::Result<chrono_tz::Tz> {
+        self.city
+            .timezone
+            .parse::<chrono_tz::Tz>()
+            .map_err(|_| anyhow::anyhow!("unknown time zone `{}`", self.city.timezone))
+    }
+}
+
+pub fn parse_socket_addr(s: &str) -> anyhow::Result<SocketAddr> {
+    s.parse::<SocketAddr>()
+        .map_err(|_| anyhow::anyhow!("`{s}` is not an address like 127.0.0.1:1883"))
+}
+
+/// `mqtt://host:port` (port defaults to 1883).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MqttUrl {
+    pub host: String,
+    pub port: u16,
+}
+
+impl MqttUrl {
+    pub fn parse(s: &str) -> anyhow::Result<MqttUrl> {
+        let rest = s
+            .strip_prefix("mqtt://")
+            .or_else(|| s.strip_prefix("tcp://"))
+            .ok_or_else(|| anyhow::anyhow!("`{s}` must start with mqtt://"))?;
+        let rest = rest.trim_end_matches('/');
+        let (host, port) = match rest.rsplit_once(':') {
+            Some((h, p)) => {
+                let port = p.parse::<u16>().map_err(|_| anyhow::anyhow!("bad port in `{s}`"))?;
+                (h, port)
+            }
+            None => (rest, 1883),
+        };
+        if host.is_empty() {
+            bail!("no host in `{s}`");
+        }
+        Ok(MqttUrl { host: host.to_string(), port })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_over_env_and_env_over_file() {
+        let dir = std::env::temp_dir().join(format!("mw-conf-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        std::fs::write(&file, "[http]\naddr = \"127.0.0.1:1\"\n[database]\nurl = \"sqlite://a.db\"\n")
+            .unwrap();
+        let env = |k: &str| match k {
+            "MUCKWATCH_DATABASE_URL" => Some("sqlite://b.db".to_string()),
+            "MUCKWATCH_HTTP_ADDR" => Some("127.0.0.1:2".to_string()),
+            _ => None,
+        };
+        let flags = Overrides { http_addr: Some("127.0.0.1:3".into()), ..Default::default() };
+        let s = Settings::load_with_env(Some(&file), &flags, env).unwrap();
+        assert_eq!(s.http.addr, "127.0.0.1:3");
+        assert_eq!(s.database.url, "sqlite://b.db");
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = Settings::from_toml("[mqtt]\nurll = \"x\"\n").unwrap_err().to_string();
+        assert!(err.contains("urll"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_the_setting_name() {
+        let flags = Overrides { mqtt_url: Some("http://x".into()), ..Default::default() };
+        let err = format!("{:#}", Settings::load_with_env(None, &flags, |_| None).unwrap_err());
+        assert!(err.contains("mqtt.url"), "{err}");
+        let flags = Overrides { buckets: Some("0-99".into()), ..Default::default() };
+        let err = format!("{:#}", Settings::load_with_env(None, &flags, |_| None).unwrap_err());
+        assert!(err.contains("mqtt.buckets"), "{err}");
+    }
+
+    #[test]
+    fn mqtt_url_parses() {
+        assert_eq!(
+            MqttUrl::parse("mqtt://127.0.0.1:1884").unwrap(),
+            MqttUrl { host: "127.0.0.1".into(), port: 1884 }
+        );
+        assert_eq!(MqttUrl::parse("mqtt://broker").unwrap().port, 1883);
+        assert!(MqttUrl::parse("127.0.0.1:1883").is_err());
+    }
+}

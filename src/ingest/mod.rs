@@ -1,0 +1,215 @@
+//! Telemetry ingest: MQTT subscription -> decode -> batched store writes.
+//!
+//! Two tasks joined by a bounded queue. The MQTT task reads publishes,
+//! decodes them once into [`Fix`]es and refuses bad input (metric, rate-
+//! limited log line, dead letter). The writer task commits fixes in batches
+//! and only then acknowledges QoS 1 publishes to the broker, so a crash never
+//! loses an acknowledged fix. When the database is slow the queue fills and
+//! the MQTT task stops reading: back-pressure instead of unbounded memory.
+
+pub mod decode;
+mod topic;
+mod writer;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, Publish, QoS, SubscribeFilter};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::configuration::{MqttUrl, Settings};
+use crate::fix::{DeviceId, Fix};
+use crate::metrics::Metrics;
+use crate::registry::Registry;
+use crate::store::{DeadLetter, Store};
+
+pub use decode::{decode_payload, RejectReason, Rejection};
+pub use topic::{parse_position_topic, position_topic, subscriptions, BucketSet};
+
+/// What the ingest stage needs to know, taken from [`Settings`].
+#[derive(Debug, Clone)]
+pub struct IngestConfig {
+    pub broker: MqttUrl,
+    pub client_id: String,
+    pub persistent_session: bool,
+    pub topic_prefix: String,
+    pub buckets: BucketSet,
+    pub max_payload_bytes: usize,
+    pub batch_size: usize,
+    pub batch_max_wait: Duration,
+    pub dead_letter_max: u64,
+    pub queue_capacity: usize,
+}
+
+impl IngestConfig {
+    pub fn new(settings: &Settings, broker: MqttUrl) -> anyhow::Result<IngestConfig> {
+        Ok(IngestConfig {
+            broker,
+            client_id: settings.mqtt.client_id.clone(),
+            persistent_session: settings.mqtt.persistent_session,
+            topic_prefix: settings.mqtt.topic_prefix.clone(),
+            buckets: BucketSet::parse(&settings.mqtt.buckets)?,
+            max_payload_bytes: settings.ingest.max_payload_bytes,
+            batch_size: settings.ingest.batch_size,
+            batch_max_wait: Duration::from_millis(settings.ingest.batch_max_wait_ms),
+            dead_letter_max: settings.ingest.dead_letter_max,
+            queue_capacity: settings.ingest.queue_capacity,
+        })
+    }
+}
+
+/// One decoded MQTT message on its way to the writer.
+pub(crate) struct Decoded {
+    fixes: Vec<Fix>,
+    dead: Vec<DeadLetter>,
+    /// Acknowledged once the fixes are committed (QoS 1 only).
+    publish: Option<Publish>,
+}
+
+pub struct IngestTasks {
+    pub mqtt: JoinHandle<()>,
+    pub writer: JoinHandle<()>,
+    /// Turns true once the broker has acknowledged the subscription.
+    pub subscribed: watch::Receiver<bool>,
+}
+
+/// Starts the MQTT task and the writer. Both end after `shutdown` turns
+/// true; the writer first commits everything already read.
+pub fn spawn(
+    cfg: IngestConfig,
+    store: Store,
+    metrics: Arc<Metrics>,
+    registry: Arc<Registry>,
+    shutdown: watch::Receiver<bool>,
+) -> IngestTasks {
+    let mut opts = MqttOptions::new(cfg.client_id.clone(), cfg.broker.host.clone(), cfg.broker.port);
+    opts.set_keep_alive(Duration::from_secs(30))
+        .set_clean_session(!cfg.persistent_session)
+        .set_manual_acks(true)
+        // Room for anything a broker may deliver: an oversized payload must
+        // reach the decoder to be counted, not break the connection.
+        .set_max_packet_size((cfg.max_payload_bytes * 4).max(16 << 20), 1 << 20)
+        .set_request_channel_capacity(10_000);
+    let (client, eventloop) = AsyncClient::new(opts, 10_000);
+    let (tx, rx) = mpsc::channel(cfg.queue_capacity);
+    let (ready_tx, subscribed) = watch::channel(false);
+    let writer = tokio::spawn(writer::run(rx, store, metrics.clone(), client.clone(), cfg.clone()));
+    let reader = Reader { cfg, client, metrics, registry, tx, log: RejectLog::default() };
+    let mqtt = tokio::spawn(reader.run(eventloop, ready_tx, shutdown));
+    IngestTasks { mqtt, writer, subscribed }
+}
+
+struct Reader {
+    cfg: IngestConfig,
+    client: AsyncClient,
+    metrics: Arc<Metrics>,
+    registry: Arc<Registry>,
+    tx: mpsc::Sender<Decoded>,
+    log: RejectLog,
+}
+
+impl Reader {
+    async fn run(mut self, mut eventloop: EventLoop, ready: watch::Sender<bool>, mut shutdown: watch::Receiver<bool>) {
+        let broker = format!("{}:{}", self.cfg.broker.host, self.cfg.broker.port);
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let event = tokio::select! {
+                biased;
+                _ = shutdown.wait_for(|stop| *stop) => break,
+                ev = eventloop.poll() => ev,
+            };
+            match event {
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    let decoded = self.decode(p);
+                    if self.tx.send(decoded).await.is_err() {
+                        tracing::error!("fix writer stopped; ingest stops");
+                        break;
+                    }
+                }
+                Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                    backoff = Duration::from_millis(100);
+                    tracing::info!(%broker, session_present = ack.session_present, "connected to MQTT broker");
+                    let filters = subscriptions(&self.cfg.topic_prefix, self.cfg.buckets)
+                        .into_iter()
+                        .map(|f| SubscribeFilter::new(f, QoS::AtLeastOnce));
+                    if let Err(e) = self.client.subscribe_many(filters).await {
+                        tracing::error!(error = %e, "cannot subscribe");
+                    }
+                }
+                Ok(Event::Incoming(Packet::SubAck(_))) => {
+                    tracing::info!(filters = ?subscriptions(&self.cfg.topic_prefix, self.cfg.buckets), "subscribed");
+                    ready.send_replace(true);
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    self.metrics.mqtt_reconnects.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    tracing::warn!(%broker, error = %e, retry_in = ?backoff, "MQTT connection lost");
+                    tokio::select! {
+                        _ = shutdown.wait_for(|stop| *stop) => break,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+        let _ = self.client.try_disconnect();
+    }
+
+    fn decode(&mut self, p: Publish) -> Decoded {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.metrics.messages_received.fetch_add(1, Relaxed);
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let mut fixes = Vec::new();
+        let mut rejects = Vec::new();
+        let device = match parse_position_topic(&self.cfg.topic_prefix, &p.topic) {
+            Ok((_bucket, device)) => {
+                decode_payload(&p.payload, &device, self.cfg.max_payload_bytes, &mut fixes, &mut rejects);
+                Some(device)
+            }
+            Err(detail) => {
+                rejects.push(Rejection { reason: RejectReason::BadTopic, detail });
+                None
+            }
+        };
+        let mut dead = Vec::with_capacity(rejects.len());
+        for r in rejects {
+            self.metrics.reject(r.reason);
+            self.log.maybe_log(device.as_ref(), &p.topic, &r, now_ms);
+            dead.push(DeadLetter::new(now_ms, &p.topic, r.reason.label(), r.detail, &p.payload));
+        }
+        for f in &fixes {
+            if !self.registry.is_registered(&f.device_id) {
+                self.metrics.fixes_unregistered.fetch_add(1, Relaxed);
+            }
+        }
+        let publish = (p.qos != QoS::AtMostOnce).then_some(p);
+        Decoded { fixes, dead, publish }
+    }
+}
+
+/// Logs a refused message at most once per device (or topic) per minute.
+#[derive(Default)]
+struct RejectLog {
+    last_ms: HashMap<String, i64>,
+}
+
+impl RejectLog {
+    const EVERY_MS: i64 = 60_000;
+    const MAX_KEYS: usize = 100_000;
+
+    fn maybe_log(&mut self, device: Option<&DeviceId>, topic: &str, r: &Rejection, now_ms: i64) {
+        let key = device.map(|d| d.as_str()).unwrap_or(topic);
+        if let Some(last) = self.last_ms.get(key) {
+            if now_ms - last < Self::EVERY_MS {
+                return;
+            }
+        }
+        if self.last_ms.len() >= Self::MAX_KEYS {
+            self.last_ms.clear();
+        }
+        self.last_ms.insert(key.to_string(), now_ms);
+        tracing::warn!(topic, reason = r.reason.label(), detail = %r.detail, "message refused (further refusals from this device are not logged for a minute)");
+    }
+}

@@ -1,0 +1,131 @@
+//! Builds the running service from [`Settings`]: store, broker, ingest and
+//! HTTP, in that order. `main` and the tests both start muckwatch through
+//! [`Application::build`], so tests exercise exactly what users run.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::api::{self, AppState};
+use crate::configuration::{parse_socket_addr, MqttUrl, Settings};
+use crate::ingest::{self, IngestConfig, IngestTasks};
+use crate::metrics::Metrics;
+use crate::registry::Registry;
+use crate::store::Store;
+use crate::broker;
+use crate::geofence::{spawn_reloader, FenceHandle, FenceSet};
+
+pub struct Application {
+    pub http_addr: SocketAddr,
+    /// The broker muckwatch consumes from (embedded or external).
+    pub mqtt: MqttUrl,
+    pub store: Store,
+    pub metrics: Arc<Metrics>,
+    pub registry: Arc<Registry>,
+    pub fences: FenceHandle,
+    listener: TcpListener,
+    router: axum::Router,
+    shutdown: watch::Sender<bool>,
+    ingest: IngestTasks,
+}
+
+/// Stops a running [`Application`] gracefully.
+#[derive(Clone)]
+pub struct Shutdown(watch::Sender<bool>);
+
+impl Shutdown {
+    pub fn trigger(&self) {
+        self.0.send_replace(true);
+    }
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        let tz = settings.city_timezone()?;
+        let store = Store::connect(&settings.database.url).await?;
+        tracing::info!(url = %settings.database.url, "database ready");
+        let registry = Arc::new(Registry::new(store.vehicles().await?));
+        let metrics = Arc::new(Metrics::default());
+        let fences = FenceHandle::new(load_fences(&settings.geofences.dir)?);
+        spawn_reloader(
+            fences.clone(),
+            settings.geofences.dir.clone(),
+            Duration::from_secs(settings.geofences.reload_poll_s.max(1)),
+        );
+
+        let mqtt = match &settings.mqtt.url {
+            Some(url) => MqttUrl::parse(url)?,
+            None => {
+                let listen = parse_socket_addr(&settings.mqtt.listen)?;
+                let addr = broker::start_embedded(listen).await?;
+                tracing::info!(%addr, "embedded MQTT broker listening");
+                let host = if addr.ip().is_unspecified() { "127.0.0.1".to_string() } else { addr.ip().to_string() };
+                MqttUrl { host, port: addr.port() }
+            }
+        };
+
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let ingest = ingest::spawn(
+            IngestConfig::new(&settings, mqtt.clone())?,
+            store.clone(),
+            metrics.clone(),
+            registry.clone(),
+            shutdown_rx,
+        );
+
+        let http = parse_socket_addr(&settings.http.addr)?;
+        let listener = TcpListener::bind(http)
+            .await
+            .with_context(|| format!("cannot listen for HTTP on {http} (change it with --http ADDR)"))?;
+        let http_addr = listener.local_addr()?;
+        tracing::info!(addr = %http_addr, "HTTP API listening");
+        let state = AppState { store: store.clone(), metrics: metrics.clone(), registry: registry.clone(), fences: fences.clone(), tz };
+        let router = api::router(state);
+        Ok(Application { http_addr, mqtt, store, metrics, registry, fences, listener, router, shutdown, ingest })
+    }
+
+    pub fn shutdown_handle(&self) -> Shutdown {
+        Shutdown(self.shutdown.clone())
+    }
+
+    /// Waits until the broker has confirmed the telemetry subscription.
+    pub async fn wait_subscribed(&self, limit: Duration) -> anyhow::Result<()> {
+        let mut rx = self.ingest.subscribed.clone();
+        tokio::time::timeout(limit, rx.wait_for(|s| *s))
+            .await
+            .map_err(|_| anyhow::anyhow!("no MQTT subscription within {limit:?}"))?
+            .map_err(|_| anyhow::anyhow!("ingest stopped before subscribing"))?;
+        Ok(())
+    }
+
+    /// Serves until shut down, then lets the writer commit what was read.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let mut stop = self.shutdown.subscribe();
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })
+            .await
+            .context("HTTP server failed")?;
+        tracing::info!("HTTP stopped; flushing ingest");
+        let _ = self.ingest.mqtt.await;
+        let _ = self.ingest.writer.await;
+        Ok(())
+    }
+}
+
+/// The fences at start. A bad file stops the start (there is no previous
+/// set to keep); a missing directory is an empty city, logged, and watched.
+fn load_fences(dir: &std::path::Path) -> anyhow::Result<FenceSet> {
+    if !dir.is_dir() {
+        tracing::warn!(dir = %dir.display(), "geofence directory does not exist; no fences loaded");
+        return Ok(FenceSet::empty());
+    }
+    let set = FenceSet::load_dir(dir).map_err(|e| anyhow::anyhow!("geofences: {e}"))?;
+    tracing::info!(dir = %dir.display(), fences = set.len(), "geofences loaded");
+    Ok(set)
+}

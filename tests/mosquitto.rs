@@ -1,0 +1,40 @@
+//! The same ingest path through this machine's Mosquitto (`--mqtt-url`).
+//! Needs a broker on 127.0.0.1:1883 (or MUCKWATCH_TEST_MQTT_URL), so it is
+//! ignored by a plain `cargo test`; `.ci/run` runs it with `--ignored`.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+fn broker_url() -> String {
+    std::env::var("MUCKWATCH_TEST_MQTT_URL").unwrap_or_else(|_| "mqtt://127.0.0.1:1883".into())
+}
+
+#[tokio::test]
+#[ignore = "needs Mosquitto on 127.0.0.1:1883; run by .ci/run"]
+async fn a_fix_through_mosquitto_appears_in_the_track() {
+    let db = temp_db();
+    let mut settings = test_settings(&db);
+    settings.mqtt.url = Some(broker_url());
+    settings.mqtt.client_id = unique("muckwatch-test");
+    // A topic root of our own: other runs on the same broker never see our fixes.
+    settings.mqtt.topic_prefix = format!("{}/muckwatch/v1", unique("t"));
+    let app = spawn_with(settings).await;
+    app.register("firm-m", "苏J10001", "dev-m1").await;
+    let p = app.publisher().await;
+    p.send("dev-m1", fix_json("dev-m1", "2021-06-01T22:15:03+08:00", 33.3801, 120.1602, 42.5)).await;
+    p.send("dev-m1", "{broken").await;
+    p.send("dev-m1", fix_json("dev-m1", "2021-06-01T22:15:13+08:00", 33.3802, 120.1603, 41.0)).await;
+
+    let n = eventually(Duration::from_secs(15), || async {
+        let r = app.track("苏J10001", &app.admin).await;
+        let n = r.json()["properties"]["fixes"].as_array().map(|a| a.len()).unwrap_or(0);
+        (n >= 2).then_some(n)
+    })
+    .await;
+    assert_eq!(n, Some(2));
+    assert_eq!(app.metric("muckwatch_messages_rejected_total{reason=\"not_json\"}").await, 1.0);
+    app.stop().await;
+}
