@@ -21,6 +21,10 @@ pub struct Settings {
     pub geofences: GeofenceSettings,
     pub city: CitySettings,
     pub ingest: IngestSettings,
+    /// Violation thresholds (`[rules]`), the contract's defaults unless set.
+    pub rules: crate::rules::RulesConfig,
+    /// Joint cases: merge window and routing overrides (`[cases]`).
+    pub cases: crate::cases::CaseSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -90,6 +94,8 @@ impl Default for Settings {
             geofences: GeofenceSettings::default(),
             city: CitySettings::default(),
             ingest: IngestSettings::default(),
+            rules: crate::rules::RulesConfig::default(),
+            cases: crate::cases::CaseSettings::default(),
         }
     }
 }
@@ -245,6 +251,7 @@ impl Settings {
         parse_socket_addr(&self.http.addr).context("http.addr")?;
         BucketSet::parse(&self.mqtt.buckets).context("mqtt.buckets")?;
         self.city_timezone().context("city.timezone")?;
+        self.cases.routing().map_err(anyhow::Error::msg)?;
         if !(self.database.url.starts_with("sqlite:") || self.database.url.starts_with("postgres"))
         {
             bail!(

@@ -1,4 +1,4 @@
-//! The `muckwatch` command line: serve, token, fences.
+//! The `muckwatch` command line: serve, token, replay, fences.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -25,6 +25,16 @@ enum Command {
     Token {
         #[command(subcommand)]
         command: TokenCommand,
+    },
+    /// Run NDJSON fixes through detection (no MQTT) and print the violations raised.
+    Replay {
+        /// NDJSON file of telemetry fix objects.
+        file: PathBuf,
+        #[command(flatten)]
+        common: CommonArgs,
+        /// Geofence directory.
+        #[arg(long)]
+        geofences: Option<PathBuf>,
     },
     /// Geofence tools.
     Fences {
@@ -114,6 +124,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let token = new_token()?;
             store.create_token(&token_hash(&token), &role, chrono::Utc::now().timestamp_millis()).await?;
             println!("created token for role {role}: {token}");
+            Ok(())
+        }
+        Command::Replay { file, common, geofences } => {
+            let flags = Overrides { geofences_dir: geofences, ..Default::default() };
+            let settings = settings(&common, flags)?;
+            let input = std::fs::File::open(&file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+            let summary = muckwatch::replay::run(&settings, std::io::BufReader::new(input), std::io::stdout(), std::io::stderr()).await?;
+            eprintln!("replayed {} fixes ({} refused): {} violations", summary.fixes, summary.refused, summary.violations);
             Ok(())
         }
         Command::Fences { command: FencesCommand::Check { geofences } } => {

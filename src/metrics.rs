@@ -18,6 +18,7 @@ pub struct Metrics {
     pub fixes_duplicate: AtomicU64,
     pub fixes_unregistered: AtomicU64,
     pub alerts_published: AtomicU64,
+    pub alerts_dropped: AtomicU64,
     pub write_errors: AtomicU64,
     pub dead_letters_dropped: AtomicU64,
     pub mqtt_reconnects: AtomicU64,
@@ -54,6 +55,7 @@ impl Metrics {
             let _ = writeln!(out, "muckwatch_violations_total{{code=\"{}\"}} {}", c.as_str(), self.violations[c.index()].load(Relaxed));
         }
         counter(&mut out, "muckwatch_alerts_published_total", "Alerts published", &self.alerts_published);
+        counter(&mut out, "muckwatch_alerts_dropped_total", "Alerts not sent to the broker because its queue was full", &self.alerts_dropped);
         counter(&mut out, "muckwatch_store_write_errors_total", "Batch writes that failed and were retried", &self.write_errors);
         counter(&mut out, "muckwatch_dead_letters_dropped_total", "Rejected messages not kept because the dead-letter queue was full", &self.dead_letters_dropped);
         counter(&mut out, "muckwatch_mqtt_reconnects_total", "Connection losses to the MQTT broker", &self.mqtt_reconnects);

@@ -1,16 +1,18 @@
-//! Firms, vehicles and the device -> vehicle map the hot path consults.
+//! Firms, vehicles and the device -> vehicle context map the hot path consults.
 //!
 //! Registration is rare and lookups happen for every fix, so the map is an
 //! immutable snapshot behind an `ArcSwap`: readers never lock, writers copy.
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 use serde::Serialize;
 
 use crate::fix::DeviceId;
+use crate::permit::Permit;
+use crate::rules::VehicleContext;
 
 /// A firm id: 1-64 characters of `[0-9A-Za-z_-]`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
@@ -86,19 +88,32 @@ fn ser_device<S: serde::Serializer>(d: &DeviceId, s: S) -> Result<S::Ok, S::Erro
     s.serialize_str(d.as_str())
 }
 
-/// Which vehicle each device belongs to, as one swappable snapshot.
+/// What the hot path needs about each device: its vehicle and permits, as
+/// one swappable snapshot. Writers (registrations, rare) serialise on a
+/// mutex and replace only the contexts they touch.
 #[derive(Default)]
 pub struct Registry {
-    by_device: ArcSwap<HashMap<DeviceId, Arc<Vehicle>>>,
+    by_device: ArcSwap<HashMap<DeviceId, Arc<VehicleContext>>>,
+    write: Mutex<Sources>,
+}
+
+#[derive(Default)]
+struct Sources {
+    vehicles: HashMap<Plate, Vehicle>,
+    permits: HashMap<String, Arc<Permit>>,
 }
 
 impl Registry {
-    pub fn new(vehicles: impl IntoIterator<Item = Vehicle>) -> Registry {
-        let map = vehicles.into_iter().map(|v| (v.device_id, Arc::new(v))).collect();
-        Registry { by_device: ArcSwap::from_pointee(map) }
+    pub fn new(vehicles: impl IntoIterator<Item = Vehicle>, permits: impl IntoIterator<Item = Permit>) -> Registry {
+        let sources = Sources {
+            vehicles: vehicles.into_iter().map(|v| (v.plate.clone(), v)).collect(),
+            permits: permits.into_iter().map(|p| (p.id.clone(), Arc::new(p))).collect(),
+        };
+        let map = sources.vehicles.values().map(|v| (v.device_id, Arc::new(sources.context(v)))).collect();
+        Registry { by_device: ArcSwap::from_pointee(map), write: Mutex::new(sources) }
     }
 
-    pub fn vehicle_of(&self, device: &DeviceId) -> Option<Arc<Vehicle>> {
+    pub fn context_of(&self, device: &DeviceId) -> Option<Arc<VehicleContext>> {
         self.by_device.load().get(device).cloned()
     }
 
@@ -106,16 +121,49 @@ impl Registry {
         self.by_device.load().contains_key(device)
     }
 
-    /// Adds or replaces a vehicle (by device). Copies the map: fine for
-    /// registrations, which come one at a time from an administrator.
-    pub fn upsert(&self, vehicle: Vehicle) {
-        let vehicle = Arc::new(vehicle);
-        self.by_device.rcu(|old| {
-            let mut map = HashMap::clone(old);
-            map.retain(|_, v| v.plate != vehicle.plate);
-            map.insert(vehicle.device_id, vehicle.clone());
-            map
+    /// Adds or replaces a vehicle (a plate moved to a new device leaves the old one).
+    pub fn upsert_vehicle(&self, vehicle: Vehicle) {
+        let plate = vehicle.plate.clone();
+        self.update(&[plate], |s| {
+            s.vehicles.insert(vehicle.plate.clone(), vehicle);
         });
+    }
+
+    /// Adds or replaces a permit (status changes included).
+    pub fn upsert_permit(&self, permit: Permit) {
+        let mut plates = permit.plates.clone();
+        self.update_with(|s| {
+            if let Some(old) = s.permits.get(&permit.id) {
+                plates.extend(old.plates.iter().cloned());
+            }
+            s.permits.insert(permit.id.clone(), Arc::new(permit));
+            plates
+        });
+    }
+
+    fn update(&self, plates: &[Plate], change: impl FnOnce(&mut Sources)) {
+        self.update_with(|s| {
+            change(s);
+            plates.to_vec()
+        });
+    }
+
+    /// Applies a change to the sources and rebuilds the contexts of the
+    /// plates it returns.
+    fn update_with(&self, change: impl FnOnce(&mut Sources) -> Vec<Plate>) {
+        let Ok(mut sources) = self.write.lock() else { return };
+        let plates = change(&mut sources);
+        let fresh: Vec<Arc<VehicleContext>> = plates
+            .iter()
+            .filter_map(|p| sources.vehicles.get(p))
+            .map(|v| Arc::new(sources.context(v)))
+            .collect();
+        let mut map = HashMap::clone(&self.by_device.load());
+        map.retain(|_, c| !plates.contains(&c.plate));
+        for c in fresh {
+            map.insert(c.device_id, c);
+        }
+        self.by_device.store(Arc::new(map));
     }
 
     pub fn len(&self) -> usize {
@@ -124,6 +172,21 @@ impl Registry {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+impl Sources {
+    fn context(&self, v: &Vehicle) -> VehicleContext {
+        let mut permits: Vec<Arc<Permit>> =
+            self.permits.values().filter(|p| p.plates.contains(&v.plate)).cloned().collect();
+        permits.sort_by(|a, b| a.id.cmp(&b.id));
+        VehicleContext {
+            plate: v.plate.clone(),
+            device_id: v.device_id,
+            firm_id: v.firm_id.clone(),
+            rated_load_t: v.rated_load_t,
+            permits,
+        }
     }
 }
 
@@ -149,8 +212,8 @@ mod tests {
             firm_id: FirmId::parse("f1").unwrap(),
             rated_load_t: 30.0,
         };
-        let r = Registry::new([v("d1")]);
-        r.upsert(v("d2"));
+        let r = Registry::new([v("d1")], []);
+        r.upsert_vehicle(v("d2"));
         assert_eq!(r.len(), 1);
         assert!(r.is_registered(&DeviceId::parse("d2").unwrap()));
         assert!(!r.is_registered(&DeviceId::parse("d1").unwrap()));

@@ -14,6 +14,9 @@ use crate::api::{self, AppState};
 use crate::configuration::{parse_socket_addr, MqttUrl, Settings};
 use crate::ingest::{self, IngestConfig, IngestTasks};
 use crate::metrics::Metrics;
+use crate::alerts::{spawn_mqtt_publisher, AlertHub};
+use crate::pipeline::{Detection, Outputs};
+use crate::rules::Rules;
 use crate::registry::Registry;
 use crate::store::Store;
 use crate::broker;
@@ -31,6 +34,8 @@ pub struct Application {
     router: axum::Router,
     shutdown: watch::Sender<bool>,
     ingest: IngestTasks,
+    detection: Detection,
+    alert_publisher: tokio::task::JoinHandle<()>,
 }
 
 /// Stops a running [`Application`] gracefully.
@@ -48,7 +53,7 @@ impl Application {
         let tz = settings.city_timezone()?;
         let store = Store::connect(&settings.database.url).await?;
         tracing::info!(url = %settings.database.url, "database ready");
-        let registry = Arc::new(Registry::new(store.vehicles().await?));
+        let registry = Arc::new(Registry::new(store.vehicles().await?, store.all_permits().await?));
         let metrics = Arc::new(Metrics::default());
         let fences = FenceHandle::new(load_fences(&settings.geofences.dir)?);
         spawn_reloader(
@@ -68,12 +73,30 @@ impl Application {
             }
         };
 
+        let rules = Arc::new(Rules::new(settings.rules.clone(), tz));
+        let shards = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        let hub = AlertHub::default();
+        let (alerts_tx, alerts_rx) = tokio::sync::mpsc::channel(10_000);
+        let alert_publisher =
+            spawn_mqtt_publisher(&mqtt, &settings.mqtt.client_id, &settings.mqtt.topic_prefix, alerts_rx, metrics.clone());
+        let outputs = Outputs {
+            store: store.clone(),
+            metrics: metrics.clone(),
+            routing: settings.cases.routing().map_err(anyhow::Error::msg)?,
+            merge_window_ms: settings.cases.merge_window_ms(),
+            fences: fences.clone(),
+            tz,
+            hub: hub.clone(),
+            mqtt: Some(alerts_tx),
+        };
+        let (detection_input, detection) = Detection::spawn(rules, registry.clone(), outputs, shards);
         let (shutdown, shutdown_rx) = watch::channel(false);
         let ingest = ingest::spawn(
             IngestConfig::new(&settings, mqtt.clone())?,
             store.clone(),
             metrics.clone(),
             registry.clone(),
+            Some(detection_input),
             shutdown_rx,
         );
 
@@ -83,9 +106,17 @@ impl Application {
             .with_context(|| format!("cannot listen for HTTP on {http} (change it with --http ADDR)"))?;
         let http_addr = listener.local_addr()?;
         tracing::info!(addr = %http_addr, "HTTP API listening");
-        let state = AppState { store: store.clone(), metrics: metrics.clone(), registry: registry.clone(), fences: fences.clone(), tz };
+        let state = AppState {
+            store: store.clone(),
+            metrics: metrics.clone(),
+            registry: registry.clone(),
+            fences: fences.clone(),
+            hub,
+            shutdown: shutdown.subscribe(),
+            tz,
+        };
         let router = api::router(state);
-        Ok(Application { http_addr, mqtt, store, metrics, registry, fences, listener, router, shutdown, ingest })
+        Ok(Application { http_addr, mqtt, store, metrics, registry, fences, listener, router, shutdown, ingest, detection, alert_publisher })
     }
 
     pub fn shutdown_handle(&self) -> Shutdown {
@@ -114,13 +145,15 @@ impl Application {
         tracing::info!("HTTP stopped; flushing ingest");
         let _ = self.ingest.mqtt.await;
         let _ = self.ingest.writer.await;
+        self.detection.finish().await;
+        let _ = self.alert_publisher.await;
         Ok(())
     }
 }
 
 /// The fences at start. A bad file stops the start (there is no previous
 /// set to keep); a missing directory is an empty city, logged, and watched.
-fn load_fences(dir: &std::path::Path) -> anyhow::Result<FenceSet> {
+pub fn load_fences(dir: &std::path::Path) -> anyhow::Result<FenceSet> {
     if !dir.is_dir() {
         tracing::warn!(dir = %dir.display(), "geofence directory does not exist; no fences loaded");
         return Ok(FenceSet::empty());

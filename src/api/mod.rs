@@ -5,12 +5,17 @@
 //! `/metrics`), so forgetting authentication is a compile-time omission
 //! one can see, not a middleware ordering question.
 
+mod alerts;
 mod auth;
+mod cases;
 mod error;
 mod firms;
 mod ingest;
+mod permits;
+mod stats;
 mod time;
 mod vehicles;
+mod violations;
 
 use std::sync::Arc;
 
@@ -19,6 +24,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 
+use crate::alerts::AlertHub;
 use crate::geofence::FenceHandle;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
@@ -26,6 +32,8 @@ use crate::store::Store;
 
 pub use auth::Caller;
 pub use error::ApiError;
+pub use time::format_ms;
+pub use violations::violation_json;
 
 /// What every handler may use.
 #[derive(Clone)]
@@ -34,6 +42,9 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub registry: Arc<Registry>,
     pub fences: FenceHandle,
+    pub hub: AlertHub,
+    /// Turns true at shutdown; long-lived responses (SSE) end then.
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
     pub tz: chrono_tz::Tz,
 }
 
@@ -44,6 +55,15 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/firms", post(firms::create))
         .route("/api/v1/vehicles", post(vehicles::create))
         .route("/api/v1/vehicles/{plate}/track", get(vehicles::track))
+        .route("/api/v1/permits", post(permits::create).get(permits::list))
+        .route("/api/v1/permits/{id}", get(permits::get).patch(permits::patch))
+        .route("/api/v1/violations", get(violations::list))
+        .route("/api/v1/violations/{id}", get(violations::get))
+        .route("/api/v1/cases", get(cases::list))
+        .route("/api/v1/cases/{id}", get(cases::get))
+        .route("/api/v1/cases/{id}/checks/{department}", post(cases::update_check))
+        .route("/api/v1/alerts/stream", get(alerts::stream))
+        .route("/api/v1/stats", get(stats::stats))
         .route("/api/v1/dead-letters", get(ingest::dead_letters))
         .route("/api/v1/geofences", get(geofences))
         .fallback(not_found)

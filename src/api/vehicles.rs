@@ -41,7 +41,7 @@ pub async fn create(
     }
     let vehicle = Vehicle { plate, device_id, firm_id, rated_load_t: body.rated_load_t };
     state.store.create_vehicle(&vehicle, chrono::Utc::now().timestamp_millis()).await?;
-    state.registry.upsert(vehicle.clone());
+    state.registry.upsert_vehicle(vehicle.clone());
     tracing::info!(plate = %vehicle.plate, device = %vehicle.device_id, "vehicle registered");
     Ok((StatusCode::CREATED, Json(vehicle)))
 }
@@ -95,4 +95,17 @@ pub fn fix_json(f: &Fix, tz: chrono_tz::Tz) -> Value {
         "heading": f.heading, "acc": f.acc, "tipper_up": f.tipper_up,
         "cover_closed": f.cover_closed, "load_t": f.load_t,
     })
+}
+
+/// Percent-encodes text for a URL path or query value.
+pub fn encode_path(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~:".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }

@@ -198,6 +198,20 @@ pub fn decode_fix(text: &str, device: &DeviceId) -> Result<Fix, Rejection> {
     })
 }
 
+/// Decodes one fix whose device is named only by its own `device_id`
+/// (NDJSON replays, where there is no topic).
+pub fn decode_fix_standalone(text: &str) -> Result<Fix, Rejection> {
+    #[derive(Deserialize)]
+    struct Device<'a> {
+        #[serde(borrow, default)]
+        device_id: Option<Cow<'a, str>>,
+    }
+    let d: Device = serde_json::from_str(text).map_err(|e| classify_json_error(text, &e))?;
+    let id = required(d.device_id.as_deref(), "device_id")?;
+    let device = DeviceId::parse(id).map_err(|e| Rejection::new(RejectReason::WrongType, e))?;
+    decode_fix(text, &device)
+}
+
 fn required<T>(v: Option<T>, name: &str) -> Result<T, Rejection> {
     v.ok_or_else(|| Rejection::new(RejectReason::MissingField, format!("missing field `{name}`")))
 }

@@ -1,4 +1,5 @@
-//! Telemetry ingest: MQTT subscription -> decode -> batched store writes.
+//! Telemetry ingest: MQTT subscription -> decode -> batched store writes,
+//! and each decoded fix handed to detection (`pipeline`).
 //!
 //! Two tasks joined by a bounded queue. The MQTT task reads publishes,
 //! decodes them once into [`Fix`]es and refuses bad input (metric, rate-
@@ -22,6 +23,7 @@ use tokio::task::JoinHandle;
 use crate::configuration::{MqttUrl, Settings};
 use crate::fix::{DeviceId, Fix};
 use crate::metrics::Metrics;
+use crate::pipeline::DetectionInput;
 use crate::registry::Registry;
 use crate::store::{DeadLetter, Store};
 
@@ -82,6 +84,7 @@ pub fn spawn(
     store: Store,
     metrics: Arc<Metrics>,
     registry: Arc<Registry>,
+    detection: Option<DetectionInput>,
     shutdown: watch::Receiver<bool>,
 ) -> IngestTasks {
     let mut opts = MqttOptions::new(cfg.client_id.clone(), cfg.broker.host.clone(), cfg.broker.port);
@@ -96,7 +99,7 @@ pub fn spawn(
     let (tx, rx) = mpsc::channel(cfg.queue_capacity);
     let (ready_tx, subscribed) = watch::channel(false);
     let writer = tokio::spawn(writer::run(rx, store, metrics.clone(), client.clone(), cfg.clone()));
-    let reader = Reader { cfg, client, metrics, registry, tx, log: RejectLog::default() };
+    let reader = Reader { cfg, client, metrics, registry, detection, tx, log: RejectLog::default() };
     let mqtt = tokio::spawn(reader.run(eventloop, ready_tx, shutdown));
     IngestTasks { mqtt, writer, subscribed }
 }
@@ -106,6 +109,7 @@ struct Reader {
     client: AsyncClient,
     metrics: Arc<Metrics>,
     registry: Arc<Registry>,
+    detection: Option<DetectionInput>,
     tx: mpsc::Sender<Decoded>,
     log: RejectLog,
 }
@@ -123,6 +127,11 @@ impl Reader {
             match event {
                 Ok(Event::Incoming(Packet::Publish(p))) => {
                     let decoded = self.decode(p);
+                    if let Some(detection) = &self.detection {
+                        for fix in &decoded.fixes {
+                            detection.send(*fix).await;
+                        }
+                    }
                     if self.tx.send(decoded).await.is_err() {
                         tracing::error!("fix writer stopped; ingest stops");
                         break;

@@ -10,9 +10,12 @@ mod sqlite;
 
 use std::fmt;
 
-use crate::auth::Role;
+use crate::auth::{Department, Role};
+use crate::cases::CheckUpdate;
 use crate::fix::Fix;
+use crate::permit::{Permit, PermitStatus};
 use crate::registry::{Firm, FirmId, Plate, Vehicle};
+use crate::rules::Violation;
 
 pub use sqlite::SqliteStore;
 
@@ -81,6 +84,135 @@ pub struct StoredDeadLetter {
     pub reason: String,
     pub detail: String,
     pub payload: String,
+}
+
+/// Which permits to list.
+#[derive(Debug, Clone, Default)]
+pub struct PermitFilter {
+    pub plate: Option<String>,
+    pub status: Option<PermitStatus>,
+    pub firm: Option<String>,
+}
+
+/// Which violations to list.
+#[derive(Debug, Clone, Default)]
+pub struct ViolationFilter {
+    pub plate: Option<String>,
+    pub code: Option<String>,
+    pub since_ms: Option<i64>,
+    pub firm: Option<String>,
+    pub ids: Option<Vec<i64>>,
+    pub case_id: Option<i64>,
+}
+
+/// A violation as stored: the episode and its case.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredViolation {
+    pub id: i64,
+    pub code: String,
+    pub plate: String,
+    pub device_id: String,
+    pub firm_id: String,
+    pub permit_id: Option<String>,
+    pub started_ms: i64,
+    pub ended_ms: Option<i64>,
+    pub lat: f64,
+    pub lon: f64,
+    pub measured: f64,
+    pub fences: Vec<String>,
+    pub case_id: Option<i64>,
+}
+
+/// A violation to file into a case.
+pub struct NewViolationCase<'a> {
+    pub violation_id: i64,
+    pub code: &'a str,
+    pub plate: &'a str,
+    pub device_id: &'a str,
+    pub firm_id: &'a str,
+    pub started_ms: i64,
+    pub merge_window_ms: i64,
+    pub departments: &'a [Department],
+    /// (role, name), e.g. the four parties of an overload.
+    pub parties: &'a [(&'static str, String)],
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CaseFilter {
+    pub id: Option<i64>,
+    /// Only cases with a check for this department (a department's view).
+    pub visible_to: Option<Department>,
+    pub department: Option<Department>,
+    pub status: Option<String>,
+    pub firm: Option<String>,
+    pub plate: Option<String>,
+    pub code: Option<String>,
+    pub from_ms: Option<i64>,
+    pub to_ms: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckRecord {
+    pub department: String,
+    pub status: String,
+    pub finding: Option<String>,
+    /// (party, amount in CNY)
+    pub penalty: Option<(String, f64)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CaseRecord {
+    pub id: i64,
+    pub plate: String,
+    pub device_id: String,
+    pub firm_id: String,
+    pub status: String,
+    pub opened_ms: i64,
+    pub closed_ms: Option<i64>,
+    pub codes: Vec<String>,
+    pub checks: Vec<CheckRecord>,
+    /// (role, name)
+    pub parties: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditRecord {
+    pub id: i64,
+    pub at_ms: i64,
+    pub actor: String,
+    pub department: Option<String>,
+    pub field: String,
+    pub before: Option<String>,
+    pub after: Option<String>,
+}
+
+/// Counts for a period, as the bureau's annual report needs them.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Stats {
+    pub by_code: std::collections::BTreeMap<String, i64>,
+    pub by_department: std::collections::BTreeMap<String, i64>,
+    pub cases: i64,
+    pub closed_cases: i64,
+    /// 一案多查: cases with checks from two or more departments.
+    pub multi_department_cases: i64,
+    /// 一超四罚: cases with an OVERLOAD.
+    pub overload_cases: i64,
+    pub penalties_cny: f64,
+}
+
+/// Why a check could not be changed.
+#[derive(Debug)]
+pub enum CheckError {
+    NoSuchCheck,
+    /// Not the next status (or changed meanwhile by someone else).
+    Illegal(String),
+    Store(StoreError),
+}
+
+impl From<sqlx::Error> for CheckError {
+    fn from(e: sqlx::Error) -> Self {
+        CheckError::Store(StoreError::Db(e))
+    }
 }
 
 /// The database, whichever it is.
@@ -160,5 +292,62 @@ impl Store {
 
     pub async fn token_role(&self, hash: &str) -> StoreResult<Option<Role>> {
         dispatch!(self, s => s.token_role(hash).await)
+    }
+
+    pub async fn create_permit(&self, p: &Permit, now_ms: i64) -> StoreResult<()> {
+        dispatch!(self, s => s.create_permit(p, now_ms).await)
+    }
+
+    pub async fn permit(&self, id: &str) -> StoreResult<Option<Permit>> {
+        dispatch!(self, s => s.permit(id).await)
+    }
+
+    pub async fn permits(&self, f: &PermitFilter, limit: i64, offset: i64) -> StoreResult<(Vec<Permit>, i64)> {
+        dispatch!(self, s => s.permits(f, limit, offset).await)
+    }
+
+    pub async fn all_permits(&self) -> StoreResult<Vec<Permit>> {
+        dispatch!(self, s => s.all_permits().await)
+    }
+
+    pub async fn set_permit_status(&self, id: &str, status: PermitStatus, now_ms: i64) -> StoreResult<Option<Permit>> {
+        dispatch!(self, s => s.set_permit_status(id, status, now_ms).await)
+    }
+
+    /// Stores a raised violation and returns its id (idempotent per episode).
+    pub async fn insert_violation(&self, v: &Violation, now_ms: i64) -> StoreResult<i64> {
+        dispatch!(self, s => s.insert_violation(v, now_ms).await)
+    }
+
+    pub async fn end_violation(&self, device: &str, code: &str, started_ms: i64, ended_ms: i64) -> StoreResult<()> {
+        dispatch!(self, s => s.end_violation(device, code, started_ms, ended_ms).await)
+    }
+
+    pub async fn violations(&self, f: &ViolationFilter, limit: i64, offset: i64) -> StoreResult<(Vec<StoredViolation>, i64)> {
+        dispatch!(self, s => s.violations(f, limit, offset).await)
+    }
+
+    pub async fn file_violation(&self, f: &NewViolationCase<'_>, now_ms: i64) -> StoreResult<i64> {
+        dispatch!(self, s => s.file_violation(f, now_ms).await)
+    }
+
+    pub async fn case(&self, id: i64) -> StoreResult<Option<CaseRecord>> {
+        dispatch!(self, s => s.case(id).await)
+    }
+
+    pub async fn cases(&self, f: &CaseFilter, limit: i64, offset: i64) -> StoreResult<(Vec<CaseRecord>, i64)> {
+        dispatch!(self, s => s.cases(f, limit, offset).await)
+    }
+
+    pub async fn case_audit(&self, id: i64) -> StoreResult<Vec<AuditRecord>> {
+        dispatch!(self, s => s.case_audit(id).await)
+    }
+
+    pub async fn update_check(&self, case_id: i64, dept: Department, u: &CheckUpdate, actor: &str, now_ms: i64) -> Result<(), CheckError> {
+        dispatch!(self, s => s.update_check(case_id, dept, u, actor, now_ms).await)
+    }
+
+    pub async fn stats(&self, from_ms: i64, to_ms: i64) -> StoreResult<Stats> {
+        dispatch!(self, s => s.stats(from_ms, to_ms).await)
     }
 }

@@ -254,3 +254,115 @@ fn dechunk(mut s: &str) -> String {
     }
     out
 }
+
+/// Sends a request and returns only the status (for endless SSE responses).
+pub async fn http_status_only(addr: SocketAddr, path: &str, token: Option<&str>) -> u16 {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect to HTTP");
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if let Some(t) = token {
+        req.push_str(&format!("Authorization: Bearer {t}\r\n"));
+    }
+    req.push_str("\r\n");
+    stream.write_all(req.as_bytes()).await.expect("send request");
+    let mut buf = vec![0u8; 64];
+    let mut got = Vec::new();
+    while !got.windows(2).any(|w| w == b"\r\n") {
+        let n = stream.read(&mut buf).await.expect("read status");
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&got).split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+}
+
+/// Files a violation the way detection does (store + case), for tests that
+/// start from "this truck was caught doing X".
+pub async fn seed_violation(store: &Store, code: &str, plate: &str, device: &str, firm: &str, started: &str) -> (i64, i64) {
+    use muckwatch::cases::{overload_parties, Routing};
+    use muckwatch::violation::ViolationCode;
+    let code = ViolationCode::parse(code).expect("code");
+    let started_ms = chrono::DateTime::parse_from_rfc3339(started).expect("time").timestamp_millis();
+    let v = muckwatch::rules::Violation {
+        code,
+        plate: muckwatch::registry::Plate::parse(plate).expect("plate"),
+        device_id: muckwatch::fix::DeviceId::parse(device).expect("device"),
+        firm_id: muckwatch::registry::FirmId::parse(firm).expect("firm"),
+        permit_id: None,
+        started_ms,
+        ended_ms: None,
+        lat: 33.38,
+        lon: 120.16,
+        measured: 1.0,
+        fences: vec![],
+    };
+    let id = store.insert_violation(&v, started_ms).await.expect("violation stored");
+    let routing = Routing::default();
+    let parties = if code == ViolationCode::Overload { overload_parties(plate, firm, "s01") } else { vec![] };
+    let case = muckwatch::store::NewViolationCase {
+        violation_id: id,
+        code: code.as_str(),
+        plate,
+        device_id: device,
+        firm_id: firm,
+        started_ms,
+        merge_window_ms: 12 * 3_600_000,
+        departments: routing.departments(code),
+        parties: &parties,
+    };
+    let case_id = store.file_violation(&case, started_ms).await.expect("filed");
+    (id, case_id)
+}
+
+/// A Server-Sent Events listener over a raw HTTP/1.1 connection.
+pub struct SseClient {
+    stream: tokio::net::TcpStream,
+    buf: String,
+}
+
+impl SseClient {
+    pub async fn connect(addr: SocketAddr, path: &str, token: &str) -> SseClient {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect to HTTP");
+        let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\nAuthorization: Bearer {token}\r\n\r\n");
+        stream.write_all(req.as_bytes()).await.expect("send request");
+        SseClient { stream, buf: String::new() }
+    }
+
+    /// The next `(event, data)` within `limit`.
+    pub async fn next_event(&mut self, limit: Duration) -> Option<(String, String)> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(end) = self.buf.find("\n\n") {
+                let block: String = self.buf.drain(..end + 2).collect();
+                let mut event = String::new();
+                let mut data = String::new();
+                for line in block.lines() {
+                    if let Some(e) = line.strip_prefix("event: ").or_else(|| line.strip_prefix("event:")) {
+                        event = e.trim().to_string();
+                    } else if let Some(d) = line.strip_prefix("data: ").or_else(|| line.strip_prefix("data:")) {
+                        data.push_str(d);
+                    }
+                }
+                if !event.is_empty() || !data.is_empty() {
+                    return Some((event, data));
+                }
+                continue;
+            }
+            let left = deadline.checked_duration_since(Instant::now())?;
+            let mut chunk = vec![0u8; 16 * 1024];
+            let n = tokio::time::timeout(left, self.stream.read(&mut chunk)).await.ok()?.ok()?;
+            if n == 0 {
+                return None;
+            }
+            // Chunk-size lines of the transfer encoding are dropped; events are text lines.
+            let text = String::from_utf8_lossy(&chunk[..n]).replace("\r\n", "\n");
+            for line in text.split_inclusive('\n') {
+                let bare = line.trim_end();
+                let is_chunk_size = !bare.is_empty() && bare.len() <= 8 && bare.chars().all(|c| c.is_ascii_hexdigit());
+                if !is_chunk_size {
+                    self.buf.push_str(line);
+                }
+            }
+        }
+    }
+}

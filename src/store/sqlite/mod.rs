@@ -6,13 +6,20 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
+mod cases;
+mod permits;
+mod violations;
+
 use super::{DeadLetter, StoreError, StoreResult, StoredDeadLetter};
 use crate::auth::Role;
 use crate::fix::{DeviceId, Fix};
 use crate::registry::{Firm, FirmId, Plate, Vehicle};
 
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "init", include_str!("../../migrations/sqlite/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("../../../migrations/sqlite/0001_init.sql")),
+    (2, "permits_violations", include_str!("../../../migrations/sqlite/0002_permits_violations.sql")),
+    (3, "cases", include_str!("../../../migrations/sqlite/0003_cases.sql")),
+];
 
 /// Rows per INSERT statement: 11 parameters each stays far below SQLite's
 /// limit of 32766 bound parameters.
@@ -251,7 +258,7 @@ impl SqliteStore {
 }
 
 /// Turns key violations into errors that name the object.
-fn classify(e: sqlx::Error, conflict: impl FnOnce() -> String, missing: impl FnOnce() -> String) -> StoreError {
+pub(super) fn classify(e: sqlx::Error, conflict: impl FnOnce() -> String, missing: impl FnOnce() -> String) -> StoreError {
     if let Some(db) = e.as_database_error() {
         if db.is_unique_violation() {
             return StoreError::Conflict(conflict());

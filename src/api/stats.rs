@@ -1,0 +1,46 @@
+//! `GET /api/v1/stats?from=&to=`: the counts the bureau's annual report needs.
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::time::{format_ms, parse_param};
+use super::{ApiError, AppState, Caller};
+
+#[derive(Deserialize)]
+pub struct StatsQuery {
+    from: Option<String>,
+    to: Option<String>,
+}
+
+pub async fn stats(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: Result<Query<StatsQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    if caller.0.firm().is_some() {
+        return Err(ApiError::forbidden("statistics are for the bureau and departments"));
+    }
+    let Query(q) = query?;
+    let from = parse_param("from", q.from.as_deref())?.unwrap_or(0);
+    let to = parse_param("to", q.to.as_deref())?.unwrap_or(i64::MAX / 2);
+    if from > to {
+        return Err(ApiError::bad_request("`from` is after `to`"));
+    }
+    let s = state.store.stats(from, to).await?;
+    Ok(Json(json!({
+        "from": q.from.map(|_| format_ms(from, state.tz)),
+        "to": q.to.map(|_| format_ms(to, state.tz)),
+        "violations": s.by_code.values().sum::<i64>(),
+        "by_code": s.by_code,
+        "by_department": s.by_department,
+        "cases": s.cases,
+        "closed_cases": s.closed_cases,
+        "multi_department_cases": s.multi_department_cases,
+        "overload_cases": s.overload_cases,
+        "penalties_cny": s.penalties_cny,
+        "labels": {"multi_department_cases": "一案多查", "overload_cases": "一超四罚"},
+    })))
+}

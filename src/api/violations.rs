@@ -1,0 +1,68 @@
+//! `/api/v1/violations`: list (firms: their own only) and one violation
+//! with its evidence fixes.
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::time::{format_ms, parse_param};
+use super::vehicles::fix_json;
+use super::{ApiError, AppState, Caller, Paging};
+use crate::store::{StoredViolation, ViolationFilter};
+use crate::violation::ViolationCode;
+
+/// The contract's violation resource.
+pub fn violation_json(v: &StoredViolation, tz: chrono_tz::Tz) -> Value {
+    json!({
+        "id": v.id, "code": v.code, "plate": v.plate, "device_id": v.device_id, "firm_id": v.firm_id,
+        "permit_id": v.permit_id, "started_at": format_ms(v.started_ms, tz),
+        "ended_at": v.ended_ms.map(|e| format_ms(e, tz)), "lat": v.lat, "lon": v.lon,
+        "measured": v.measured, "fences": v.fences, "case_id": v.case_id,
+    })
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    plate: Option<String>,
+    code: Option<String>,
+    since: Option<String>,
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(q) = query?;
+    let (limit, offset) = Paging { limit: q.limit, offset: q.offset }.resolve()?;
+    if let Some(code) = &q.code {
+        ViolationCode::parse(code).ok_or_else(|| ApiError::bad_request(format!("`{code}` is not a violation code")))?;
+    }
+    let filter = ViolationFilter {
+        plate: q.plate,
+        code: q.code,
+        since_ms: parse_param("since", q.since.as_deref())?,
+        firm: caller.0.firm().map(|f| f.to_string()),
+        ..Default::default()
+    };
+    let (items, total) = state.store.violations(&filter, limit, offset).await?;
+    let items: Vec<Value> = items.iter().map(|v| violation_json(v, state.tz)).collect();
+    Ok(Json(json!({"items": items, "total": total})))
+}
+
+/// One violation with `evidence`: the stored fixes of its episode.
+pub async fn get(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> Result<Json<Value>, ApiError> {
+    let unknown = || ApiError::not_found(format!("no violation {id}"));
+    let filter = ViolationFilter { ids: Some(vec![id]), firm: caller.0.firm().map(|f| f.to_string()), ..Default::default() };
+    let (items, _) = state.store.violations(&filter, 1, 0).await?;
+    let v = items.into_iter().next().ok_or_else(unknown)?;
+    let end = v.ended_ms.unwrap_or(i64::MAX);
+    let fixes = state.store.track(&v.device_id, v.started_ms, end, 10_000).await?;
+    let mut out = violation_json(&v, state.tz);
+    out["evidence"] = fixes.iter().map(|f| fix_json(f, state.tz)).collect();
+    Ok(Json(out))
+}

@@ -1,0 +1,92 @@
+//! The detection stage: fixes -> per-vehicle rule state machines ->
+//! violations, cases and alerts. Live ingest and `muckwatch replay` both feed
+//! fixes through [`Detection`], so both raise exactly the same violations.
+//!
+//! Vehicles are split over shard tasks by device id; each shard owns its
+//! vehicles' state outright, so the hot path takes no lock. The only shared
+//! value is the fleet watermark (latest fix time seen), an atomic max.
+
+mod shard;
+mod sink;
+
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::atomic::AtomicI64;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::alerts::{Alert, AlertHub};
+use crate::cases::Routing;
+use crate::fix::Fix;
+use crate::geofence::FenceHandle;
+use crate::metrics::Metrics;
+use crate::registry::Registry;
+use crate::rules::Rules;
+use crate::store::Store;
+
+/// Where raised violations go: the store (violation, case, checks), and
+/// alerts to SSE listeners and, when connected, the broker.
+#[derive(Clone)]
+pub struct Outputs {
+    pub store: Store,
+    pub metrics: Arc<Metrics>,
+    pub routing: Routing,
+    pub merge_window_ms: i64,
+    pub fences: FenceHandle,
+    pub tz: chrono_tz::Tz,
+    pub hub: AlertHub,
+    pub mqtt: Option<mpsc::Sender<Arc<Alert>>>,
+}
+
+/// Where fixes enter detection. Cheap to clone; detection ends when every
+/// clone is dropped.
+#[derive(Clone)]
+pub struct DetectionInput {
+    shards: Arc<[mpsc::Sender<Fix>]>,
+    hasher: std::collections::hash_map::RandomState,
+}
+
+impl DetectionInput {
+    /// Hands a fix to the shard that owns its vehicle; waits while that
+    /// shard is busy (back-pressure). False once detection has stopped.
+    pub async fn send(&self, fix: Fix) -> bool {
+        let mut h = self.hasher.build_hasher();
+        fix.device_id.hash(&mut h);
+        let i = (h.finish() % self.shards.len() as u64) as usize;
+        self.shards[i].send(fix).await.is_ok()
+    }
+}
+
+pub struct Detection {
+    shards: Vec<JoinHandle<()>>,
+    sink: JoinHandle<Vec<i64>>,
+}
+
+impl Detection {
+    pub fn spawn(rules: Arc<Rules>, registry: Arc<Registry>, outputs: Outputs, shard_count: usize) -> (DetectionInput, Detection) {
+        let (events_tx, events_rx) = mpsc::channel(10_000);
+        let watermark = Arc::new(AtomicI64::new(i64::MIN));
+        let mut senders = Vec::new();
+        let mut shards = Vec::new();
+        for _ in 0..shard_count.max(1) {
+            let (tx, rx) = mpsc::channel(10_000);
+            senders.push(tx);
+            let shard = shard::Shard::new(rules.clone(), registry.clone(), outputs.fences.clone(), watermark.clone(), events_tx.clone());
+            shards.push(tokio::spawn(shard.run(rx)));
+        }
+        drop(events_tx);
+        let sink = tokio::spawn(sink::run(events_rx, outputs));
+        let input = DetectionInput { shards: senders.into(), hasher: Default::default() };
+        (input, Detection { shards, sink })
+    }
+
+    /// Waits until every input clone is gone and everything raised is
+    /// stored; returns the ids of the violations raised.
+    pub async fn finish(self) -> Vec<i64> {
+        for s in self.shards {
+            let _ = s.await;
+        }
+        self.sink.await.unwrap_or_default()
+    }
+}

@@ -1,0 +1,130 @@
+//! What happens to a raised violation: stored, filed into its case with a
+//! check per routed department, and announced as an alert.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use super::Outputs;
+use crate::alerts::{messages, Alert};
+use crate::api::format_ms;
+use crate::cases::overload_parties;
+use crate::rules::{RuleEvent, Violation};
+use crate::store::{NewViolationCase, StoreResult};
+use crate::violation::ViolationCode;
+
+pub async fn run(mut rx: mpsc::Receiver<RuleEvent>, out: Outputs) -> Vec<i64> {
+    let mut raised = Vec::new();
+    while let Some(ev) = rx.recv().await {
+        match ev {
+            RuleEvent::Raised(v) => raised.push(raise(&v, &out).await),
+            RuleEvent::Ended { code, device_id, started_ms, ended_ms } => {
+                retry(|| out.store.end_violation(device_id.as_str(), code.as_str(), started_ms, ended_ms)).await;
+            }
+        }
+    }
+    raised
+}
+
+async fn raise(v: &Violation, out: &Outputs) -> i64 {
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let id = retry(|| out.store.insert_violation(v, now_ms)).await;
+    out.metrics.violation(v.code);
+    let departments = out.routing.departments(v.code);
+    let parties = if v.code == ViolationCode::Overload { parties(v, out).await } else { Vec::new() };
+    let case = NewViolationCase {
+        violation_id: id,
+        code: v.code.as_str(),
+        plate: v.plate.as_str(),
+        device_id: v.device_id.as_str(),
+        firm_id: v.firm_id.as_str(),
+        started_ms: v.started_ms,
+        merge_window_ms: out.merge_window_ms,
+        departments,
+        parties: &parties,
+    };
+    let case_id = retry(|| out.store.file_violation(&case, now_ms)).await;
+    tracing::info!(id, case_id, code = %v.code, plate = %v.plate, measured = v.measured, "violation raised");
+
+    let place = if v.fences.is_empty() { format!("{:.5},{:.5}", v.lat, v.lon) } else { fence_names(v, out) };
+    let (message_zh, message_en) = messages(v.code, v.plate.as_str(), &place, v.measured);
+    let alert = Arc::new(Alert {
+        violation_id: id,
+        case_id,
+        code: v.code.as_str(),
+        plate: v.plate.to_string(),
+        device_id: v.device_id.to_string(),
+        firm_id: v.firm_id.to_string(),
+        departments: departments.iter().map(|d| d.as_str()).collect(),
+        at: format_ms(v.started_ms, out.tz),
+        lat: v.lat,
+        lon: v.lon,
+        place,
+        measured: v.measured,
+        message_zh,
+        message_en,
+    });
+    out.hub.publish(alert.clone());
+    if let Some(mqtt) = &out.mqtt {
+        if mqtt.try_send(alert).is_err() {
+            out.metrics.alerts_dropped.fetch_add(1, Relaxed);
+            tracing::error!(id, "alert queue to the broker is full; this alert is only on the SSE stream");
+        }
+    }
+    id
+}
+
+fn fence_names(v: &Violation, out: &Outputs) -> String {
+    let fences = out.fences.load();
+    v.fences
+        .iter()
+        .map(|id| match fences.get(id) {
+            Some(idx) => format!("{} ({id})", fences.fence(idx).name),
+            None => id.clone(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// 一超四罚: vehicle, driver, transport firm and the loading site.
+async fn parties(v: &Violation, out: &Outputs) -> Vec<(&'static str, String)> {
+    let firm = match out.store.firm(&v.firm_id).await {
+        Ok(Some(f)) => format!("{} ({})", f.name, f.id),
+        _ => v.firm_id.to_string(),
+    };
+    let source = match &v.permit_id {
+        Some(pid) => match out.store.permit(pid).await {
+            Ok(Some(p)) => {
+                let fences = out.fences.load();
+                match fences.get(&p.source_site) {
+                    Some(idx) => format!("{} ({})", fences.fence(idx).name, p.source_site),
+                    None => p.source_site,
+                }
+            }
+            _ => "unknown source site".to_string(),
+        },
+        None => "unknown source site (no permit)".to_string(),
+    };
+    overload_parties(v.plate.as_str(), &firm, &source)
+}
+
+/// A violation is never dropped for a passing database error.
+async fn retry<T, F, Fut>(mut op: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = StoreResult<T>>,
+{
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match op().await {
+            Ok(v) => return v,
+            Err(e) => {
+                tracing::error!(error = %e, retry_in = ?backoff, "cannot store a violation");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}

@@ -1,0 +1,179 @@
+//! Rules about how and where the truck drives: NO_PERMIT, OUT_OF_HOURS,
+//! ROUTE_DEVIATION, SPEEDING, COVER_OPEN.
+//!
+//! Duration rules ("for >= N s") measure event time from the first qualifying fix of
+//! the run to the current one; one non-qualifying fix (a stop at a light, a fix back
+//! in a site) ends the run. That is the contract's rule read literally, and the quiet
+//! period keeps a truck that keeps stopping from raising a violation a minute.
+
+use crate::geofence::{FenceIdx, FenceKind, DEFAULT_HALF_WIDTH_M};
+use crate::permit::Permit;
+use crate::violation::ViolationCode;
+
+use super::episode::{Threshold, Verdict};
+use super::observe::Observation;
+use super::{RuleEvent, Rules, VehicleState};
+
+/// Moving without a permit valid today, outside the sites of its own permits (a truck
+/// manoeuvring inside a site is not transporting), for `no_permit_s`.
+/// Measured: seconds at raise time. No permit named, no fences.
+pub(crate) fn check_no_permit(rules: &Rules, state: &mut VehicleState, obs: &Observation, out: &mut Vec<RuleEvent>) {
+    let code = ViolationCode::NoPermit;
+    let verdict = if obs.primary.is_none() && obs.moving && !obs.in_own_site {
+        now(obs, Threshold::seconds(rules.config.no_permit_s))
+    } else {
+        Verdict::Clear
+    };
+    rules.settle(state, obs, code, verdict, out, |ep| {
+        obs.violation(code, ep.started_ms, ep.duration_s(obs.ts_ms()), None, Vec::new())
+    });
+}
+
+/// On a permit, moving outside every window of its valid permits and outside their
+/// sites, for `out_of_hours_s`. Measured: seconds at raise time.
+pub(crate) fn check_out_of_hours(rules: &Rules, state: &mut VehicleState, obs: &Observation, out: &mut Vec<RuleEvent>) {
+    let code = ViolationCode::OutOfHours;
+    let verdict = if obs.primary.is_some() && obs.moving && !obs.in_window && !obs.in_valid_site {
+        now(obs, Threshold::seconds(rules.config.out_of_hours_s))
+    } else {
+        Verdict::Clear
+    };
+    rules.settle(state, obs, code, verdict, out, |ep| {
+        obs.violation(code, ep.started_ms, ep.duration_s(obs.ts_ms()), obs.primary_id(), Vec::new())
+    });
+}
+
+/// The nearest route of the valid permits, and how far the fix is outside corridors.
+struct Offset<'a> {
+    permit: &'a Permit,
+    route: FenceIdx,
+    /// Metres to the nearest route's centre line (the measured value).
+    distance_m: f64,
+    /// Smallest `distance - half_width` over all the routes: > 0 is off every corridor.
+    margin_m: f64,
+}
+
+/// Distance to each route SEGMENT of the valid permits (each route with its own
+/// half-width). `None` when no permit valid today names a route of the loaded set.
+fn route_offset<'a>(obs: &Observation<'a>) -> Option<Offset<'a>> {
+    let mut best: Option<Offset<'a>> = None;
+    for permit in obs.valid_permits() {
+        for id in &permit.routes {
+            let Some(route) = obs.set.get(id) else { continue };
+            let fence = obs.set.fence(route);
+            if fence.kind != FenceKind::Route {
+                continue;
+            }
+            let Some((_, distance_m)) = obs.set.distance_to_routes(obs.p, &[route]) else { continue };
+            let margin_m = distance_m - fence.half_width_m.unwrap_or(DEFAULT_HALF_WIDTH_M);
+            let better = match &best {
+                None => true,
+                Some(b) => margin_m < b.margin_m,
+            };
+            if better {
+                best = Some(Offset { permit, route, distance_m, margin_m });
+            }
+        }
+    }
+    best
+}
+
+/// On a permit, outside every corridor of its valid permits' routes and outside
+/// their sites: distance to the nearest corridor segment > half-width for
+/// `route_deviation_s` and `route_deviation_fixes`. Once raised, the truck is back on
+/// route only below half-width - `route_hysteresis_m`; fixes in that band extend the
+/// episode. (A run that has not been raised gets no such band: GPS jitter along a
+/// corridor edge must not add up to a deviation.) Measured: metres from the nearest
+/// route's centre line, the largest of the episode at raise time; fence: that route;
+/// permit: the one naming it.
+pub(crate) fn check_route_deviation(
+    rules: &Rules,
+    state: &mut VehicleState,
+    obs: &Observation,
+    out: &mut Vec<RuleEvent>,
+) {
+    let code = ViolationCode::RouteDeviation;
+    let raised = state.episode(code).raised;
+    // The common case, answered by the containment query alone.
+    let offset = if obs.primary.is_none() || obs.in_valid_site || (obs.in_valid_corridor && !raised) {
+        None
+    } else {
+        route_offset(obs)
+    };
+    let config = &rules.config;
+    let verdict = match &offset {
+        Some(o) if o.margin_m > 0.0 => Verdict::Qualifies {
+            began_ms: obs.ts_ms(),
+            value: o.distance_m,
+            threshold: Threshold {
+                min_ms: super::episode::secs_to_ms(config.route_deviation_s),
+                min_fixes: config.route_deviation_fixes,
+            },
+        },
+        Some(o) if o.margin_m >= -config.route_hysteresis_m => Verdict::Holds,
+        _ => Verdict::Clear,
+    };
+    rules.settle(state, obs, code, verdict, out, |ep| {
+        let (permit, fences) = match &offset {
+            Some(o) => (Some(o.permit.id.as_str()), vec![obs.fence_id(o.route)]),
+            None => (obs.primary_id(), Vec::new()),
+        };
+        obs.violation(code, ep.started_ms, ep.peak, permit, fences)
+    });
+}
+
+/// The applicable limit: the lowest of the speed zones containing the fix (active,
+/// should a zone ever carry a schedule), else the city default; with the zone.
+fn speed_limit(rules: &Rules, obs: &Observation) -> (f64, Option<FenceIdx>) {
+    let mut limit = (rules.config.speed_default_kmh, None);
+    let mut zoned = false;
+    for zone in obs.inside_of(FenceKind::SpeedZone) {
+        let fence = obs.set.fence(zone);
+        let Some(zone_limit) = fence.speed_limit_kmh else { continue };
+        if fence.is_active(obs.local) && (!zoned || zone_limit < limit.0) {
+            limit = (zone_limit, Some(zone));
+            zoned = true;
+        }
+    }
+    limit
+}
+
+/// Above the applicable limit for `speeding_s`. Measured: the highest speed of the
+/// episode at raise time; fence: the zone whose limit applied at the raise (none when
+/// it was the city default).
+pub(crate) fn check_speeding(rules: &Rules, state: &mut VehicleState, obs: &Observation, out: &mut Vec<RuleEvent>) {
+    let code = ViolationCode::Speeding;
+    let (limit, zone) = speed_limit(rules, obs);
+    let verdict = if obs.fix.speed_kmh > limit {
+        Verdict::Qualifies {
+            began_ms: obs.ts_ms(),
+            value: obs.fix.speed_kmh,
+            threshold: Threshold::seconds(rules.config.speeding_s),
+        }
+    } else {
+        Verdict::Clear
+    };
+    rules.settle(state, obs, code, verdict, out, |ep| {
+        let fences = zone.map(|z| vec![obs.fence_id(z)]).unwrap_or_default();
+        obs.violation(code, ep.started_ms, ep.peak, obs.primary_id(), fences)
+    });
+}
+
+/// `cover_closed == false` while moving, for `cover_open_s`. A fix that does not
+/// report the cover is not evidence of an open one. Measured: seconds at raise time.
+pub(crate) fn check_cover_open(rules: &Rules, state: &mut VehicleState, obs: &Observation, out: &mut Vec<RuleEvent>) {
+    let code = ViolationCode::CoverOpen;
+    let verdict = if obs.fix.cover_closed == Some(false) && obs.moving {
+        now(obs, Threshold::seconds(rules.config.cover_open_s))
+    } else {
+        Verdict::Clear
+    };
+    rules.settle(state, obs, code, verdict, out, |ep| {
+        obs.violation(code, ep.started_ms, ep.duration_s(obs.ts_ms()), obs.primary_id(), Vec::new())
+    });
+}
+
+/// The condition holds at this fix (duration rules: the value is unused).
+fn now(obs: &Observation, threshold: Threshold) -> Verdict {
+    Verdict::Qualifies { began_ms: obs.ts_ms(), value: 0.0, threshold }
+}
