@@ -83,6 +83,9 @@ pub struct IngestSettings {
     pub dead_letter_max: u64,
     /// Decoded fixes waiting for the writer; when full, MQTT reading pauses.
     pub queue_capacity: usize,
+    /// Fixes stamped further than this ahead of the clock are refused: one
+    /// would freeze its vehicle's state and drag the fleet watermark along.
+    pub max_future_s: u64,
 }
 
 impl Default for Settings {
@@ -145,6 +148,7 @@ impl Default for IngestSettings {
             max_payload_bytes: 512 * 1024,
             dead_letter_max: 10_000,
             queue_capacity: 20_000,
+            max_future_s: 300,
         }
     }
 }
@@ -252,6 +256,7 @@ impl Settings {
         BucketSet::parse(&self.mqtt.buckets).context("mqtt.buckets")?;
         self.city_timezone().context("city.timezone")?;
         self.cases.routing().map_err(anyhow::Error::msg)?;
+        self.rules.validate().map_err(|e| anyhow::anyhow!("rules: {e}"))?;
         if !(self.database.url.starts_with("sqlite:") || self.database.url.starts_with("postgres"))
         {
             bail!(

@@ -69,9 +69,14 @@ impl TimeWindow {
         let start_t = parse_hhmm(start, false)?;
         let end_t = parse_hhmm(end, true)?;
         if start_t == end_t {
-            return Err(format!("window {start}-{end} is empty (use 00:00-24:00 for a whole day)"));
+            return Err(format!(
+                "window {start}-{end} is empty (use 00:00-24:00 for a whole day)"
+            ));
         }
-        Ok(TimeWindow { start: start_t, end: end_t })
+        Ok(TimeWindow {
+            start: start_t,
+            end: end_t,
+        })
     }
 
     pub fn contains(&self, t: NaiveTime) -> bool {
@@ -144,7 +149,9 @@ impl Permit {
             Some(_) => return Err("windows must be an array of {start, end}".into()),
         };
         for (i, item) in raw_windows.iter().enumerate() {
-            let w = item.as_object().ok_or_else(|| format!("windows[{i}] must be an object {{start, end}}"))?;
+            let w = item
+                .as_object()
+                .ok_or_else(|| format!("windows[{i}] must be an object {{start, end}}"))?;
             let part = |name: &str| {
                 w.get(name)
                     .and_then(Value::as_str)
@@ -236,7 +243,9 @@ fn check_ident(s: &str) -> Result<(), String> {
     if !(1..=64).contains(&n) {
         return Err(format!("must be 1-64 characters, got {n}"));
     }
-    if s.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '/' | '?' | '#')) {
+    if s.chars()
+        .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '/' | '?' | '#'))
+    {
         return Err(format!("`{s}` contains a space, control character, / ? or #"));
     }
     Ok(())

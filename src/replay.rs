@@ -7,7 +7,8 @@ use std::sync::Arc;
 use crate::api::violation_json;
 use crate::configuration::Settings;
 use crate::geofence::FenceHandle;
-use crate::ingest::decode::decode_fix_standalone;
+use crate::fix::Fix;
+use crate::ingest::decode::{decode_fix_standalone, refuse_future, Rejection};
 use crate::metrics::Metrics;
 use crate::alerts::AlertHub;
 use crate::pipeline::{Detection, Outputs};
@@ -49,6 +50,7 @@ pub async fn run(
     // One shard: a file is one ordered stream, replayed deterministically.
     let (detection_input, detection) = Detection::spawn(rules, registry, outputs, 1);
 
+    let max_future_ms = settings.ingest.max_future_s as i64 * 1000;
     let mut summary = ReplaySummary::default();
     let mut batch = Vec::with_capacity(1000);
     for (n, line) in input.lines().enumerate() {
@@ -56,7 +58,7 @@ pub async fn run(
         if line.trim().is_empty() {
             continue;
         }
-        match decode_fix_standalone(&line) {
+        match decode_fix_standalone(&line).and_then(|f| not_future(f, max_future_ms)) {
             Ok(fix) => {
                 summary.fixes += 1;
                 batch.push(fix);
@@ -82,4 +84,14 @@ pub async fn run(
         writeln!(out, "{}", violation_json(v, tz))?;
     }
     Ok(summary)
+}
+
+fn not_future(fix: Fix, max_future_ms: i64) -> Result<Fix, Rejection> {
+    let mut one = vec![fix];
+    let mut rejects = Vec::new();
+    refuse_future(&mut one, chrono::Utc::now().timestamp_millis(), max_future_ms, &mut rejects);
+    match rejects.pop() {
+        Some(r) => Err(r),
+        None => Ok(fix),
+    }
 }

@@ -162,6 +162,22 @@ pub fn decode_payload(
     }
 }
 
+/// Refuses fixes stamped more than `max_future_ms` after `now_ms`.
+pub fn refuse_future(fixes: &mut Vec<Fix>, now_ms: i64, max_future_ms: i64, rejects: &mut Vec<Rejection>) {
+    fixes.retain(|f| {
+        let ahead = f.ts_ms - now_ms;
+        if ahead > max_future_ms {
+            rejects.push(Rejection::new(
+                RejectReason::BadTimestamp,
+                format!("ts is {} s in the future (more than {} s ahead of the clock)", ahead / 1000, max_future_ms / 1000),
+            ));
+            false
+        } else {
+            true
+        }
+    });
+}
+
 /// Decodes one fix object.
 pub fn decode_fix(text: &str, device: &DeviceId) -> Result<Fix, Rejection> {
     let raw: RawFix = serde_json::from_str(text).map_err(|e| classify_json_error(text, &e))?;
@@ -319,6 +335,19 @@ mod tests {
         assert!(r.is_empty(), "{r:?}");
         assert_eq!(f[0].load_t, None);
         assert_eq!(f[0].heading, None);
+    }
+
+    #[test]
+    fn fixes_from_the_future_are_refused() {
+        let (mut f, _) = run(GOOD);
+        let mut r = Vec::new();
+        let ts = f[0].ts_ms;
+        refuse_future(&mut f, ts - 301_000, 300_000, &mut r);
+        assert!(f.is_empty());
+        assert_eq!(r[0].reason, RejectReason::BadTimestamp);
+        let (mut f, _) = run(GOOD);
+        refuse_future(&mut f, ts - 299_000, 300_000, &mut r);
+        assert_eq!(f.len(), 1);
     }
 
     #[test]

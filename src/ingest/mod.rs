@@ -43,6 +43,7 @@ pub struct IngestConfig {
     pub batch_max_wait: Duration,
     pub dead_letter_max: u64,
     pub queue_capacity: usize,
+    pub max_future_ms: i64,
 }
 
 impl IngestConfig {
@@ -58,6 +59,7 @@ impl IngestConfig {
             batch_max_wait: Duration::from_millis(settings.ingest.batch_max_wait_ms),
             dead_letter_max: settings.ingest.dead_letter_max,
             queue_capacity: settings.ingest.queue_capacity,
+            max_future_ms: settings.ingest.max_future_s as i64 * 1000,
         })
     }
 }
@@ -175,6 +177,7 @@ impl Reader {
         let device = match parse_position_topic(&self.cfg.topic_prefix, &p.topic) {
             Ok((_bucket, device)) => {
                 decode_payload(&p.payload, &device, self.cfg.max_payload_bytes, &mut fixes, &mut rejects);
+                decode::refuse_future(&mut fixes, now_ms, self.cfg.max_future_ms, &mut rejects);
                 Some(device)
             }
             Err(detail) => {

@@ -85,8 +85,13 @@ impl Detection {
     /// stored; returns the ids of the violations raised.
     pub async fn finish(self) -> Vec<i64> {
         for s in self.shards {
-            let _ = s.await;
+            if let Err(e) = s.await {
+                tracing::error!(error = %e, "a detection shard failed");
+            }
         }
-        self.sink.await.unwrap_or_default()
+        self.sink.await.unwrap_or_else(|e| {
+            tracing::error!(error = %e, "the violation sink failed");
+            Vec::new()
+        })
     }
 }

@@ -99,7 +99,10 @@ impl RulesConfig {
                 return Err(format!("rules.{name} must be a finite number >= 0, got {v}"));
             }
         }
-        for (name, v) in [("speed_default_kmh", self.speed_default_kmh), ("gap_jump_kmh", self.gap_jump_kmh)] {
+        for (name, v) in [
+            ("speed_default_kmh", self.speed_default_kmh),
+            ("gap_jump_kmh", self.gap_jump_kmh),
+        ] {
             if !(v.is_finite() && v > 0.0) {
                 return Err(format!("rules.{name} must be a finite number > 0, got {v}"));
             }
@@ -143,8 +146,23 @@ mod tests {
 
     #[test]
     fn validation() {
-        assert!(RulesConfig { overload_fixes: 0, ..RulesConfig::default() }.validate().is_err());
-        assert!(RulesConfig { moving_kmh: f64::NAN, ..RulesConfig::default() }.validate().is_err());
-        assert!(RulesConfig { gap_jump_kmh: 0.0, ..RulesConfig::default() }.validate().is_err());
+        assert!(RulesConfig {
+            overload_fixes: 0,
+            ..RulesConfig::default()
+        }
+        .validate()
+        .is_err());
+        assert!(RulesConfig {
+            moving_kmh: f64::NAN,
+            ..RulesConfig::default()
+        }
+        .validate()
+        .is_err());
+        assert!(RulesConfig {
+            gap_jump_kmh: 0.0,
+            ..RulesConfig::default()
+        }
+        .validate()
+        .is_err());
     }
 }

@@ -24,14 +24,23 @@ pub(crate) struct Threshold {
 impl Threshold {
     /// Raised on the first qualifying fix (conditions seen between two fixes: a zone
     /// crossed, a load dropped, a jump).
-    pub const IMMEDIATE: Threshold = Threshold { min_ms: 0, min_fixes: 1 };
+    pub const IMMEDIATE: Threshold = Threshold {
+        min_ms: 0,
+        min_fixes: 1,
+    };
 
     pub fn seconds(s: u64) -> Threshold {
-        Threshold { min_ms: secs_to_ms(s), min_fixes: 1 }
+        Threshold {
+            min_ms: secs_to_ms(s),
+            min_fixes: 1,
+        }
     }
 
     pub fn fixes(n: u32) -> Threshold {
-        Threshold { min_ms: 0, min_fixes: n }
+        Threshold {
+            min_ms: 0,
+            min_fixes: n,
+        }
     }
 }
 
@@ -45,7 +54,11 @@ pub(crate) enum Verdict {
     /// The condition holds. `began_ms` is where a new run starts (the fix's own time,
     /// or the previous fix's for a condition seen between the two); `value` feeds the
     /// episode's peak (speed, distance, load).
-    Qualifies { began_ms: i64, value: f64, threshold: Threshold },
+    Qualifies {
+        began_ms: i64,
+        value: f64,
+        threshold: Threshold,
+    },
     /// In a hysteresis band: a raised episode goes on; anything else is over.
     Holds,
     /// The condition does not hold: the run, and a raised episode, end.
@@ -62,7 +75,10 @@ pub(crate) enum Outcome {
     Raise,
     /// A raised episode is over: it ran from `started_ms` to `ended_ms` (its last
     /// qualifying fix).
-    Ended { started_ms: i64, ended_ms: i64 },
+    Ended {
+        started_ms: i64,
+        ended_ms: i64,
+    },
 }
 
 /// One code's episode state for one vehicle: a few words, no heap.
@@ -79,7 +95,7 @@ pub(crate) struct Episode {
     /// Highest `value` seen in the run.
     pub peak: f64,
     /// A rule-specific value captured when the run began (the load before unloading).
-    pub baseline: f64,
+    pub baseline: Option<f64>,
     /// No raise before this time (end of the last episode + quiet period).
     pub quiet_until_ms: Option<i64>,
 }
@@ -91,7 +107,11 @@ impl Episode {
 
     pub fn step(&mut self, ts_ms: i64, verdict: Verdict, quiet_ms: i64) -> Outcome {
         match verdict {
-            Verdict::Qualifies { began_ms, value, threshold } => {
+            Verdict::Qualifies {
+                began_ms,
+                value,
+                threshold,
+            } => {
                 if self.qualify(ts_ms, began_ms, value, threshold) {
                     Outcome::Raise
                 } else {
@@ -132,7 +152,10 @@ impl Episode {
     pub fn end(&mut self, quiet_ms: i64) -> Outcome {
         let outcome = if self.raised {
             self.quiet_until_ms = Some(self.last_ms.saturating_add(quiet_ms));
-            Outcome::Ended { started_ms: self.started_ms, ended_ms: self.last_ms }
+            Outcome::Ended {
+                started_ms: self.started_ms,
+                ended_ms: self.last_ms,
+            }
         } else {
             Outcome::Nothing
         };
@@ -162,13 +185,20 @@ mod tests {
     use super::*;
 
     fn q(ts: i64, th: Threshold) -> Verdict {
-        Verdict::Qualifies { began_ms: ts, value: ts as f64, threshold: th }
+        Verdict::Qualifies {
+            began_ms: ts,
+            value: ts as f64,
+            threshold: th,
+        }
     }
 
     #[test]
     fn raised_once_when_due_then_ended_at_last_qualifying_fix() {
         let mut e = Episode::default();
-        let th = Threshold { min_ms: 20_000, min_fixes: 3 };
+        let th = Threshold {
+            min_ms: 20_000,
+            min_fixes: 3,
+        };
         assert_eq!(e.step(0, q(0, th), 600_000), Outcome::Nothing);
         assert_eq!(e.step(10_000, q(10_000, th), 600_000), Outcome::Nothing);
         assert_eq!(e.step(20_000, q(20_000, th), 600_000), Outcome::Raise);
@@ -176,14 +206,20 @@ mod tests {
         assert_eq!(e.step(30_000, q(30_000, th), 600_000), Outcome::Nothing);
         assert_eq!(
             e.step(40_000, Verdict::Clear, 600_000),
-            Outcome::Ended { started_ms: 0, ended_ms: 30_000 }
+            Outcome::Ended {
+                started_ms: 0,
+                ended_ms: 30_000
+            }
         );
         assert_eq!(e.quiet_until_ms, Some(630_000));
     }
 
     #[test]
     fn quiet_period_delays_a_new_raise() {
-        let mut e = Episode { quiet_until_ms: Some(100_000), ..Episode::default() };
+        let mut e = Episode {
+            quiet_until_ms: Some(100_000),
+            ..Episode::default()
+        };
         let th = Threshold::IMMEDIATE;
         assert_eq!(e.step(50_000, q(50_000, th), 1), Outcome::Nothing);
         assert_eq!(e.step(99_999, q(99_999, th), 1), Outcome::Nothing);
@@ -198,7 +234,13 @@ mod tests {
         assert_eq!(e.step(5, Verdict::Holds, 0), Outcome::Nothing);
         assert_eq!(e.step(6, Verdict::Unknown, 0), Outcome::Nothing);
         assert_eq!(e.step(7, Verdict::Holds, 0), Outcome::Nothing);
-        assert_eq!(e.step(9, Verdict::Clear, 0), Outcome::Ended { started_ms: 0, ended_ms: 7 });
+        assert_eq!(
+            e.step(9, Verdict::Clear, 0),
+            Outcome::Ended {
+                started_ms: 0,
+                ended_ms: 7
+            }
+        );
         let mut pending = Episode::default();
         pending.step(0, q(0, Threshold::fixes(3)), 0);
         assert_eq!(pending.step(1, Verdict::Holds, 0), Outcome::Nothing);

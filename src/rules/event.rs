@@ -72,7 +72,12 @@ pub enum RuleEvent {
     Raised(Violation),
     /// The episode raised earlier for this device and code, identified by its
     /// `started_ms`, is over: set its `ended_ms` (its last qualifying fix).
-    Ended { code: ViolationCode, device_id: DeviceId, started_ms: i64, ended_ms: i64 },
+    Ended {
+        code: ViolationCode,
+        device_id: DeviceId,
+        started_ms: i64,
+        ended_ms: i64,
+    },
 }
 
 impl RuleEvent {

@@ -26,7 +26,9 @@ const CODE: ViolationCode = ViolationCode::TrackGap;
 
 /// The fix side: a silence that just ended, or a jump.
 pub(crate) fn check(rules: &Rules, state: &mut VehicleState, obs: &Observation, out: &mut Vec<RuleEvent>) {
-    let (Some(prev), Some(last)) = (obs.prev, state.last) else { return };
+    let (Some(prev), Some(last)) = (obs.prev, state.last) else {
+        return;
+    };
     let gap_ms = obs.ts_ms() - prev.ts_ms;
     let silent = prev.moving && gap_ms > secs_to_ms(rules.config.gap_silence_s);
     let quiet_ms = rules.quiet_ms;
@@ -40,7 +42,11 @@ pub(crate) fn check(rules: &Rules, state: &mut VehicleState, obs: &Observation, 
     let gap_s = gap_ms as f64 / 1000.0;
     let raised_now = episode.qualify(obs.ts_ms(), prev.ts_ms, gap_s, Threshold::IMMEDIATE);
     let violation = |ended_ms: Option<i64>| {
-        let primary = obs.ctx.permits.iter().find(|p| p.valid_on(local_time(rules.tz, prev.ts_ms).date()));
+        let primary = obs
+            .ctx
+            .permits
+            .iter()
+            .find(|p| p.valid_on(local_time(rules.tz, prev.ts_ms).date()));
         Violation {
             code: CODE,
             plate: obs.ctx.plate.clone(),

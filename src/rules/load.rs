@@ -32,6 +32,12 @@ pub(crate) fn check_overload(rules: &Rules, state: &mut VehicleState, obs: &Obse
             Some(p) => Some(p.source_site.clone()),
             None => obs.inside_of(FenceKind::SourceSite).next().map(|s| obs.fence_id(s)),
         };
-        obs.violation(code, ep.started_ms, ep.peak, obs.primary_id(), source.into_iter().collect())
+        obs.violation(
+            code,
+            ep.started_ms,
+            ep.peak,
+            obs.primary_id(),
+            source.into_iter().collect(),
+        )
     });
 }

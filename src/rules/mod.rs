@@ -132,7 +132,9 @@ impl Rules {
         let unloading_allowed = unloading::check(self, state, &obs, out);
         load::check_overload(self, state, &obs, out);
 
-        let load_t = fix.load_t.or(obs.prev.filter(|_| obs.continuous).and_then(|p| p.load_t));
+        let load_t = fix
+            .load_t
+            .or(obs.prev.filter(|_| obs.continuous).and_then(|p| p.load_t));
         state.last = Some(LastFix {
             ts_ms: fix.ts_ms,
             lat: fix.lat,

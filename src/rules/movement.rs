@@ -39,7 +39,13 @@ pub(crate) fn check_out_of_hours(rules: &Rules, state: &mut VehicleState, obs: &
         Verdict::Clear
     };
     rules.settle(state, obs, code, verdict, out, |ep| {
-        obs.violation(code, ep.started_ms, ep.duration_s(obs.ts_ms()), obs.primary_id(), Vec::new())
+        obs.violation(
+            code,
+            ep.started_ms,
+            ep.duration_s(obs.ts_ms()),
+            obs.primary_id(),
+            Vec::new(),
+        )
     });
 }
 
@@ -64,28 +70,41 @@ fn route_offset<'a>(obs: &Observation<'a>) -> Option<Offset<'a>> {
             if fence.kind != FenceKind::Route {
                 continue;
             }
-            let Some((_, distance_m)) = obs.set.distance_to_routes(obs.p, &[route]) else { continue };
+            let Some((_, distance_m)) = obs.set.distance_to_routes(obs.p, &[route]) else {
+                continue;
+            };
             let margin_m = distance_m - fence.half_width_m.unwrap_or(DEFAULT_HALF_WIDTH_M);
             let better = match &best {
                 None => true,
                 Some(b) => margin_m < b.margin_m,
             };
             if better {
-                best = Some(Offset { permit, route, distance_m, margin_m });
+                best = Some(Offset {
+                    permit,
+                    route,
+                    distance_m,
+                    margin_m,
+                });
             }
         }
     }
     best
 }
 
-/// On a permit, outside every corridor of its valid permits' routes and outside
-/// their sites: distance to the nearest corridor segment > half-width for
+/// On a permit, moving outside every corridor of its valid permits' routes and
+/// outside their sites: distance to the nearest corridor segment > half-width for
 /// `route_deviation_s` and `route_deviation_fixes`. Once raised, the truck is back on
 /// route only below half-width - `route_hysteresis_m`; fixes in that band extend the
 /// episode. (A run that has not been raised gets no such band: GPS jitter along a
-/// corridor edge must not add up to a deviation.) Measured: metres from the nearest
-/// route's centre line, the largest of the episode at raise time; fence: that route;
-/// permit: the one naming it.
+/// corridor edge must not add up to a deviation.)
+///
+/// Standing still off route neither starts a run nor ends a raised episode: a truck
+/// parked at its depot is not deviating, but one that took a wrong road and stops at
+/// a light still is. (Unlike NO_PERMIT and OUT_OF_HOURS, which are about driving, this
+/// is about where the truck is.)
+///
+/// Measured: metres from the nearest route's centre line, the largest of the episode
+/// at raise time; fence: that route; permit: the one naming it.
 pub(crate) fn check_route_deviation(
     rules: &Rules,
     state: &mut VehicleState,
@@ -95,14 +114,14 @@ pub(crate) fn check_route_deviation(
     let code = ViolationCode::RouteDeviation;
     let raised = state.episode(code).raised;
     // The common case, answered by the containment query alone.
-    let offset = if obs.primary.is_none() || obs.in_valid_site || (obs.in_valid_corridor && !raised) {
+    let offset = if obs.primary.is_none() || obs.in_valid_site || (!raised && (obs.in_valid_corridor || !obs.moving)) {
         None
     } else {
         route_offset(obs)
     };
     let config = &rules.config;
     let verdict = match &offset {
-        Some(o) if o.margin_m > 0.0 => Verdict::Qualifies {
+        Some(o) if o.margin_m > 0.0 && obs.moving => Verdict::Qualifies {
             began_ms: obs.ts_ms(),
             value: o.distance_m,
             threshold: Threshold {
@@ -129,7 +148,9 @@ fn speed_limit(rules: &Rules, obs: &Observation) -> (f64, Option<FenceIdx>) {
     let mut zoned = false;
     for zone in obs.inside_of(FenceKind::SpeedZone) {
         let fence = obs.set.fence(zone);
-        let Some(zone_limit) = fence.speed_limit_kmh else { continue };
+        let Some(zone_limit) = fence.speed_limit_kmh else {
+            continue;
+        };
         if fence.is_active(obs.local) && (!zoned || zone_limit < limit.0) {
             limit = (zone_limit, Some(zone));
             zoned = true;
@@ -169,11 +190,21 @@ pub(crate) fn check_cover_open(rules: &Rules, state: &mut VehicleState, obs: &Ob
         Verdict::Clear
     };
     rules.settle(state, obs, code, verdict, out, |ep| {
-        obs.violation(code, ep.started_ms, ep.duration_s(obs.ts_ms()), obs.primary_id(), Vec::new())
+        obs.violation(
+            code,
+            ep.started_ms,
+            ep.duration_s(obs.ts_ms()),
+            obs.primary_id(),
+            Vec::new(),
+        )
     });
 }
 
 /// The condition holds at this fix (duration rules: the value is unused).
 fn now(obs: &Observation, threshold: Threshold) -> Verdict {
-    Verdict::Qualifies { began_ms: obs.ts_ms(), value: 0.0, threshold }
+    Verdict::Qualifies {
+        began_ms: obs.ts_ms(),
+        value: 0.0,
+        threshold,
+    }
 }

@@ -143,7 +143,10 @@ impl<'a> Observation<'a> {
 
     /// The fences of one kind containing the fix.
     pub fn inside_of(&self, kind: FenceKind) -> impl Iterator<Item = FenceIdx> + '_ {
-        self.inside.iter().copied().filter(move |&i| self.set.fence(i).kind == kind)
+        self.inside
+            .iter()
+            .copied()
+            .filter(move |&i| self.set.fence(i).kind == kind)
     }
 
     /// A violation raised at this fix.
@@ -171,7 +174,12 @@ impl<'a> Observation<'a> {
     }
 
     pub fn ended(&self, code: ViolationCode, started_ms: i64, ended_ms: i64) -> RuleEvent {
-        RuleEvent::Ended { code, device_id: self.ctx.device_id, started_ms, ended_ms }
+        RuleEvent::Ended {
+            code,
+            device_id: self.ctx.device_id,
+            started_ms,
+            ended_ms,
+        }
     }
 
     pub fn primary_id(&self) -> Option<&'a str> {

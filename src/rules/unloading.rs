@@ -82,11 +82,15 @@ pub(crate) fn check(rules: &Rules, state: &mut VehicleState, obs: &Observation, 
     };
     let load_now = obs.fix.load_t.or(load_before);
     let verdict_for = |wanted: bool| match signal {
-        Some((began_ms, threshold)) if wanted => Verdict::Qualifies { began_ms, value: 0.0, threshold },
+        Some((began_ms, threshold)) if wanted => Verdict::Qualifies {
+            began_ms,
+            value: 0.0,
+            threshold,
+        },
         _ => Verdict::Clear,
     };
-    let unloaded = |baseline: f64| match load_now {
-        Some(now) if baseline.is_finite() => (baseline - now).max(0.0),
+    let unloaded = |baseline: Option<f64>| match (baseline, load_now) {
+        (Some(before), Some(now)) => (before - now).max(0.0),
         _ => 0.0,
     };
 
@@ -97,7 +101,7 @@ pub(crate) fn check(rules: &Rules, state: &mut VehicleState, obs: &Observation, 
         let episode = state.episode(code);
         if !episode.in_run() {
             // the load before unloading began: the previous reading, else this one
-            episode.baseline = load_before.or(obs.fix.load_t).unwrap_or(f64::NAN);
+            episode.baseline = load_before.or(obs.fix.load_t);
         }
         rules.settle(state, obs, code, verdict_for(wanted), out, |ep| {
             let fences = match here {

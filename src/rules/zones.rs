@@ -50,7 +50,11 @@ pub(crate) fn check_restricted(
     let value = obs.fix.speed_kmh;
     let verdict = match crossing_began {
         // the zone lies between the two fixes: the episode starts at the earlier one
-        Some(began_ms) => Verdict::Qualifies { began_ms, value, threshold: Threshold::IMMEDIATE },
+        Some(began_ms) => Verdict::Qualifies {
+            began_ms,
+            value,
+            threshold: Threshold::IMMEDIATE,
+        },
         None if inside_active => Verdict::Qualifies {
             began_ms: obs.ts_ms(),
             value,
