@@ -122,7 +122,7 @@ async fn publish_and_wait(
             let fixes: Vec<String> = (0..batch)
                 .map(|k| {
                     let secs = (round * batch + k) as i64 * 10;
-                    let ts = chrono::DateTime::from_timestamp(1_622_556_000 + batch as i64 * 100_000_000 + secs, 0).unwrap_or_default();
+                    let ts = chrono::DateTime::from_timestamp(1_622_556_000 - batch as i64 * 10_000_000 + secs, 0).unwrap_or_default();
                     format!(
                         r#"{{"device_id":"{}","ts":"{}","lat":33.38,"lon":120.16,"speed_kmh":30.5,"heading":90,"acc":true,"tipper_up":false,"cover_closed":true,"load_t":20.5}}"#,
                         devices[d],

@@ -1,11 +1,17 @@
 //! Storage behind one narrow interface. [`Store`] is what the rest of the
-//! crate sees; each backend (SQLite now, PostgreSQL to come) implements the
-//! same methods, and the same test suite runs against each.
+//! crate sees; each backend implements the same methods with the same
+//! semantics, and one test suite (`tests/store.rs`) runs against both:
+//! - [`SqliteStore`]: one file, the embedded default; SQLite's single writer
+//!   serialises every write transaction.
+//! - [`PgStore`]: PostgreSQL, for several `serve` instances sharing one
+//!   database; it takes row and advisory locks where SQLite needed none.
 //!
-//! Migrations are SQL files under `migrations/<backend>/`, compiled into the
-//! binary and applied in order at start; applied versions are recorded in
-//! `schema_migrations`.
+//! [`Store::connect`] picks the backend by the URL's scheme. Migrations are
+//! SQL files under `migrations/<backend>/` (the same tables and column names
+//! in each), compiled into the binary and applied in order at start; applied
+//! versions are recorded in `schema_migrations`.
 
+mod postgres;
 mod sqlite;
 
 use std::fmt;
@@ -17,6 +23,7 @@ use crate::permit::{Permit, PermitStatus};
 use crate::registry::{Firm, FirmId, Plate, Vehicle};
 use crate::rules::Violation;
 
+pub use postgres::{redact_url, PgStore};
 pub use sqlite::SqliteStore;
 
 #[derive(Debug)]
@@ -219,6 +226,7 @@ impl From<sqlx::Error> for CheckError {
 #[derive(Clone)]
 pub enum Store {
     Sqlite(SqliteStore),
+    Postgres(PgStore),
 }
 
 /// Forwards a method to the backend in use.
@@ -226,19 +234,24 @@ macro_rules! dispatch {
     ($self:ident, $s:ident => $call:expr) => {
         match $self {
             Store::Sqlite($s) => $call,
+            Store::Postgres($s) => $call,
         }
     };
 }
 
 impl Store {
-    /// Opens (creating if needed) and migrates the database at `url`.
+    /// Opens and migrates the database at `url`: `sqlite://FILE` (the file is
+    /// created if missing) or `postgres://` / `postgresql://` (the database
+    /// must exist). Errors show the URL without its password.
     pub async fn connect(url: &str) -> anyhow::Result<Store> {
         if url.starts_with("sqlite:") {
             Ok(Store::Sqlite(SqliteStore::connect(url).await?))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Store::Postgres(PgStore::connect(url).await?))
         } else {
             anyhow::bail!(
-                "database url `{url}`: only sqlite://FILE is supported by this build \
-                 (PostgreSQL support is planned)"
+                "database url `{}`: expected sqlite://FILE or postgres://USER@HOST:PORT/DATABASE",
+                redact_url(url)
             )
         }
     }

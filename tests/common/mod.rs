@@ -3,6 +3,8 @@
 //! to it over real MQTT and real HTTP.
 #![allow(dead_code)]
 
+pub mod db;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
