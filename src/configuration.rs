@@ -86,6 +86,12 @@ pub struct IngestSettings {
     /// Fixes stamped further than this ahead of the clock are refused: one
     /// would freeze its vehicle's state and drag the fleet watermark along.
     pub max_future_s: u64,
+    /// At start, rule state is rebuilt from the fixes stored this far back
+    /// (event time) before the newest one.
+    pub warm_up_s: u64,
+    /// How often vehicles and permits are re-read from the database, to see
+    /// what other instances registered.
+    pub registry_refresh_s: u64,
 }
 
 impl Default for Settings {
@@ -149,6 +155,8 @@ impl Default for IngestSettings {
             dead_letter_max: 10_000,
             queue_capacity: 20_000,
             max_future_s: 300,
+            warm_up_s: 1800,
+            registry_refresh_s: 30,
         }
     }
 }

@@ -113,6 +113,16 @@ impl Registry {
         Registry { by_device: ArcSwap::from_pointee(map), write: Mutex::new(sources) }
     }
 
+    /// Replaces everything, e.g. with what another instance registered.
+    pub fn replace_all(&self, vehicles: Vec<Vehicle>, permits: Vec<Permit>) {
+        let fresh = Registry::new(vehicles, permits);
+        let Ok(mut sources) = self.write.lock() else { return };
+        if let Ok(mut new_sources) = fresh.write.lock() {
+            std::mem::swap(&mut *sources, &mut *new_sources);
+        }
+        self.by_device.store(fresh.by_device.load_full());
+    }
+
     pub fn context_of(&self, device: &DeviceId) -> Option<Arc<VehicleContext>> {
         self.by_device.load().get(device).cloned()
     }

@@ -90,7 +90,19 @@ impl Application {
             mqtt: Some(alerts_tx),
         };
         let (detection_input, detection) = Detection::spawn(rules, registry.clone(), outputs, shards);
+        let buckets = crate::ingest::BucketSet::parse(&settings.mqtt.buckets)?;
+        let warm_window = settings.ingest.warm_up_s as i64 * 1000;
+        let warmed = crate::pipeline::warm_up(&store, &detection_input, |d| buckets.contains(d.default_bucket()), warm_window).await?;
+        if warmed > 0 {
+            tracing::info!(fixes = warmed, "rebuilt vehicle state from stored fixes");
+        }
         let (shutdown, shutdown_rx) = watch::channel(false);
+        spawn_registry_refresh(
+            store.clone(),
+            registry.clone(),
+            Duration::from_secs(settings.ingest.registry_refresh_s.max(1)),
+            shutdown.subscribe(),
+        );
         let ingest = ingest::spawn(
             IngestConfig::new(&settings, mqtt.clone())?,
             store.clone(),
@@ -161,4 +173,23 @@ pub fn load_fences(dir: &std::path::Path) -> anyhow::Result<FenceSet> {
     let set = FenceSet::load_dir(dir).map_err(|e| anyhow::anyhow!("geofences: {e}"))?;
     tracing::info!(dir = %dir.display(), fences = set.len(), "geofences loaded");
     Ok(set)
+}
+
+/// Re-reads vehicles and permits now and then: another instance (or an
+/// administrator on another instance) may have registered some.
+fn spawn_registry_refresh(store: Store, registry: Arc<Registry>, every: Duration, mut stop: watch::Receiver<bool>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                _ = stop.wait_for(|s| *s) => return,
+                _ = tick.tick() => {}
+            }
+            match (store.vehicles().await, store.all_permits().await) {
+                (Ok(v), Ok(p)) => registry.replace_all(v, p),
+                (Err(e), _) | (_, Err(e)) => tracing::warn!(error = %e, "cannot refresh vehicles and permits"),
+            }
+        }
+    });
 }

@@ -170,3 +170,42 @@ async fn replay_and_live_mqtt_raise_identical_violations() {
     assert_eq!(a, b);
 
 }
+
+/// After a restart, rule state is rebuilt from stored fixes: an episode
+/// that was going on is neither forgotten nor raised a second time.
+#[tokio::test]
+async fn a_restart_in_the_middle_of_an_episode_does_not_raise_it_again() {
+    let db = temp_db();
+    let track = speeding_track("dev-w1");
+    let app = spawn_with(test_settings(&db)).await;
+    app.register("firm-w", "苏J30009", "dev-w1").await;
+    let p = app.publisher().await;
+    for fix in &track[..18] {
+        p.send("dev-w1", fix.clone()).await;
+    }
+    let raised = eventually(Duration::from_secs(15), || async {
+        let r = app.get("/api/v1/violations?code=SPEEDING", Some(&app.admin)).await.json();
+        (r["total"] == 1).then_some(())
+    })
+    .await;
+    assert!(raised.is_some(), "SPEEDING raised before the restart");
+    drop(p);
+    app.stop().await;
+
+    let again = spawn_with(test_settings(&db)).await;
+    let p = again.publisher().await;
+    for fix in &track[18..] {
+        p.send("dev-w1", fix.clone()).await;
+    }
+    let all_in = eventually(Duration::from_secs(15), || async {
+        (again.metric("muckwatch_fixes_ingested_total").await >= 18.0).then_some(())
+    })
+    .await;
+    assert!(all_in.is_some());
+    let store = again.store.clone();
+    again.stop().await;
+    let (violations, _) = store.violations(&Default::default(), 100, 0).await.unwrap();
+    let codes: Vec<&str> = violations.iter().map(|v| v.code.as_str()).collect();
+    assert_eq!(codes.iter().filter(|c| **c == "SPEEDING").count(), 1, "{codes:?}");
+    assert_eq!(codes.iter().filter(|c| **c == "NO_PERMIT").count(), 1, "{codes:?}");
+}

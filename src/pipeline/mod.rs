@@ -43,7 +43,7 @@ pub struct Outputs {
 /// clone is dropped.
 #[derive(Clone)]
 pub struct DetectionInput {
-    shards: Arc<[mpsc::Sender<Fix>]>,
+    shards: Arc<[mpsc::Sender<ShardInput>]>,
     hasher: std::collections::hash_map::RandomState,
 }
 
@@ -51,11 +51,47 @@ impl DetectionInput {
     /// Hands a fix to the shard that owns its vehicle; waits while that
     /// shard is busy (back-pressure). False once detection has stopped.
     pub async fn send(&self, fix: Fix) -> bool {
-        let mut h = self.hasher.build_hasher();
-        fix.device_id.hash(&mut h);
-        let i = (h.finish() % self.shards.len() as u64) as usize;
-        self.shards[i].send(fix).await.is_ok()
+        self.route(ShardInput { fix, warm_up: false }).await
     }
+
+    /// Replays an already handled fix to rebuild state after a restart:
+    /// episodes it opens are not raised again (they were before).
+    pub async fn warm_up(&self, fix: Fix) -> bool {
+        self.route(ShardInput { fix, warm_up: true }).await
+    }
+
+    async fn route(&self, input: ShardInput) -> bool {
+        let mut h = self.hasher.build_hasher();
+        input.fix.device_id.hash(&mut h);
+        let i = (h.finish() % self.shards.len() as u64) as usize;
+        self.shards[i].send(input).await.is_ok()
+    }
+}
+
+/// A fix for a shard, and whether it is only rebuilding state.
+pub(crate) struct ShardInput {
+    fix: Fix,
+    warm_up: bool,
+}
+
+/// Rebuilds rule state from the fixes stored in the last `window_ms` of
+/// event time (before the newest stored fix), for the devices this
+/// instance owns, so a restart or a bucket takeover neither forgets open
+/// episodes nor raises them twice.
+pub async fn warm_up(
+    store: &Store,
+    input: &DetectionInput,
+    owns: impl Fn(&crate::fix::DeviceId) -> bool,
+    window_ms: i64,
+) -> crate::store::StoreResult<usize> {
+    let Some(latest) = store.latest_fix_ms().await? else { return Ok(0) };
+    let fixes = store.fixes_since(latest - window_ms, 2_000_000).await?;
+    let mut n = 0;
+    for fix in fixes.into_iter().filter(|f| owns(&f.device_id)) {
+        input.warm_up(fix).await;
+        n += 1;
+    }
+    Ok(n)
 }
 
 pub struct Detection {

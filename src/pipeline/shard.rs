@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 use crate::fix::{DeviceId, Fix};
 use crate::geofence::FenceHandle;
 use crate::registry::Registry;
+use super::ShardInput;
 use crate::rules::{RuleEvent, Rules, VehicleState};
 
 /// How far the watermark must move before silent vehicles are looked for.
@@ -23,6 +24,8 @@ pub struct Shard {
     events: mpsc::Sender<RuleEvent>,
     states: HashMap<DeviceId, VehicleState>,
     scanned_at: i64,
+    /// Rebuilding state from stored fixes: nothing new is raised.
+    warming: bool,
     out: Vec<RuleEvent>,
 }
 
@@ -34,15 +37,15 @@ impl Shard {
         watermark: Arc<AtomicI64>,
         events: mpsc::Sender<RuleEvent>,
     ) -> Shard {
-        Shard { rules, registry, fences, watermark, events, states: HashMap::new(), scanned_at: i64::MIN, out: Vec::new() }
+        Shard { rules, registry, fences, watermark, events, states: HashMap::new(), scanned_at: i64::MIN, warming: false, out: Vec::new() }
     }
 
-    pub async fn run(mut self, mut rx: mpsc::Receiver<Fix>) {
+    pub async fn run(mut self, mut rx: mpsc::Receiver<ShardInput>) {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tokio::select! {
-                fix = rx.recv() => match fix {
-                    Some(fix) => self.on_fix(&fix).await,
+                input = rx.recv() => match input {
+                    Some(ShardInput { fix, warm_up }) => self.on_fix(&fix, warm_up).await,
                     None => break,
                 },
                 _ = tick.tick() => self.scan(false).await,
@@ -50,10 +53,12 @@ impl Shard {
         }
         // The input is closed (shutdown or end of a replay): one last look
         // for vehicles that went silent before the final watermark.
+        self.warming = false;
         self.scan(true).await;
     }
 
-    async fn on_fix(&mut self, fix: &Fix) {
+    async fn on_fix(&mut self, fix: &Fix, warm_up: bool) {
+        self.warming = warm_up;
         let before = self.watermark.fetch_max(fix.ts_ms, Ordering::Relaxed);
         if fix.ts_ms > before {
             // Silence is judged before this fix counts for its own vehicle.
@@ -81,6 +86,10 @@ impl Shard {
     }
 
     async fn flush(&mut self) {
+        if self.warming {
+            // Raised before the restart already; only endings are news.
+            self.out.retain(|e| matches!(e, RuleEvent::Ended { .. }));
+        }
         for ev in self.out.drain(..) {
             if self.events.send(ev).await.is_err() {
                 tracing::error!("violation sink stopped; a rule event is lost");

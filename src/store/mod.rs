@@ -295,6 +295,16 @@ impl Store {
         dispatch!(self, s => s.track(device, from_ms, to_ms, limit).await)
     }
 
+    /// The latest fix time stored (event time), if any.
+    pub async fn latest_fix_ms(&self) -> StoreResult<Option<i64>> {
+        dispatch!(self, s => s.latest_fix_ms().await)
+    }
+
+    /// Fixes of every device from `since_ms` on, oldest first, at most `limit`.
+    pub async fn fixes_since(&self, since_ms: i64, limit: i64) -> StoreResult<Vec<Fix>> {
+        dispatch!(self, s => s.fixes_since(since_ms, limit).await)
+    }
+
     pub async fn fix_count(&self) -> StoreResult<i64> {
         dispatch!(self, s => s.fix_count().await)
     }

@@ -22,6 +22,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("../../../migrations/postgres/0001_init.sql")),
     (2, "permits_violations", include_str!("../../../migrations/postgres/0002_permits_violations.sql")),
     (3, "cases", include_str!("../../../migrations/postgres/0003_cases.sql")),
+    (4, "fixes_by_time", include_str!("../../../migrations/postgres/0004_fixes_by_time.sql")),
 ];
 
 /// Advisory lock key held while migrating ("muckwatc" in ASCII): instances
@@ -268,6 +269,23 @@ impl PgStore {
         .bind(device)
         .bind(from_ms)
         .bind(to_ms)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(fix_from_row).collect()
+    }
+
+    /// The latest fix time stored (event time), if any.
+    pub async fn latest_fix_ms(&self) -> StoreResult<Option<i64>> {
+        Ok(sqlx::query_scalar("SELECT MAX(ts_ms) FROM fixes").fetch_one(&self.pool).await?)
+    }
+
+    /// Fixes of every device from `since_ms` on, oldest first.
+    pub async fn fixes_since(&self, since_ms: i64, limit: i64) -> StoreResult<Vec<Fix>> {
+        let rows = sqlx::query(
+            "SELECT device_id, ts_ms, lat, lon, speed_kmh, heading, acc, tipper_up, cover_closed, load_t FROM fixes WHERE ts_ms >= $1 ORDER BY ts_ms, device_id LIMIT $2",
+        )
+        .bind(since_ms)
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
