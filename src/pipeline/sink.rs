@@ -31,6 +31,11 @@ pub async fn run(mut rx: mpsc::Receiver<RuleEvent>, out: Outputs) -> Vec<i64> {
 async fn raise(v: &Violation, out: &Outputs) -> i64 {
     let now_ms = chrono::Utc::now().timestamp_millis();
     let id = retry(|| out.store.insert_violation(v, now_ms)).await;
+    if let Some(case_id) = retry(|| out.store.violation_case(id)).await {
+        // The same episode again (a replay, or a restart): filed and announced already.
+        tracing::debug!(id, case_id, "violation raised again; already filed");
+        return id;
+    }
     out.metrics.violation(v.code);
     let departments = out.routing.departments(v.code);
     let parties = if v.code == ViolationCode::Overload { parties(v, out).await } else { Vec::new() };

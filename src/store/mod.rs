@@ -342,6 +342,11 @@ impl Store {
         dispatch!(self, s => s.insert_violation(v, now_ms).await)
     }
 
+    /// The case a violation was filed into, if it was.
+    pub async fn violation_case(&self, id: i64) -> StoreResult<Option<i64>> {
+        dispatch!(self, s => s.violation_case(id).await)
+    }
+
     pub async fn end_violation(&self, device: &str, code: &str, started_ms: i64, ended_ms: i64) -> StoreResult<()> {
         dispatch!(self, s => s.end_violation(device, code, started_ms, ended_ms).await)
     }

@@ -152,8 +152,20 @@ pub struct Publisher {
 
 impl Publisher {
     pub async fn connect(broker: &MqttUrl, prefix: &str) -> Publisher {
+        Self::connect_with(broker, prefix, true).await
+    }
+
+    /// A terminal that keeps its session: what it has not had acknowledged
+    /// is sent again after a reconnect, as a careful terminal does.
+    pub async fn connect_persistent(broker: &MqttUrl, prefix: &str) -> Publisher {
+        Self::connect_with(broker, prefix, false).await
+    }
+
+    async fn connect_with(broker: &MqttUrl, prefix: &str, clean_session: bool) -> Publisher {
         let mut opts = MqttOptions::new(unique("pub"), broker.host.clone(), broker.port);
-        opts.set_keep_alive(Duration::from_secs(30)).set_max_packet_size(8 << 20, 8 << 20);
+        opts.set_keep_alive(Duration::from_secs(30))
+            .set_max_packet_size(8 << 20, 8 << 20)
+            .set_clean_session(clean_session);
         let (client, mut eventloop) = AsyncClient::new(opts, 1000);
         let task = tokio::spawn(async move {
             loop {

@@ -46,6 +46,15 @@ impl PgStore {
         Ok(id)
     }
 
+    /// The case a violation was filed into, if it was.
+    pub async fn violation_case(&self, id: i64) -> StoreResult<Option<i64>> {
+        let case: Option<Option<i64>> = sqlx::query_scalar("SELECT case_id FROM violations WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(case.flatten())
+    }
+
     pub async fn end_violation(&self, device: &str, code: &str, started_ms: i64, ended_ms: i64) -> StoreResult<()> {
         sqlx::query("UPDATE violations SET ended_ms = $1 WHERE device_id = $2 AND code = $3 AND started_ms = $4")
             .bind(ended_ms)

@@ -43,6 +43,15 @@ impl SqliteStore {
         Ok(id)
     }
 
+    /// The case a violation was filed into, if it was.
+    pub async fn violation_case(&self, id: i64) -> StoreResult<Option<i64>> {
+        let case: Option<Option<i64>> = sqlx::query_scalar("SELECT case_id FROM violations WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(case.flatten())
+    }
+
     pub async fn end_violation(&self, device: &str, code: &str, started_ms: i64, ended_ms: i64) -> StoreResult<()> {
         sqlx::query("UPDATE violations SET ended_ms = ? WHERE device_id = ? AND code = ? AND started_ms = ?")
             .bind(ended_ms)
