@@ -92,6 +92,9 @@ pub struct IngestSettings {
     /// How often vehicles and permits are re-read from the database, to see
     /// what other instances registered.
     pub registry_refresh_s: u64,
+    /// Raw fixes older than this many days are deleted (0 keeps them all);
+    /// fixes within 10 minutes of a violation are evidence and stay.
+    pub retention_days: u64,
 }
 
 impl Default for Settings {
@@ -157,6 +160,7 @@ impl Default for IngestSettings {
             max_future_s: 300,
             warm_up_s: 1800,
             registry_refresh_s: 30,
+            retention_days: 0,
         }
     }
 }

@@ -97,6 +97,9 @@ impl Application {
             tracing::info!(fixes = warmed, "rebuilt vehicle state from stored fixes");
         }
         let (shutdown, shutdown_rx) = watch::channel(false);
+        if settings.ingest.retention_days > 0 {
+            spawn_retention(store.clone(), settings.ingest.retention_days, shutdown.subscribe());
+        }
         spawn_registry_refresh(
             store.clone(),
             registry.clone(),
@@ -189,6 +192,26 @@ fn spawn_registry_refresh(store: Store, registry: Arc<Registry>, every: Duration
             match (store.vehicles().await, store.all_permits().await) {
                 (Ok(v), Ok(p)) => registry.replace_all(v, p),
                 (Err(e), _) | (_, Err(e)) => tracing::warn!(error = %e, "cannot refresh vehicles and permits"),
+            }
+        }
+    });
+}
+
+/// Deletes raw fixes past the retention period once an hour; evidence of
+/// violations stays with its case.
+fn spawn_retention(store: Store, days: u64, mut stop: watch::Receiver<bool>) {
+    const EVIDENCE_MARGIN_MS: i64 = 10 * 60_000;
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            tokio::select! {
+                _ = stop.wait_for(|s| *s) => return,
+                _ = tick.tick() => {}
+            }
+            let cutoff = chrono::Utc::now().timestamp_millis() - days as i64 * 86_400_000;
+            match store.prune_fixes(cutoff, EVIDENCE_MARGIN_MS).await {
+                Ok(n) => tracing::info!(deleted = n, days, "pruned raw fixes past retention"),
+                Err(e) => tracing::warn!(error = %e, "cannot prune old fixes"),
             }
         }
     });

@@ -55,6 +55,7 @@ macro_rules! on_both_backends {
 on_both_backends!(
     firms_and_vehicles,
     fixes_drop_duplicates_and_answer_time_ranges,
+    retention_keeps_the_evidence_of_violations,
     dead_letters_are_pruned_to_keep,
     tokens,
     permits_filter_and_change_status,
@@ -188,6 +189,20 @@ async fn fixes_drop_duplicates_and_answer_time_ranges(store: &Store) {
     assert_eq!(store.insert_fixes(&more, T0).await.unwrap(), 1_000);
     assert_eq!(store.fix_count().await.unwrap(), 7_004);
     assert_eq!(store.insert_fixes(&[], T0).await.unwrap(), 0);
+}
+
+async fn retention_keeps_the_evidence_of_violations(store: &Store) {
+    seed_vehicle(store, "firm-r", "苏J00099", "dev-r").await;
+    // Two hours of fixes, one a minute; a violation in the middle of the first hour.
+    let fixes: Vec<Fix> = (0..120).map(|m| fix("dev-r", T0 + m * 60_000)).collect();
+    store.insert_fixes(&fixes, T0).await.unwrap();
+    store.insert_violation(&violation(ViolationCode::Speeding, "苏J00099", "dev-r", T0 + 30 * 60_000), T0).await.unwrap();
+    let pruned = store.prune_fixes(T0 + 60 * 60_000, 5 * 60_000).await.unwrap();
+    // Kept: the second hour (60), and minutes 25..=35 around the violation (11).
+    assert_eq!(pruned, 60 - 11);
+    assert_eq!(store.fix_count().await.unwrap(), 71);
+    let evidence = store.track("dev-r", T0 + 25 * 60_000, T0 + 35 * 60_000, 100).await.unwrap();
+    assert_eq!(evidence.len(), 11);
 }
 
 async fn dead_letters_are_pruned_to_keep(store: &Store) {

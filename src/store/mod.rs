@@ -305,6 +305,12 @@ impl Store {
         dispatch!(self, s => s.fixes_since(since_ms, limit).await)
     }
 
+    /// Deletes fixes older than `cutoff_ms`, except evidence: fixes within
+    /// `margin_ms` of a violation of their device. Returns how many went.
+    pub async fn prune_fixes(&self, cutoff_ms: i64, margin_ms: i64) -> StoreResult<u64> {
+        dispatch!(self, s => s.prune_fixes(cutoff_ms, margin_ms).await)
+    }
+
     pub async fn fix_count(&self) -> StoreResult<i64> {
         dispatch!(self, s => s.fix_count().await)
     }

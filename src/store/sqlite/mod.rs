@@ -252,6 +252,21 @@ impl SqliteStore {
         rows.iter().map(fix_from_row).collect()
     }
 
+    /// Deletes fixes older than `cutoff_ms`, except those within `margin_ms`
+    /// of a violation of their device: evidence stays with its case.
+    pub async fn prune_fixes(&self, cutoff_ms: i64, margin_ms: i64) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "DELETE FROM fixes WHERE ts_ms < ?1 AND NOT EXISTS (SELECT 1 FROM violations v \
+             WHERE v.device_id = fixes.device_id AND fixes.ts_ms BETWEEN v.started_ms - ?2 \
+             AND COALESCE(v.ended_ms, v.started_ms) + ?2)",
+        )
+        .bind(cutoff_ms)
+        .bind(margin_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
     pub async fn fix_count(&self) -> StoreResult<i64> {
         Ok(sqlx::query_scalar("SELECT COUNT(*) FROM fixes").fetch_one(&self.pool).await?)
     }
