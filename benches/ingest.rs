@@ -2,7 +2,12 @@
 //! beside the rate a bare subscriber reaches on the same embedded broker in
 //! the same run (the ceiling the broker and client library allow).
 //!
-//! `cargo bench --bench ingest` (env `BENCH_FIXES`, default 100000).
+//! `cargo bench --bench ingest`. Environment:
+//! - `BENCH_FIXES` (default 100000);
+//! - `BENCH_MQTT_URL`: an external broker (e.g. mqtt://127.0.0.1:1883) instead of
+//!   the embedded one; topics get a prefix of their own;
+//! - `BENCH_DATABASE_URL`: another database (e.g. an empty PostgreSQL database);
+//! - `BENCH_QOS`: 0 (default) or 1 for the publishes.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -25,10 +30,18 @@ async fn run() -> anyhow::Result<()> {
     let total: usize = std::env::var("BENCH_FIXES").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
     let dir = std::env::temp_dir().join(format!("muckwatch-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
+    let qos = if std::env::var("BENCH_QOS").as_deref() == Ok("1") { QoS::AtLeastOnce } else { QoS::AtMostOnce };
     let mut settings = Settings::default();
-    settings.database.url = format!("sqlite://{}", dir.join("bench.db").display());
+    settings.database.url = std::env::var("BENCH_DATABASE_URL")
+        .unwrap_or_else(|_| format!("sqlite://{}", dir.join("bench.db").display()));
+    settings.mqtt.url = std::env::var("BENCH_MQTT_URL").ok();
+    settings.mqtt.client_id = format!("mw-bench-{}", std::process::id());
+    settings.mqtt.topic_prefix = format!("mwbench-{}/muckwatch/v1", std::process::id());
     settings.mqtt.listen = "127.0.0.1:0".into();
     settings.http.addr = "127.0.0.1:0".into();
+    let prefix = settings.mqtt.topic_prefix.clone();
+    let broker_name = settings.mqtt.url.clone().unwrap_or_else(|| "embedded broker".into());
+    let db_name = muckwatch::store::redact_url(&settings.database.url);
     let app = Application::build(settings).await?;
     app.wait_subscribed(Duration::from_secs(10)).await?;
     let metrics = app.metrics.clone();
@@ -36,15 +49,15 @@ async fn run() -> anyhow::Result<()> {
     let shutdown = app.shutdown_handle();
     let server = tokio::spawn(app.run_until_stopped());
 
-    println!("ingest benchmark: {total} fixes from {DEVICES} devices, embedded broker, SQLite");
+    println!("ingest benchmark: {total} fixes from {DEVICES} devices, {broker_name}, {db_name}, publish {qos:?}");
     for batch in [1usize, 10] {
         let messages = total / batch;
         // Baseline: a subscriber that only counts what it receives.
         let counted = Arc::new(AtomicU64::new(0));
-        let bare_prefix = format!("bench-bare-{batch}");
-        let (bh, bp) = match std::env::var("BENCH_BARE_PORT") { Ok(p) => ("127.0.0.1".to_string(), p.parse()?), Err(_) => (broker.host.clone(), broker.port) };
+        let bare_prefix = format!("mwbench-bare-{}-{batch}", std::process::id());
+        let (bh, bp) = (broker.host.clone(), broker.port);
         let sub = bare_subscriber(&bh, bp, &format!("{bare_prefix}/pos/+/+"), counted.clone()).await?;
-        let bare = publish_and_wait(&bh, bp, &bare_prefix, messages, batch, || {
+        let bare = publish_and_wait(&bh, bp, &bare_prefix, messages, batch, qos, || {
             counted.load(Ordering::Relaxed) as usize >= messages
         })
         .await
@@ -53,14 +66,14 @@ async fn run() -> anyhow::Result<()> {
 
         let before = metrics.fixes_ingested.load(Ordering::Relaxed) as usize;
         let target = before + messages * batch;
-        let ingest = publish_and_wait(&broker.host, broker.port, "muckwatch/v1", messages, batch, || {
+        let ingest = publish_and_wait(&broker.host, broker.port, &prefix, messages, batch, qos, || {
             metrics.fixes_ingested.load(Ordering::Relaxed) as usize >= target
         })
         .await?;
         let bare_rate = (messages * batch) as f64 / bare.as_secs_f64();
         let ingest_rate = (messages * batch) as f64 / ingest.as_secs_f64();
         println!(
-            "batch {batch:>2} fixes/message: bare subscriber {bare_rate:>9.0} fixes/s | muckwatch into SQLite {ingest_rate:>9.0} fixes/s | ratio {:.2}",
+            "batch {batch:>2} fixes/message: bare subscriber {bare_rate:>9.0} fixes/s | muckwatch stored {ingest_rate:>9.0} fixes/s | ratio {:.2}",
             ingest_rate / bare_rate
         );
     }
@@ -71,7 +84,7 @@ async fn run() -> anyhow::Result<()> {
 }
 
 async fn bare_subscriber(host: &str, port: u16, filter: &str, counted: Arc<AtomicU64>) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-    let mut opts = MqttOptions::new(format!("bench-sub-{}", std::process::id()), host, port);
+    let mut opts = MqttOptions::new(format!("bench-sub-{}-{}", std::process::id(), filter.len()), host, port);
     opts.set_max_packet_size(16 << 20, 1 << 20).set_keep_alive(Duration::from_secs(30));
     let (client, mut eventloop) = AsyncClient::new(opts, 100);
     client.subscribe(filter, QoS::AtLeastOnce).await?;
@@ -111,6 +124,7 @@ async fn publish_and_wait(
     prefix: &str,
     messages: usize,
     batch: usize,
+    qos: QoS,
     done: impl Fn() -> bool,
 ) -> anyhow::Result<Duration> {
     let devices: Vec<DeviceId> = (0..DEVICES).map(|i| DeviceId::parse(&format!("bench-{i:05}"))).collect::<Result<_, _>>().map_err(anyhow::Error::msg)?;
@@ -134,8 +148,8 @@ async fn publish_and_wait(
         })
         .collect();
 
-    let mut opts = MqttOptions::new(format!("bench-pub-{prefix}"), host, port);
-    opts.set_max_packet_size(1 << 20, 16 << 20).set_keep_alive(Duration::from_secs(30)).set_request_channel_capacity(10_000);
+    let mut opts = MqttOptions::new(format!("bench-pub-{}-{}", std::process::id(), prefix.len()), host, port);
+    opts.set_max_packet_size(1 << 20, 16 << 20).set_keep_alive(Duration::from_secs(30)).set_request_channel_capacity(10_000).set_inflight(1000);
     let (client, mut eventloop) = AsyncClient::new(opts, 10_000);
     let poller = tokio::spawn(async move {
         loop {
@@ -146,7 +160,7 @@ async fn publish_and_wait(
     });
     let start = Instant::now();
     for (m, payload) in payloads.into_iter().enumerate() {
-        client.publish(topics[m % DEVICES].clone(), QoS::AtMostOnce, false, payload).await?;
+        client.publish(topics[m % DEVICES].clone(), qos, false, payload).await?;
     }
     while !done() {
         if start.elapsed() > Duration::from_secs(60) {

@@ -13,6 +13,9 @@ use crate::fix::Fix;
 use crate::metrics::Metrics;
 use crate::store::{DeadLetter, Store};
 
+/// A batch is written once nothing has arrived for this long.
+const BATCH_IDLE: Duration = Duration::from_millis(3);
+
 pub(super) async fn run(
     mut rx: mpsc::Receiver<Decoded>,
     store: Store,
@@ -25,7 +28,10 @@ pub(super) async fn run(
         batch.absorb(first);
         let deadline = tokio::time::Instant::now() + cfg.batch_max_wait;
         while batch.fixes.len() < cfg.batch_size {
-            match tokio::time::timeout_at(deadline, rx.recv()).await {
+            // A broker holding back until we acknowledge (QoS 1 with a small
+            // in-flight window) sends nothing more: write what we have.
+            let idle = (tokio::time::Instant::now() + BATCH_IDLE).min(deadline);
+            match tokio::time::timeout_at(idle, rx.recv()).await {
                 Ok(Some(msg)) => batch.absorb(msg),
                 Ok(None) | Err(_) => break,
             }
