@@ -69,6 +69,26 @@ async fn assert_all_there_once(store: &Store) {
     assert_eq!(seen, expected, "every violation present once");
 }
 
+/// Ends a persistent session on the shared broker, so test runs leave no
+/// sessions (and queued messages) behind.
+async fn forget_session(broker: &str, client_id: &str) {
+    let url = MqttUrl::parse(broker).unwrap();
+    let mut opts = rumqttc::MqttOptions::new(client_id, url.host, url.port);
+    opts.set_clean_session(true);
+    let (client, mut eventloop) = rumqttc::AsyncClient::new(opts, 10);
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Ok(ev) = eventloop.poll().await {
+            if matches!(ev, rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_))) {
+                let _ = client.disconnect().await;
+            }
+            if matches!(ev, rumqttc::Event::Outgoing(rumqttc::Outgoing::Disconnect)) {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
 fn mosquitto_url() -> String {
     std::env::var("MUCKWATCH_TEST_MQTT_URL").unwrap_or_else(|_| "mqtt://127.0.0.1:1883".into())
 }
@@ -108,13 +128,14 @@ async fn kill_9_in_the_middle_of_a_fleet_loses_and_duplicates_nothing() {
     register(&db.store).await;
     let prefix = format!("{}/muckwatch/v1", unique("kill"));
     let config = std::env::temp_dir().join(format!("{}.toml", unique("kill")));
+    let client_id = unique("mw-kill");
     std::fs::write(
         &config,
         format!(
             "[mqtt]\nurl = \"{}\"\nclient_id = \"{}\"\npersistent_session = true\ntopic_prefix = \"{prefix}\"\n\
              [database]\nurl = \"{}\"\n[http]\naddr = \"127.0.0.1:0\"\n",
             mosquitto_url(),
-            unique("mw-kill"),
+            client_id,
             db.url
         ),
     )
@@ -137,6 +158,7 @@ async fn kill_9_in_the_middle_of_a_fleet_loses_and_duplicates_nothing() {
     assert_all_there_once(&db.store).await;
     serve.kill().unwrap();
     let _ = serve.wait();
+    forget_session(&mosquitto_url(), &client_id).await;
 }
 
 /// A private Mosquitto with persistence, so a restart keeps queued messages.
@@ -265,7 +287,8 @@ async fn a_database_connection_cut_during_ingest_loses_nothing() {
     let mut settings = test_settings(&temp_db());
     settings.database.url = proxied;
     settings.mqtt.url = Some(mosquitto_url());
-    settings.mqtt.client_id = unique("mw-cut");
+    let client_id = unique("mw-cut");
+    settings.mqtt.client_id = client_id.clone();
     settings.mqtt.persistent_session = true;
     settings.mqtt.topic_prefix = format!("{}/muckwatch/v1", unique("cut"));
     let app = spawn_with(settings).await;
@@ -287,4 +310,5 @@ async fn a_database_connection_cut_during_ingest_loses_nothing() {
     assert!(app.metric("muckwatch_store_write_errors_total").await >= 1.0, "the cut was felt");
     drop(p);
     app.stop().await;
+    forget_session(&mosquitto_url(), &client_id).await;
 }
