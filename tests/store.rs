@@ -56,6 +56,7 @@ on_both_backends!(
     firms_and_vehicles,
     fixes_drop_duplicates_and_answer_time_ranges,
     retention_keeps_the_evidence_of_violations,
+    latest_fix_of_each_vehicle,
     dead_letters_are_pruned_to_keep,
     tokens,
     permits_filter_and_change_status,
@@ -203,6 +204,16 @@ async fn retention_keeps_the_evidence_of_violations(store: &Store) {
     assert_eq!(store.fix_count().await.unwrap(), 71);
     let evidence = store.track("dev-r", T0 + 25 * 60_000, T0 + 35 * 60_000, 100).await.unwrap();
     assert_eq!(evidence.len(), 11);
+}
+
+async fn latest_fix_of_each_vehicle(store: &Store) {
+    seed_vehicle(store, "firm-l", "苏J00201", "dev-l1").await;
+    seed_vehicle(store, "firm-l", "苏J00202", "dev-l2").await;
+    let fixes = vec![fix("dev-l1", T0), fix("dev-l1", T0 + 5_000), fix("ghost", T0 + 9_000)];
+    store.insert_fixes(&fixes, T0).await.unwrap();
+    let latest = store.latest_vehicle_fixes().await.unwrap();
+    // The newest of dev-l1; nothing for dev-l2 (no fix) or the unregistered ghost.
+    assert_eq!(latest.iter().map(|f| (f.device_id.as_str().to_string(), f.ts_ms)).collect::<Vec<_>>(), [("dev-l1".to_string(), T0 + 5_000)]);
 }
 
 async fn dead_letters_are_pruned_to_keep(store: &Store) {

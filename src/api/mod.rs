@@ -8,6 +8,7 @@
 mod alerts;
 mod auth;
 mod cases;
+mod console;
 mod error;
 mod firms;
 mod ingest;
@@ -52,8 +53,11 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .route("/", get(console::index))
+        .route("/console/{file}", get(console::asset))
+        .route("/api/v1/whoami", get(console::whoami))
         .route("/api/v1/firms", post(firms::create))
-        .route("/api/v1/vehicles", post(vehicles::create))
+        .route("/api/v1/vehicles", post(vehicles::create).get(console::list))
         .route("/api/v1/vehicles/{plate}/track", get(vehicles::track))
         .route("/api/v1/permits", post(permits::create).get(permits::list))
         .route("/api/v1/permits/{id}", get(permits::get).patch(permits::patch))

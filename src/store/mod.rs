@@ -295,6 +295,12 @@ impl Store {
         dispatch!(self, s => s.track(device, from_ms, to_ms, limit).await)
     }
 
+    /// The newest fix of every registered vehicle's device (vehicles with no
+    /// fix are absent); one primary-key lookup per vehicle.
+    pub async fn latest_vehicle_fixes(&self) -> StoreResult<Vec<Fix>> {
+        dispatch!(self, s => s.latest_vehicle_fixes().await)
+    }
+
     /// The latest fix time stored (event time), if any.
     pub async fn latest_fix_ms(&self) -> StoreResult<Option<i64>> {
         dispatch!(self, s => s.latest_fix_ms().await)

@@ -235,6 +235,18 @@ impl SqliteStore {
         rows.iter().map(fix_from_row).collect()
     }
 
+    /// The newest fix of every registered vehicle's device.
+    pub async fn latest_vehicle_fixes(&self) -> StoreResult<Vec<Fix>> {
+        let rows = sqlx::query(
+            "SELECT f.device_id, f.ts_ms, f.lat, f.lon, f.speed_kmh, f.heading, f.acc, f.tipper_up, f.cover_closed, f.load_t \
+             FROM vehicles v JOIN fixes f ON f.device_id = v.device_id \
+             AND f.ts_ms = (SELECT MAX(ts_ms) FROM fixes WHERE device_id = v.device_id) ORDER BY f.device_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(fix_from_row).collect()
+    }
+
     /// The latest fix time stored (event time), if any.
     pub async fn latest_fix_ms(&self) -> StoreResult<Option<i64>> {
         Ok(sqlx::query_scalar("SELECT MAX(ts_ms) FROM fixes").fetch_one(&self.pool).await?)

@@ -1,0 +1,108 @@
+//! The web console: static files embedded in the binary (served without a
+//! token: they hold no data, every data call they make carries the token),
+//! and the two small endpoints the console needs that the API lacked:
+//! `GET /api/v1/whoami` and `GET /api/v1/vehicles` (the fleet with each
+//! vehicle's newest fix).
+
+use std::collections::HashMap;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+
+use super::time::format_ms;
+use super::{ApiError, AppState, Caller, Paging};
+use crate::store::ViolationFilter;
+
+/// `(name, content type, body)` of every file under `web/`.
+const FILES: &[(&str, &str, &str)] = &[
+    ("index.html", "text/html; charset=utf-8", include_str!("../../web/index.html")),
+    ("app.css", "text/css; charset=utf-8", include_str!("../../web/app.css")),
+    ("app.js", "text/javascript; charset=utf-8", include_str!("../../web/app.js")),
+    ("api.js", "text/javascript; charset=utf-8", include_str!("../../web/api.js")),
+    ("map.js", "text/javascript; charset=utf-8", include_str!("../../web/map.js")),
+    ("pages.js", "text/javascript; charset=utf-8", include_str!("../../web/pages.js")),
+    ("cases.js", "text/javascript; charset=utf-8", include_str!("../../web/cases.js")),
+];
+
+fn file(name: &str) -> Response {
+    match FILES.iter().find(|(n, _, _)| *n == name) {
+        // no-cache: a new binary must never run against an old cached script.
+        Some((_, ty, body)) => ([(CONTENT_TYPE, *ty), (CACHE_CONTROL, "no-cache")], *body).into_response(),
+        None => ApiError::not_found(format!("no console file `{name}`")).into_response(),
+    }
+}
+
+/// `GET /`: the console's page.
+pub async fn index() -> Response {
+    file("index.html")
+}
+
+/// `GET /console/{file}`: its scripts and style sheet.
+pub async fn asset(Path(name): Path<String>) -> Response {
+    file(&name)
+}
+
+/// `GET /api/v1/whoami`: the role of the caller's token, so that the console
+/// shows what that role may use.
+/// `utc_offset` is the city's offset now, for turning picked dates into times.
+pub async fn whoami(State(state): State<AppState>, caller: Caller) -> Json<Value> {
+    let now = format_ms(chrono::Utc::now().timestamp_millis(), state.tz);
+    Json(json!({
+        "utc_offset": now.get(now.len().saturating_sub(6)..).unwrap_or("+08:00"),
+        "role": caller.0.to_string(),
+        "department": match &caller.0 { crate::auth::Role::Dept(d) => Some(d.as_str()), _ => None },
+        "firm_id": caller.0.firm().map(|f| f.to_string()),
+    }))
+}
+
+/// A vehicle is "stale" when its newest fix is this much older than the
+/// newest fix of the fleet (event time, as the rules use, not the wall clock).
+const STALE_MS: i64 = 15 * 60_000;
+
+/// `GET /api/v1/vehicles`: admins and departments see the whole fleet, a
+/// firm its own vehicles. Each carries its newest fix (`last_fix`, null if
+/// none) and a `state`: `violating` (a violation ongoing or ended within
+/// 10 min of its newest fix), `stale`, `no_fix` or `ok`.
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: Result<Query<Paging>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(paging) = query?;
+    let (limit, offset) = paging.resolve()?;
+    let firm = caller.0.firm();
+    let vehicles: Vec<_> = state.store.vehicles().await?.into_iter().filter(|v| firm.is_none_or(|f| *f == v.firm_id)).collect();
+    let total = vehicles.len() as i64;
+    let page: Vec<_> = vehicles.into_iter().skip(offset as usize).take(limit as usize).collect();
+    let fixes: HashMap<String, _> =
+        state.store.latest_vehicle_fixes().await?.into_iter().map(|f| (f.device_id.as_str().to_string(), f)).collect();
+    let newest = fixes.values().map(|f| f.ts_ms).max().unwrap_or(0);
+    // Violations of the last operating night are enough to colour the map.
+    let filter = ViolationFilter { since_ms: Some(newest - 12 * 3_600_000), firm: firm.map(|f| f.to_string()), ..Default::default() };
+    let (recent, _) = state.store.violations(&filter, 1000, 0).await?;
+    let items: Vec<Value> = page
+        .iter()
+        .map(|v| {
+            let fix = fixes.get(v.device_id.as_str());
+            let violating = fix.is_some_and(|f| {
+                recent.iter().any(|x| x.plate == v.plate.as_str() && x.ended_ms.is_none_or(|e| e >= f.ts_ms - 600_000))
+            });
+            let vstate = match fix {
+                None => "no_fix",
+                Some(_) if violating => "violating",
+                Some(f) if f.ts_ms < newest - STALE_MS => "stale",
+                Some(_) => "ok",
+            };
+            json!({
+                "plate": v.plate, "device_id": v.device_id.as_str(), "firm_id": v.firm_id,
+                "rated_load_t": v.rated_load_t, "state": vstate,
+                "last_fix": fix.map(|f| json!({"ts": format_ms(f.ts_ms, state.tz), "lat": f.lat, "lon": f.lon, "speed_kmh": f.speed_kmh})),
+            })
+        })
+        .collect();
+    Ok(Json(json!({"items": items, "total": total})))
+}

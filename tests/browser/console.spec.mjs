@@ -1,0 +1,126 @@
+// Browser test of the web console, driven with playwright-core in this
+// machine's Chromium (no browser download). Run through the Rust test
+// `cargo test --test console -- --ignored`, which starts muckwatch, seeds it,
+// writes the JSON config given as argv[2], and publishes the speeding
+// truck's fixes over MQTT when this script prints READY.
+//
+// Config: { base, tokens: {police, firm, admin}, firm_permits: [ids],
+//           speeding_plate, screenshots: dir }
+
+import fs from 'node:fs';
+import path from 'node:path';
+import assert from 'node:assert/strict';
+import { chromium } from 'playwright-core';
+
+const cfg = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));
+const WAIT = 30_000;
+const log = (...a) => console.error('[console.spec]', ...a);
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+});
+const failures = [];
+const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+page.setDefaultTimeout(WAIT);
+// Any uncaught script error fails the test, even if the page looks right.
+page.on('pageerror', (e) => failures.push(`page error: ${e.message}`));
+page.on('console', (m) => { if (m.type() === 'error') log('browser console:', m.text()); });
+// The console must work offline: nothing may leave the muckwatch origin.
+page.on('request', (r) => { if (!r.url().startsWith(cfg.base)) failures.push(`off-origin request: ${r.url()}`); });
+
+const shot = async (name) => {
+  const file = path.join(cfg.screenshots, `${name}.png`);
+  await page.screenshot({ path: file, fullPage: true });
+  log('screenshot', file);
+};
+
+async function signIn(token) {
+  await page.goto(`${cfg.base}/`);
+  await page.fill('#token', token);
+  await page.click('#signin button[type=submit]');
+  await page.waitForSelector('#role');
+}
+
+try {
+  // 1. An officer of the police signs in and watches the live view.
+  await signIn(cfg.tokens.police);
+  assert.equal(await page.textContent('#role'), 'dept:police');
+  await page.waitForSelector('#stream-state[data-state=open]');
+  await page.waitForSelector('svg.map .fence.kind-route');
+  await page.waitForSelector('svg.map .marker.vehicle');
+  console.log('READY'); // the Rust side publishes the speeding truck now
+
+  // 2. The alert arrives over SSE from the fixes published over MQTT.
+  const alert = page.locator('#alert-feed li.alert[data-code=SPEEDING]').first();
+  await alert.waitFor({ timeout: 60_000 });
+  assert.match(await alert.textContent(), new RegExp(cfg.speeding_plate));
+  // The truck turns red on the map once its violation is stored.
+  await page.waitForSelector(`svg.map .marker.vehicle.state-violating[data-plate="${cfg.speeding_plate}"]`);
+  await page.click('.map-fit'); // the speeder is west of the fences the view was fitted to
+  await page.waitForSelector('svg.map .marker.alert-point');
+  await shot('live');
+
+  // 3. Its case: the police check is advanced, and the audit shows it.
+  const caseId = await alert.getAttribute('data-case');
+  await alert.locator('a.case-link').click();
+  await page.waitForURL(new RegExp(`#/case/${caseId}$`));
+  await page.waitForSelector('#case-title');
+  assert.match(await page.textContent('#case-title'), new RegExp(`#${caseId}`));
+  await page.waitForSelector('svg.map path.track', { state: 'attached' }); // a straight east-west track has no height
+  await page.waitForSelector('svg.map .marker.violation-point');
+  const police = page.locator('#checks .check[data-dept=police]');
+  assert.match(await police.locator('.check-status').textContent(), /pending/);
+  const auditBefore = await page.locator('#audit tr.audit-line').count();
+  await page.selectOption('#check-form select[name=status]', 'investigating');
+  await page.fill('#check-form textarea[name=finding]', '调取监控核实 Reviewing camera footage');
+  await page.click('#check-form button');
+  await page.waitForFunction(
+    (n) => document.querySelectorAll('#audit tr.audit-line').length > n, auditBefore, { timeout: WAIT });
+  assert.match(await police.locator('.check-status').textContent(), /investigating/);
+  const audit = await page.locator('#audit tr.audit-line').allTextContents();
+  assert.ok(audit.some((l) => l.includes('dept:police') && l.includes('investigating')), `audit: ${audit.join(' | ')}`);
+  // Other departments' checks are shown but not editable by the police.
+  assert.equal(await page.locator('#check-form').count(), 1);
+  await shot('case');
+
+  // 4. The case list, with a filter, and the statistics.
+  await page.click('#nav a[data-page=cases]');
+  await page.waitForSelector(`#cases tr[data-case="${caseId}"]`);
+  await page.selectOption('#case-filters select[name=code]', 'SPEEDING');
+  await page.click('#case-filters button');
+  await page.waitForFunction(() => {
+    const rows = document.querySelectorAll('#cases tbody tr[data-case]');
+    return rows.length > 0 && [...rows].every((r) => r.textContent.includes('SPEEDING'));
+  });
+  await shot('cases');
+  await page.click('#nav a[data-page=stats]');
+  await page.waitForSelector('#by-code .bar-row');
+  assert.match(await page.textContent('#by-code'), /SPEEDING/);
+  assert.match(await page.textContent('#overload'), /一超四罚/);
+  await shot('stats');
+
+  // 5. A firm signs in: no live view, and only its own permits.
+  await page.click('#signout');
+  await signIn(cfg.tokens.firm);
+  assert.equal(await page.locator('#nav a[data-page=live]').count(), 0);
+  await page.click('#nav a[data-page=firm]');
+  await page.waitForSelector('#permits tbody tr[data-permit]');
+  const ids = await page.locator('#permits tr[data-permit]').evaluateAll((rows) => rows.map((r) => r.dataset.permit));
+  assert.deepEqual(ids.sort(), [...cfg.firm_permits].sort());
+  await page.waitForSelector('svg.map .fence.kind-route');
+  await page.waitForSelector('#violations');
+  await shot('firm');
+} catch (e) {
+  failures.push(e.stack || String(e));
+  await shot('failure').catch(() => {});
+} finally {
+  await browser.close();
+}
+
+if (failures.length) {
+  log('FAILED:\n' + failures.join('\n'));
+  process.exit(1);
+}
+log('all console checks passed');

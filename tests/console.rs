@@ -1,0 +1,195 @@
+//! The web console: its static files and the two endpoints it added
+//! (`/api/v1/whoami`, `GET /api/v1/vehicles`), and, `#[ignore]`d because it
+//! needs Chromium and node (`.ci/run` installs them), the browser test in
+//! `tests/browser/console.spec.mjs` against a live instance.
+
+mod common;
+
+use std::io::BufRead;
+use std::time::Duration;
+
+use common::*;
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Status, headers (lower-cased) and body of a GET without a token.
+async fn raw_get(app: &TestApp, path: &str) -> (u16, String, String) {
+    let mut s = tokio::net::TcpStream::connect(app.http).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).await.unwrap();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, head.to_ascii_lowercase(), body.to_string())
+}
+
+#[tokio::test]
+async fn the_console_is_served_from_the_binary_without_a_token() {
+    let app = spawn_app().await;
+    let (status, head, body) = raw_get(&app, "/").await;
+    assert_eq!(status, 200);
+    assert!(head.contains("content-type: text/html"), "{head}");
+    assert!(body.contains("/console/app.js") && body.contains("muckwatch"), "{body}");
+    for (file, ty) in [("app.js", "text/javascript"), ("map.js", "text/javascript"), ("app.css", "text/css")] {
+        let (status, head, body) = raw_get(&app, &format!("/console/{file}")).await;
+        assert_eq!(status, 200, "{file}");
+        assert!(head.contains(&format!("content-type: {ty}")), "{file}: {head}");
+        assert!(!body.is_empty());
+    }
+    assert_eq!(raw_get(&app, "/console/secrets.txt").await.0, 404);
+    assert_eq!(raw_get(&app, "/console/../Cargo.toml").await.0, 404);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn whoami_names_the_role_of_a_valid_token() {
+    let app = spawn_app().await;
+    assert_eq!(app.get("/api/v1/whoami", None).await.status, 401);
+    assert_eq!(app.get("/api/v1/whoami", Some("mw_nope")).await.status, 401);
+    let police = app.token("dept:police").await;
+    let me = app.get("/api/v1/whoami", Some(&police)).await.json();
+    assert_eq!(me["role"], "dept:police");
+    assert_eq!(me["department"], "police");
+    assert_eq!(me["utc_offset"], "+08:00");
+    let firm = app.token("firm:firm-w").await;
+    let me = app.get("/api/v1/whoami", Some(&firm)).await.json();
+    assert_eq!((me["role"].as_str(), me["firm_id"].as_str()), (Some("firm:firm-w"), Some("firm-w")));
+    assert_eq!(app.get("/api/v1/whoami", Some(&app.admin)).await.json()["role"], "admin");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_fleet_list_has_newest_fixes_and_firms_see_only_their_own() {
+    let app = spawn_app().await;
+    app.register("firm-v1", "苏J71001", "dev-v1").await;
+    app.register("firm-v2", "苏J71002", "dev-v2").await;
+    let p = app.publisher().await;
+    for (i, ts) in ["2021-06-01T22:00:00+08:00", "2021-06-01T22:00:10+08:00"].iter().enumerate() {
+        p.send("dev-v1", fix_json("dev-v1", ts, 33.3, 120.1 + i as f64 * 0.001, 20.0)).await;
+    }
+    let police = app.token("dept:police").await;
+    let fleet = eventually(Duration::from_secs(10), || async {
+        let r = app.get("/api/v1/vehicles", Some(&police)).await.json();
+        (r["items"][0]["last_fix"]["ts"] == "2021-06-01T22:00:10+08:00").then_some(r)
+    })
+    .await
+    .expect("newest fix listed");
+    assert_eq!(fleet["total"], 2);
+    let v1 = &fleet["items"][0];
+    assert_eq!((v1["plate"].as_str(), v1["state"].as_str()), (Some("苏J71001"), Some("ok")));
+    assert_eq!(v1["last_fix"]["lon"], 120.101);
+    assert_eq!(fleet["items"][1]["last_fix"], Value::Null);
+    assert_eq!(fleet["items"][1]["state"], "no_fix");
+
+    let firm = app.token("firm:firm-v2").await;
+    let own = app.get("/api/v1/vehicles", Some(&firm)).await.json();
+    assert_eq!(own["total"], 1);
+    assert_eq!(own["items"][0]["plate"], "苏J71002");
+    assert_eq!(app.get("/api/v1/vehicles", None).await.status, 401);
+    assert_eq!(app.get("/api/v1/vehicles?limit=0", Some(&police)).await.status, 400);
+    assert_eq!(app.get("/api/v1/vehicles?limit=1&offset=1", Some(&police)).await.json()["items"][0]["plate"], "苏J71002");
+    app.stop().await;
+}
+
+/// No permit, 70 km/h: SPEEDING (police) after 30 s of fix time (as in tests/alerts.rs).
+fn speeding_track(device: &str) -> Vec<String> {
+    (0..36)
+        .map(|i| {
+            let t = chrono::DateTime::parse_from_rfc3339("2021-06-01T22:00:00+08:00").unwrap() + chrono::Duration::seconds(10 * i);
+            fix_json(device, &t.to_rfc3339(), 33.335, 120.02 + 0.00209 * i as f64, 70.0)
+        })
+        .collect()
+}
+
+fn permit(id: &str, firm: &str, plate: &str) -> Value {
+    json!({"id": id, "firm_id": firm, "plates": [plate], "source_site": "s01", "disposal_site": "d01",
+           "routes": ["route-s01-d01"], "windows": [{"start": "20:00", "end": "06:00"}],
+           "valid_from": "2021-06-01", "valid_until": "2021-12-31"})
+}
+
+#[tokio::test]
+#[ignore = "needs chromium and node (tests/browser); run by .ci/run"]
+async fn browser_officer_follows_a_live_alert_to_its_case_and_a_firm_sees_its_permits() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let app = spawn_app().await;
+    app.register("firm-a", "苏J70001", "dev-c1").await; // the speeder, no permit
+    app.register("firm-a", "苏J70003", "dev-c3").await;
+    app.register("firm-b", "苏J70002", "dev-c2").await;
+    for (id, firm, plate) in [("PA-1", "firm-a", "苏J70003"), ("PB-1", "firm-b", "苏J70002"), ("PB-2", "firm-b", "苏J70002")] {
+        let r = app.post("/api/v1/permits", Some(&app.admin), &permit(id, firm, plate)).await;
+        assert_eq!(r.status, 201, "{}", r.body);
+    }
+    // Trucks at work on their route, for the fleet map.
+    let p = app.publisher().await;
+    p.send("dev-c3", fix_json("dev-c3", "2021-06-01T22:01:00+08:00", 33.4300, 120.2376, 25.0)).await;
+    p.send("dev-c2", fix_json("dev-c2", "2021-06-01T22:01:00+08:00", 33.4200, 120.2375, 25.0)).await;
+    // Earlier cases, so that the list and the statistics have something to show.
+    seed_violation(&app.store, "OVERLOAD", "苏J70002", "dev-c2", "firm-b", "2021-05-31T23:00:00+08:00").await;
+    seed_violation(&app.store, "ROUTE_DEVIATION", "苏J70003", "dev-c3", "firm-a", "2021-05-30T22:30:00+08:00").await;
+
+    let shots = root.join("target/console-screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let cfg = json!({
+        "base": format!("http://{}", app.http),
+        "tokens": {"police": app.token("dept:police").await, "firm": app.token("firm:firm-a").await, "admin": app.admin},
+        "firm_permits": ["PA-1"],
+        "speeding_plate": "苏J70001",
+        "screenshots": shots,
+    });
+    let cfg_path = temp_db().with_extension("console.json");
+    std::fs::write(&cfg_path, cfg.to_string()).unwrap();
+
+    let mut node = std::process::Command::new("node")
+        .arg(root.join("tests/browser/console.spec.mjs"))
+        .arg(&cfg_path)
+        .current_dir(root.join("tests/browser"))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("node runs (is node installed? run .ci/run)");
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let stdout = node.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            println!("node: {line}");
+            let _ = tx.send(line);
+        }
+    });
+    // The officer is signed in and watching: the truck speeds now.
+    let ready = tokio::time::timeout(Duration::from_secs(120), async {
+        while let Some(line) = rx.recv().await {
+            if line.trim() == "READY" {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    if ready != Ok(true) {
+        let _ = node.kill();
+        panic!("the browser test never got ready: {ready:?}");
+    }
+    for fix in speeding_track("dev-c1") {
+        p.send("dev-c1", fix).await;
+    }
+    let status = tokio::task::spawn_blocking(move || {
+        let deadline = std::time::Instant::now() + Duration::from_secs(300);
+        loop {
+            if let Some(s) = node.try_wait().expect("wait for node") {
+                return Some(s);
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = node.kill();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    })
+    .await
+    .unwrap();
+    assert!(status.is_some_and(|s| s.success()), "browser test failed: {status:?} (its output is above)");
+    for name in ["live", "case", "cases", "stats", "firm"] {
+        assert!(shots.join(format!("{name}.png")).exists(), "screenshot {name}.png");
+    }
+    app.stop().await;
+}

@@ -1,0 +1,90 @@
+// The console's shell: sign-in, navigation by role, and hash routing
+// (#/live, #/cases, #/case/ID, #/firm, #/stats). Pages live in pages.js
+// and cases.js; each returns a cleanup function for when it is left.
+
+import { api, session, h, L, errorBox } from './api.js';
+import { livePage, firmPage, statsPage } from './pages.js';
+import { casesPage, casePage } from './cases.js';
+
+const main = document.getElementById('main');
+let leave = null;
+
+// Which pages a role may open follows the API: firms get no alert stream
+// and no statistics (both are 403 for them).
+function pagesFor(role) {
+  const firm = role.role.startsWith('firm:');
+  return [
+    ['live', L('实时', 'Live'), !firm],
+    ['cases', L('案件', 'Cases'), true],
+    ['firm', firm ? L('本企业', 'My firm') : L('企业', 'Firms'), true],
+    ['stats', L('统计', 'Statistics'), !firm],
+  ].filter((p) => p[2]);
+}
+
+function signInPage(message) {
+  const input = h('input', { type: 'password', id: 'token', name: 'token', autocomplete: 'off', placeholder: 'mw_…', required: true, size: 48 });
+  const form = h('form', { class: 'card signin', id: 'signin', onsubmit: async (e) => {
+    e.preventDefault();
+    session.token = input.value.trim();
+    await start();
+  } },
+  h('h1', {}, L('登录', 'Sign in')),
+  h('p', {}, L('请输入您的 API 令牌。', 'Enter your API token.')),
+  h('label', { for: 'token' }, L('令牌', 'Token')), ' ', input, ' ',
+  h('button', { type: 'submit' }, L('登录', 'Sign in')),
+  message ? h('p', { class: 'error' }, message) : null);
+  document.getElementById('nav').replaceChildren();
+  document.getElementById('who').replaceChildren();
+  main.replaceChildren(form);
+  input.focus();
+}
+
+function signOut() {
+  session.token = null;
+  session.role = null;
+  if (leave) { leave(); leave = null; }
+  location.hash = '';
+  signInPage();
+}
+
+async function start() {
+  if (!session.token) return signInPage();
+  try {
+    session.role = await api('/api/v1/whoami');
+  } catch (e) {
+    session.token = null;
+    return signInPage(e.status === 401 ? L('令牌无效', 'Unknown token') : e.message);
+  }
+  const pages = pagesFor(session.role);
+  document.getElementById('nav').replaceChildren(...pages.map(([id, label]) => h('a', { href: `#/${id}`, 'data-page': id }, label)));
+  document.getElementById('who').replaceChildren(
+    h('span', { class: 'role', id: 'role' }, session.role.role), ' ',
+    h('button', { type: 'button', class: 'link', id: 'signout', onclick: signOut }, L('退出', 'Sign out')));
+  // Setting the hash routes through the hashchange listener.
+  if (!location.hash || location.hash === '#/') location.hash = `#/${pages[0][0]}`;
+  else route();
+}
+
+async function route() {
+  if (!session.role) return;
+  if (leave) { leave(); leave = null; }
+  const [, page, arg] = (location.hash || '').split('/');
+  for (const a of document.querySelectorAll('#nav a')) a.classList.toggle('active', a.dataset.page === page || (page === 'case' && a.dataset.page === 'cases'));
+  const allowed = pagesFor(session.role).map((p) => p[0]);
+  const view = h('div', { class: 'page' });
+  main.replaceChildren(view);
+  try {
+    if (page === 'case' && arg) leave = await casePage(view, decodeURIComponent(arg));
+    else if (page === 'cases') leave = await casesPage(view);
+    else if (page === 'live' && allowed.includes('live')) leave = await livePage(view);
+    else if (page === 'firm') leave = await firmPage(view);
+    else if (page === 'stats' && allowed.includes('stats')) leave = await statsPage(view);
+    else if (page) view.append(h('p', {}, L('没有这个页面', 'No such page')));
+  } catch (e) {
+    if (e.status === 401) return signOut();
+    view.append(errorBox(e));
+  }
+}
+
+window.addEventListener('hashchange', route);
+start();
