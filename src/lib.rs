@@ -30,6 +30,8 @@
 //! - [`configuration`]: settings from defaults, TOML, environment and flags.
 //! - [`replay`]: `muckwatch replay FILE`, NDJSON fixes through detection.
 //! - [`startup`]: assembles all of the above into a running service.
+//! - [`sim`]: the fleet simulator with ground truth (`muckwatch-sim`, `muckwatch
+//!   demo`) and the scoring of detection against it (`muckwatch score`).
 
 pub mod alerts;
 pub mod api;
@@ -46,6 +48,7 @@ pub mod pipeline;
 pub mod registry;
 pub mod replay;
 pub mod rules;
+pub mod sim;
 pub mod startup;
 pub mod store;
 pub mod violation;

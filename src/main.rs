@@ -1,4 +1,4 @@
-//! The `muckwatch` command line: serve, token, replay, fences.
+//! The `muckwatch` command line: serve, demo, token, replay, fences, score.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -21,6 +21,20 @@ struct Cli {
 enum Command {
     /// Run everything: broker (embedded unless --mqtt-url), ingest, HTTP API.
     Serve(ServeArgs),
+    /// Serve with the sample city, a seeded fleet and the simulator driving it through
+    /// an accelerated night with scripted violations; prints tokens and where to look.
+    Demo(DemoArgs),
+    /// Compare the violations in the database with a simulator's ground truth file.
+    Score {
+        /// Ground truth NDJSON written by muckwatch-sim or demo.
+        #[arg(long)]
+        truth: PathBuf,
+        #[command(flatten)]
+        common: CommonArgs,
+        /// A detection matches a truth entry within this many seconds of its span.
+        #[arg(long, default_value_t = 300)]
+        tolerance_s: u32,
+    },
     /// API tokens.
     Token {
         #[command(subcommand)]
@@ -62,6 +76,33 @@ struct ServeArgs {
     /// Buckets this instance consumes, e.g. 0-31.
     #[arg(long)]
     buckets: Option<String>,
+}
+
+#[derive(Args, Clone)]
+struct DemoArgs {
+    #[command(flatten)]
+    serve: ServeArgs,
+    /// Trucks in the fleet.
+    #[arg(long, default_value_t = 30)]
+    trucks: usize,
+    /// Random seed of the fleet.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Simulated seconds per second.
+    #[arg(long, default_value_t = 60.0)]
+    speedup: f64,
+    /// Simulated hours from 21:00 (9: the whole night).
+    #[arg(long, default_value_t = 9.0)]
+    hours: f64,
+    /// GPS noise, metres (standard deviation per axis).
+    #[arg(long, default_value_t = 8.0)]
+    sigma: f64,
+    /// Seconds between two reports of a terminal.
+    #[arg(long, default_value_t = 10)]
+    interval: u32,
+    /// Where to write the ground truth.
+    #[arg(long, default_value = "muckwatch-demo-truth.ndjson")]
+    truth: PathBuf,
 }
 
 #[derive(Args, Clone, Default)]
@@ -117,6 +158,8 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve(args).await,
+        Command::Demo(args) => demo(args).await,
+        Command::Score { truth, common, tolerance_s } => score(&truth, &common, tolerance_s).await,
         Command::Token { command: TokenCommand::Create { role, common } } => {
             let role = Role::parse(&role).map_err(|e| anyhow::anyhow!("--role: {e}"))?;
             let settings = settings(&common, Overrides::default())?;
@@ -147,7 +190,7 @@ fn settings(common: &CommonArgs, mut flags: Overrides) -> anyhow::Result<Setting
     Settings::load(common.config.as_deref(), &flags)
 }
 
-async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+fn serve_settings(args: ServeArgs) -> anyhow::Result<Settings> {
     let flags = Overrides {
         mqtt_url: args.mqtt_url,
         mqtt_listen: args.mqtt_listen,
@@ -156,7 +199,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         geofences_dir: args.geofences,
         buckets: args.buckets,
     };
-    let settings = settings(&args.common, flags)?;
+    settings(&args.common, flags)
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let settings = serve_settings(args)?;
     let app = Application::build(settings).await?;
     let shutdown = app.shutdown_handle();
     tokio::spawn(async move {
@@ -166,6 +213,40 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     });
     app.wait_subscribed(Duration::from_secs(30)).await?;
     app.run_until_stopped().await
+}
+
+async fn demo(args: DemoArgs) -> anyhow::Result<()> {
+    use muckwatch::sim::demo;
+    let mut settings = serve_settings(args.serve)?;
+    if let Some(file) = demo::use_fresh_demo_database(&mut settings)? {
+        eprintln!("demo: using a fresh {} (--database-url to choose another)", file.display());
+    }
+    let options = demo::DemoOptions {
+        trucks: args.trucks,
+        seed: args.seed,
+        speedup: args.speedup,
+        hours: args.hours,
+        sigma_m: args.sigma,
+        interval_s: args.interval,
+        truth: args.truth,
+    };
+    demo::run(settings, options, wait_for_signal()).await
+}
+
+async fn score(truth_file: &std::path::Path, common: &CommonArgs, tolerance_s: u32) -> anyhow::Result<()> {
+    use muckwatch::sim::{score, truth};
+    let text = std::fs::read_to_string(truth_file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", truth_file.display()))?;
+    let (header, entries) = truth::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", truth_file.display()))?;
+    let settings = settings(common, Overrides::default())?;
+    let store = Store::connect(&settings.database.url).await?;
+    let tolerance_ms = i64::from(tolerance_s) * 1000;
+    let detected = score::load_detected(&store, header.as_ref(), tolerance_ms).await?;
+    // Times are shown in the city's offset on the night scored.
+    let tz = settings.city_timezone()?;
+    let at_ms = header.as_ref().map_or_else(|| chrono::Utc::now().timestamp_millis(), |h| h.start_ms);
+    let offset = chrono::Offset::fix(chrono::DateTime::from_timestamp_millis(at_ms).unwrap_or_default().with_timezone(&tz).offset());
+    println!("{}", score::table(&score::score(&entries, &detected, tolerance_ms), offset));
+    Ok(())
 }
 
 async fn wait_for_signal() {

@@ -1,65 +1,96 @@
-//! `muckwatch-sim`: publishes a fleet of muck trucks to any MQTT broker.
+//! `muckwatch-sim`: drives a simulated fleet over a city's geofences and publishes it
+//! to any MQTT broker on the contract's topics, writing the ground truth of the
+//! violations it injected so that detection can be scored (`muckwatch score`).
 //!
-//! Each truck reports on the contract's topic
-//! `{prefix}/pos/{crc32(device_id) % 64}/{device_id}`. Simulated time runs
-//! from `--start` and advances `--interval` seconds per report, however fast
-//! the fixes are actually sent, so rules see plausible event times.
-//!
-//! The `honest` scenario drives trucks that break no rule; the ground truth
-//! file (NDJSON of injected violations) is written either way so detection
-//! can be scored.
+//! The fleet model is `muckwatch::sim` (shared with `muckwatch demo`); this is its
+//! command line. Every truck has a permit, loads at its source site, follows its
+//! route corridor at plausible speeds, unloads at its disposal site and returns; the
+//! `mixed` scenario scripts violations of every code (`--inject` changes the counts),
+//! `honest` none. Simulated time starts at `--start` and runs `--speedup` times faster
+//! than the clock (60 by default), or at `--rate N` fixes per second, or (`--rate max`)
+//! as fast as the broker takes the fixes.
 
-use std::io::Write;
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{bail, Context};
-use chrono::{DateTime, FixedOffset};
+use chrono::DateTime;
 use clap::Parser;
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
-
-mod fleet;
-
-use fleet::Fleet;
+use muckwatch::geofence::FenceSet;
+use muckwatch::sim::{count_by_code, describe_counts, publish, seed, Fleet, PublishOptions, Role, SimConfig};
+use rumqttc::QoS;
 
 #[derive(Parser, Debug)]
-#[command(name = "muckwatch-sim", version, about = "Publishes a simulated muck-truck fleet over MQTT")]
+#[command(name = "muckwatch-sim", version, about = "Publishes a simulated muck-truck fleet over MQTT, with ground truth")]
 struct Args {
     /// Broker to publish to.
     #[arg(long, default_value = "mqtt://127.0.0.1:1883")]
     broker: String,
-    /// Number of trucks.
-    #[arg(long, default_value_t = 100)]
-    trucks: u32,
-    /// Fixes per second across the fleet, or `max`.
-    #[arg(long, default_value = "100")]
-    rate: String,
-    /// Wall-clock seconds to run.
-    #[arg(long, default_value_t = 60.0)]
-    duration: f64,
-    /// Random seed; the same seed gives the same fleet and fixes.
+    /// Trucks in the fleet (at least what the injections need).
+    #[arg(long, default_value_t = 30)]
+    trucks: usize,
+    /// Fixes per second at most, or `max`: as fast as the broker takes them (no pacing).
+    #[arg(long)]
+    rate: Option<String>,
+    /// Simulated seconds per second of the clock; default 60 when --rate is not given.
+    #[arg(long)]
+    speedup: Option<f64>,
+    /// Stop after this many seconds of the clock, wherever the night is.
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Simulated hours from --start.
+    #[arg(long, default_value_t = 9.0)]
+    hours: f64,
+    /// Random seed: the same seed gives the same fleet, fixes and truth.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Scenario: `honest` (no violations).
-    #[arg(long, default_value = "honest")]
+    /// `mixed` (every violation code injected) or `honest` (none).
+    #[arg(long, default_value = "mixed")]
     scenario: String,
-    /// Simulated start time (RFC 3339).
+    /// Injection counts, e.g. `SPEEDING=6,COVER_OPEN=0` (NO_PERMIT and OUT_OF_HOURS
+    /// count trucks, TRACK_GAP silences, the others trips).
+    #[arg(long)]
+    inject: Option<String>,
+    /// Simulated start (RFC 3339).
     #[arg(long, default_value = "2021-06-01T21:00:00+08:00")]
     start: String,
-    /// Simulated seconds between two reports of one truck.
+    /// Simulated seconds between two reports of one terminal.
     #[arg(long, default_value_t = 10)]
     interval: u32,
-    /// Fixes per MQTT message (1 = a single object, more = a JSON array).
+    /// GPS noise in metres (standard deviation per axis).
+    #[arg(long, default_value_t = 8.0)]
+    sigma: f64,
+    /// Fixes per MQTT message (1 = a single object, more = an array of one terminal's).
     #[arg(long, default_value_t = 1)]
     batch: usize,
     /// MQTT QoS for publishes (0 or 1).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 1)]
     qos: u8,
     /// Topic root.
     #[arg(long, default_value = "muckwatch/v1")]
     prefix: String,
     /// Where to write the ground truth (NDJSON).
     #[arg(long, default_value = "sim-truth.ndjson")]
-    truth: String,
+    truth: PathBuf,
+    /// Geofence directory (the city driven).
+    #[arg(long, default_value = "geofences")]
+    geofences: PathBuf,
+    /// The city's time zone (permit windows, zone schedules).
+    #[arg(long, default_value = "Asia/Shanghai")]
+    timezone: String,
+    /// Register firms, vehicles and permits first, through this muckwatch API
+    /// (e.g. http://127.0.0.1:8080), with --token (an admin token).
+    #[arg(long, requires = "token")]
+    api: Option<String>,
+    #[arg(long)]
+    token: Option<String>,
+    /// Only compute the fleet and its truth; publish nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// No progress line.
+    #[arg(long)]
+    quiet: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -69,80 +100,82 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    if args.scenario != "honest" {
-        bail!("--scenario `{}` is not known (available: honest)", args.scenario);
-    }
-    if args.batch == 0 || args.batch > 1000 {
-        bail!("--batch must be 1..1000");
-    }
     let qos = match args.qos {
         0 => QoS::AtMostOnce,
         1 => QoS::AtLeastOnce,
         q => bail!("--qos {q}: only 0 and 1"),
     };
-    let rate: Option<f64> = match args.rate.as_str() {
-        "max" => None,
-        r => Some(r.parse::<f64>().ok().filter(|r| *r > 0.0).context("--rate must be a positive number or `max`")?),
+    let rate = match args.rate.as_deref() {
+        None | Some("max") => None,
+        Some(r) => Some(r.parse::<f64>().ok().filter(|r| *r > 0.0).context("--rate must be a positive number or `max`")?),
     };
-    let start: DateTime<FixedOffset> =
-        DateTime::parse_from_rfc3339(&args.start).context("--start must be RFC 3339")?;
+    let unpaced = args.rate.as_deref() == Some("max");
+    let speedup = match (args.speedup, &args.rate) {
+        (Some(x), _) if x.is_nan() || x <= 0.0 => bail!("--speedup must be above 0"),
+        (_, _) if unpaced => None,
+        (Some(x), _) => Some(x),
+        (None, None) => Some(60.0),
+        (None, Some(_)) => None,
+    };
     let (host, port) = parse_broker(&args.broker)?;
-
-    let mut opts = MqttOptions::new(format!("muckwatch-sim-{}", std::process::id()), host, port);
-    opts.set_keep_alive(Duration::from_secs(30))
-        .set_max_packet_size(1 << 20, 1 << 20)
-        .set_inflight(1000)
-        .set_request_channel_capacity(10_000);
-    let (client, mut eventloop) = AsyncClient::new(opts, 10_000);
-    let poller = tokio::spawn(async move {
-        loop {
-            match eventloop.poll().await {
-                Ok(Event::Incoming(Packet::ConnAck(_))) => eprintln!("connected"),
-                Ok(_) => {}
-                Err(e) => {
-                    eprintln!("broker connection: {e}; retrying");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                }
-            }
-        }
-    });
-
-    std::fs::File::create(&args.truth).with_context(|| format!("cannot write {}", args.truth))?;
-    let mut fleet = Fleet::new(args.trucks, args.seed, start, args.interval);
-    let started = Instant::now();
-    let limit = Duration::from_secs_f64(args.duration);
-    let mut sent: u64 = 0;
-    let mut last_report = Instant::now();
-    while started.elapsed() < limit {
-        let (topic, payload, n) = fleet.next_message(&args.prefix, args.batch);
-        client.publish(topic, qos, false, payload).await.context("publish")?;
-        sent += n as u64;
-        if let Some(rate) = rate {
-            let due = Duration::from_secs_f64(sent as f64 / rate);
-            if let Some(wait) = due.checked_sub(started.elapsed()) {
-                tokio::time::sleep(wait).await;
-            }
-        }
-        if last_report.elapsed() >= Duration::from_secs(1) {
-            last_report = Instant::now();
-            let secs = started.elapsed().as_secs_f64();
-            eprint!("\rsent {sent} fixes in {secs:.0} s ({:.0}/s), sim time {}   ", sent as f64 / secs, fleet.sim_time());
-            let _ = std::io::stderr().flush();
-        }
+    let mut config = SimConfig::default().with_scenario(&args.scenario).map_err(anyhow::Error::msg)?;
+    if let Some(spec) = &args.inject {
+        config.injections.apply(spec).map_err(|e| anyhow::anyhow!("--inject: {e}"))?;
     }
-    // Let the last publishes leave before disconnecting.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let _ = client.disconnect().await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    poller.abort();
-    let secs = started.elapsed().as_secs_f64();
-    eprintln!();
+    config.seed = args.seed;
+    config.trucks = args.trucks;
+    config.hours = args.hours;
+    config.interval_s = args.interval;
+    config.sigma_m = args.sigma;
+    config.start = DateTime::parse_from_rfc3339(&args.start).context("--start must be RFC 3339, e.g. 2021-06-01T21:00:00+08:00")?;
+    config.tz = args.timezone.parse().map_err(|e| anyhow::anyhow!("--timezone: {e}"))?;
+    if u64::from(args.interval) * args.batch as u64 >= config.rules.gap_silence_s {
+        eprintln!(
+            "warning: a batch spans {} s of a terminal's fixes, which muckwatch sees as that much silence of the others (TRACK_GAP after {} s)",
+            u64::from(args.interval) * args.batch as u64,
+            config.rules.gap_silence_s
+        );
+    }
+
+    let fences = FenceSet::load_dir(&args.geofences).map_err(|e| anyhow::anyhow!("geofences: {e}"))?;
+    let mut fleet = Fleet::plan(Arc::new(fences), &config).map_err(anyhow::Error::msg)?;
+    let cheats = fleet.roles.iter().filter(|r| **r != Role::Honest).count();
+    eprintln!("fleet: {} trucks ({} scripted, {} honest), {} h from {}, seed {}", fleet.len(), cheats, fleet.len() - cheats, args.hours, args.start, args.seed);
+
+    if let (Some(api), Some(token)) = (&args.api, &args.token) {
+        let r = seed::through_api(api, token, &fleet.seed).await?;
+        eprintln!("seeded {api}: {} created, {} already there", r.created, r.existing);
+    }
+    let (fixes, messages, secs) = if args.dry_run {
+        let started = std::time::Instant::now();
+        (fleet.run_dry(), 0, started.elapsed().as_secs_f64())
+    } else {
+        let options = PublishOptions {
+            host,
+            port,
+            prefix: args.prefix.clone(),
+            qos,
+            batch: args.batch,
+            speedup,
+            rate,
+            max_wall: args.duration.map(Duration::from_secs_f64),
+            progress: !args.quiet,
+            client_id: format!("muckwatch-sim-{}-{}", args.seed, std::process::id()),
+        };
+        let s = publish(&mut fleet, &options).await?;
+        (s.fixes, s.messages, s.wall.as_secs_f64())
+    };
+    let (header, offset) = (fleet.header.clone(), fleet.offset());
+    let reached = chrono::DateTime::from_timestamp_millis(fleet.sim_time_ms().min(header.end_ms))
+        .map(|t| t.with_timezone(&offset).to_rfc3339())
+        .unwrap_or_default();
+    let truth = fleet.finish();
+    std::fs::write(&args.truth, Fleet::truth_ndjson(&header, &truth, offset)).with_context(|| format!("cannot write {}", args.truth.display()))?;
     println!(
-        "sent {sent} fixes from {} trucks in {secs:.1} s: {:.0} fixes/s; simulated until {}; ground truth: {} (0 violations injected)",
-        args.trucks,
-        sent as f64 / secs,
-        fleet.sim_time(),
-        args.truth
+        "sent {fixes} fixes in {messages} messages in {secs:.1} s: {:.0} fixes/s; simulated until {reached}\ninjected: {}\nground truth: {}",
+        fixes as f64 / secs.max(1e-9),
+        describe_counts(&count_by_code(&truth)),
+        args.truth.display()
     );
     Ok(())
 }

@@ -1,0 +1,154 @@
+//! `muckwatch demo`: serve, with the sample city, a seeded fleet and the simulator
+//! driving it through an accelerated night, then keep serving until stopped.
+//!
+//! The tokens are printed so that the API, the SSE alert stream and the cases can be
+//! looked at while the night runs; at the end the detection is scored against the
+//! simulator's ground truth, the way `muckwatch score` does.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use super::fleet::Fleet;
+use super::publish::{publish, PublishOptions};
+use super::scenario::SimConfig;
+use super::score::{load_detected, score, table, TOLERANCE_MS};
+use super::{count_by_code, describe_counts, seed};
+use crate::auth::{new_token, token_hash, Role};
+use crate::configuration::{DatabaseSettings, Settings};
+use crate::startup::Application;
+use crate::store::Store;
+
+/// The database the demo uses unless told otherwise: its own, started afresh.
+pub const DEMO_DB: &str = "muckwatch-demo.db";
+
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    pub trucks: usize,
+    pub seed: u64,
+    pub speedup: f64,
+    pub hours: f64,
+    pub sigma_m: f64,
+    pub interval_s: u32,
+    pub truth: PathBuf,
+}
+
+/// With the default database setting, use [`DEMO_DB`] instead, removed first so that
+/// every demo starts from the same empty state (the night is a fixed date; a second
+/// run into the same database would be all duplicates). Returns the file if so.
+pub fn use_fresh_demo_database(settings: &mut Settings) -> anyhow::Result<Option<PathBuf>> {
+    if settings.database.url != DatabaseSettings::default().url {
+        return Ok(None);
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let file = PathBuf::from(format!("{DEMO_DB}{suffix}"));
+        if file.exists() {
+            std::fs::remove_file(&file).with_context(|| format!("cannot remove the previous demo's {}", file.display()))?;
+        }
+    }
+    settings.database.url = format!("sqlite://{DEMO_DB}");
+    Ok(Some(PathBuf::from(DEMO_DB)))
+}
+
+async fn token(store: &Store, role: &str) -> anyhow::Result<String> {
+    let token = new_token()?;
+    let role = Role::parse(role).map_err(anyhow::Error::msg)?;
+    store.create_token(&token_hash(&token), &role, chrono::Utc::now().timestamp_millis()).await?;
+    Ok(token)
+}
+
+/// Runs the demo until `stop` completes (Ctrl-C).
+pub async fn run(settings: Settings, opts: DemoOptions, stop: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let tz = settings.city_timezone()?;
+    let prefix = settings.mqtt.topic_prefix.clone();
+    let rules = settings.rules.clone();
+    let app = Application::build(settings).await?;
+    app.wait_subscribed(Duration::from_secs(30)).await?;
+    let (http, mqtt, store, metrics) = (app.http_addr, app.mqtt.clone(), app.store.clone(), app.metrics.clone());
+    let fences = app.fences.load();
+    let shutdown = app.shutdown_handle();
+    let server = tokio::spawn(app.run_until_stopped());
+    tokio::pin!(stop);
+
+    let config = SimConfig { seed: opts.seed, trucks: opts.trucks, hours: opts.hours, interval_s: opts.interval_s, sigma_m: opts.sigma_m, tz, rules, ..SimConfig::default() };
+    let mut fleet = Fleet::plan(fences.clone(), &config).map_err(|e| anyhow::anyhow!("cannot cast the demo fleet: {e}"))?;
+    let admin = token(&store, "admin").await?;
+    let seeded = seed::through_api(&http.to_string(), &admin, &fleet.seed).await.context("seeding through the API")?;
+    let mut tokens = vec![("admin".to_string(), admin)];
+    for role in ["dept:urban", "dept:police", "dept:housing", "dept:transport", "dept:ecology", "firm:sim-firm-1"] {
+        tokens.push((role.to_string(), token(&store, role).await?));
+    }
+
+    let base = format!("http://{http}");
+    let start = config.start.format("%Y-%m-%d %H:%M");
+    println!("\nmuckwatch demo: {} fences of the sample city, {} trucks of {} firms, the night from {start} ({} h) at {}x",
+        fences.len(), fleet.len(), fleet.seed.firms.len(), opts.hours, opts.speedup);
+    println!("seeded through the API: {} firms, {} vehicles, {} permits ({} created, {} already there)",
+        fleet.seed.firms.len(), fleet.seed.vehicles.len(), fleet.seed.permits.len(), seeded.created, seeded.existing);
+    println!("\ntokens (Authorization: Bearer <token>):");
+    for (role, t) in &tokens {
+        println!("  {role:<16} {t}");
+    }
+    let police = &tokens[2].1;
+    let plate = fleet.seed.vehicles.first().map(|v| v.plate.clone()).unwrap_or_default();
+    println!("\nwhere to look:");
+    println!("  violations   curl -s -H 'Authorization: Bearer {}' '{base}/api/v1/violations?limit=20'", tokens[0].1);
+    println!("  cases        curl -s -H 'Authorization: Bearer {police}' '{base}/api/v1/cases?department=police'");
+    println!("  live alerts  curl -sN -H 'Authorization: Bearer {police}' {base}/api/v1/alerts/stream");
+    println!("  stats        curl -s -H 'Authorization: Bearer {}' '{base}/api/v1/stats'", tokens[0].1);
+    println!("  a track      curl -s -H 'Authorization: Bearer {}' '{base}/api/v1/vehicles/{}/track'", tokens[0].1, encode(&plate));
+    println!("  geofences    curl -s -H 'Authorization: Bearer {}' {base}/api/v1/geofences", tokens[0].1);
+    println!("  metrics      curl -s {base}/metrics");
+    println!("  MQTT alerts  mosquitto_sub -h {} -p {} -t '{prefix}/alerts/#'", mqtt.host, mqtt.port);
+    println!("  web console  {base}/  (sign in with one of the tokens above)\n");
+
+    let options = PublishOptions {
+        host: mqtt.host.clone(),
+        port: mqtt.port,
+        prefix,
+        qos: rumqttc::QoS::AtLeastOnce,
+        batch: 1,
+        speedup: Some(opts.speedup),
+        rate: None,
+        max_wall: None,
+        progress: true,
+        client_id: format!("muckwatch-demo-sim-{}", std::process::id()),
+    };
+    let outcome = tokio::select! {
+        r = publish(&mut fleet, &options) => Some(r),
+        _ = &mut stop => None,
+    };
+    if let Some(summary) = outcome {
+        let summary = summary?;
+        let (header, offset) = (fleet.header.clone(), fleet.offset());
+        let truth = fleet.finish();
+        std::fs::write(&opts.truth, Fleet::truth_ndjson(&header, &truth, offset))
+            .with_context(|| format!("cannot write {}", opts.truth.display()))?;
+        println!("the night is over: {} fixes in {:.0} s ({:.0} fixes/s); injected: {}",
+            summary.fixes, summary.wall.as_secs_f64(), summary.rate(), describe_counts(&count_by_code(&truth)));
+        // Let detection catch up with the last fixes before scoring.
+        for _ in 0..100 {
+            if metrics.fixes_ingested.load(Ordering::Relaxed) >= summary.fixes {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let detected = load_detected(&store, Some(&header), TOLERANCE_MS).await?;
+        println!("\ndetection against the ground truth ({}):\n{}", opts.truth.display(), table(&score(&truth, &detected, TOLERANCE_MS), offset));
+        println!("muckwatch keeps serving at {base}; Ctrl-C to stop.");
+        stop.await;
+    }
+    tracing::info!("shutting down: finishing pending writes");
+    shutdown.trigger();
+    server.await.context("the server task failed")?
+}
+
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| if b.is_ascii_alphanumeric() || b"-_.".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect()
+}
