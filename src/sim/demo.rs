@@ -129,11 +129,10 @@ pub async fn run(settings: Settings, opts: DemoOptions, stop: impl Future<Output
             .with_context(|| format!("cannot write {}", opts.truth.display()))?;
         println!("the night is over: {} fixes in {:.0} s ({:.0} fixes/s); injected: {}",
             summary.fixes, summary.wall.as_secs_f64(), summary.rate(), describe_counts(&count_by_code(&truth)));
-        // Let detection catch up with the last fixes before scoring.
-        for _ in 0..100 {
-            if metrics.fixes_ingested.load(Ordering::Relaxed) >= summary.fixes {
-                break;
-            }
+        // The broker has every fix; let muckwatch store them (and detection see them)
+        // before scoring.
+        let waited = std::time::Instant::now();
+        while metrics.fixes_ingested.load(Ordering::Relaxed) < summary.fixes && waited.elapsed() < Duration::from_secs(300) {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         tokio::time::sleep(Duration::from_secs(2)).await;

@@ -6,7 +6,9 @@
 //! arrays of one terminal's consecutive fixes, as a terminal that buffered them
 //! would send; they span `batch x interval` of simulated time, which the watermark
 //! sees as that much silence of the other trucks, so keep it well under the
-//! TRACK_GAP threshold. With QoS 1, the run ends when every message is acknowledged.
+//! TRACK_GAP threshold. With QoS 1, the run ends when the broker has acknowledged every
+//! message: the broker has them, not necessarily muckwatch yet (wait for its
+//! `muckwatch_fixes_ingested_total` before stopping it, or the end of the night is lost).
 
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
