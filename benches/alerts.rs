@@ -22,20 +22,31 @@ const PARKED: usize = 1000;
 const ZONE: (f64, f64) = (33.4000, 120.1475);
 
 fn main() -> anyhow::Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(run())
 }
 
 async fn run() -> anyhow::Result<()> {
-    let rate: f64 = std::env::var("BENCH_RATE").ok().and_then(|v| v.parse().ok()).unwrap_or(2000.0);
-    let seconds: u64 = std::env::var("BENCH_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(30);
+    let rate: f64 = std::env::var("BENCH_RATE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000.0);
+    let seconds: u64 = std::env::var("BENCH_SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30);
     let offenders = (seconds * 5) as usize;
     let dir = std::env::temp_dir().join(format!("muckwatch-alert-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let url = format!("sqlite://{}", dir.join("bench.db").display());
 
     let store = Store::connect(&url).await?;
-    let firm = Firm { id: FirmId::parse("bench").map_err(anyhow::Error::msg)?, name: "bench".into() };
+    let firm = Firm {
+        id: FirmId::parse("bench").map_err(anyhow::Error::msg)?,
+        name: "bench".into(),
+    };
     store.create_firm(&firm, 0).await?;
     let mut devices = Vec::new();
     for i in 0..PARKED + offenders {
@@ -63,8 +74,13 @@ async fn run() -> anyhow::Result<()> {
 
     // The officer: records when each plate's alert arrives.
     let arrivals: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
-    let (officer, mut officer_loop) = AsyncClient::new(MqttOptions::new("bench-officer", broker.host.clone(), broker.port), 100);
-    officer.subscribe("muckwatch/v1/alerts/police", QoS::AtLeastOnce).await?;
+    let (officer, mut officer_loop) = AsyncClient::new(
+        MqttOptions::new("bench-officer", broker.host.clone(), broker.port),
+        100,
+    );
+    officer
+        .subscribe("muckwatch/v1/alerts/police", QoS::AtLeastOnce)
+        .await?;
     let seen = arrivals.clone();
     tokio::spawn(async move {
         loop {
@@ -99,8 +115,14 @@ async fn run() -> anyhow::Result<()> {
 
     println!("alert latency: {PARKED} parked trucks at {rate} fixes/s for {seconds} s, {offenders} trucks entering a restricted zone");
     let fix = |d: &DeviceId, (lat, lon): (f64, f64), speed: f64| {
-        let ts = chrono::Utc::now().with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).unwrap_or(chrono::FixedOffset::east_opt(0).expect("utc")));
-        format!(r#"{{"device_id":"{d}","ts":"{}","lat":{lat},"lon":{lon},"speed_kmh":{speed},"acc":true,"cover_closed":true,"load_t":10}}"#, ts.to_rfc3339_opts(chrono::SecondsFormat::Millis, false))
+        let ts = chrono::Utc::now().with_timezone(
+            &chrono::FixedOffset::east_opt(8 * 3600)
+                .unwrap_or(chrono::FixedOffset::east_opt(0).expect("utc")),
+        );
+        format!(
+            r#"{{"device_id":"{d}","ts":"{}","lat":{lat},"lon":{lon},"speed_kmh":{speed},"acc":true,"cover_closed":true,"load_t":10}}"#,
+            ts.to_rfc3339_opts(chrono::SecondsFormat::Millis, false)
+        )
     };
     let start = Instant::now();
     let mut sent = 0u64;
@@ -111,15 +133,28 @@ async fn run() -> anyhow::Result<()> {
         let d = &devices[(sent as usize) % PARKED];
         // Parked in a yard: moving 0 km/h raises nothing.
         let (lat, lon) = (33.35 + (sent % PARKED as u64) as f64 * 1e-5, 120.05);
-        fleet.publish(position_topic("muckwatch/v1", d), QoS::AtMostOnce, false, fix(d, (lat, lon), 0.0)).await?;
+        fleet
+            .publish(
+                position_topic("muckwatch/v1", d),
+                QoS::AtMostOnce,
+                false,
+                fix(d, (lat, lon), 0.0),
+            )
+            .await?;
         sent += 1;
-        if next_offender < offenders && start.elapsed().as_secs_f64() >= next_offender as f64 * offender_every {
+        if next_offender < offenders
+            && start.elapsed().as_secs_f64() >= next_offender as f64 * offender_every
+        {
             let d = devices[PARKED + next_offender];
             let topic = position_topic("muckwatch/v1", &d);
-            fleet.publish(topic.clone(), QoS::AtMostOnce, false, fix(&d, ZONE, 20.0)).await?;
+            fleet
+                .publish(topic.clone(), QoS::AtMostOnce, false, fix(&d, ZONE, 20.0))
+                .await?;
             tokio::time::sleep(Duration::from_millis(5)).await;
             // The second fix inside the zone is the one that raises the alert.
-            fleet.publish(topic, QoS::AtMostOnce, false, fix(&d, ZONE, 20.0)).await?;
+            fleet
+                .publish(topic, QoS::AtMostOnce, false, fix(&d, ZONE, 20.0))
+                .await?;
             published.insert(format!("苏B{:05}", PARKED + next_offender), Instant::now());
             next_offender += 1;
         }
@@ -134,10 +169,19 @@ async fn run() -> anyhow::Result<()> {
     let arrivals = arrivals.lock().map(|m| m.clone()).unwrap_or_default();
     let mut latencies: Vec<f64> = published
         .iter()
-        .filter_map(|(plate, sent)| arrivals.get(plate).map(|got| got.saturating_duration_since(*sent).as_secs_f64() * 1000.0))
+        .filter_map(|(plate, sent)| {
+            arrivals
+                .get(plate)
+                .map(|got| got.saturating_duration_since(*sent).as_secs_f64() * 1000.0)
+        })
         .collect();
     latencies.sort_by(|a, b| a.total_cmp(b));
-    let pct = |p: f64| latencies.get(((latencies.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(f64::NAN);
+    let pct = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 - 1.0) * p).round() as usize)
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
     println!(
         "load achieved {achieved:.0} fixes/s; alerts received {}/{}; latency ms: p50 {:.1}, p90 {:.1}, p99 {:.1}, max {:.1}",
         latencies.len(),
@@ -147,7 +191,12 @@ async fn run() -> anyhow::Result<()> {
         pct(0.99),
         latencies.last().copied().unwrap_or(f64::NAN)
     );
-    println!("fixes ingested: {}", metrics.fixes_ingested.load(std::sync::atomic::Ordering::Relaxed));
+    println!(
+        "fixes ingested: {}",
+        metrics
+            .fixes_ingested
+            .load(std::sync::atomic::Ordering::Relaxed)
+    );
     shutdown.trigger();
     let _ = server.await;
     let _ = std::fs::remove_dir_all(&dir);

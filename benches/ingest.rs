@@ -22,15 +22,24 @@ use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 const DEVICES: usize = 1000;
 
 fn main() -> anyhow::Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(run())
 }
 
 async fn run() -> anyhow::Result<()> {
-    let total: usize = std::env::var("BENCH_FIXES").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
+    let total: usize = std::env::var("BENCH_FIXES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
     let dir = std::env::temp_dir().join(format!("muckwatch-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let qos = if std::env::var("BENCH_QOS").as_deref() == Ok("1") { QoS::AtLeastOnce } else { QoS::AtMostOnce };
+    let qos = if std::env::var("BENCH_QOS").as_deref() == Ok("1") {
+        QoS::AtLeastOnce
+    } else {
+        QoS::AtMostOnce
+    };
     let mut settings = Settings::default();
     settings.database.url = std::env::var("BENCH_DATABASE_URL")
         .unwrap_or_else(|_| format!("sqlite://{}", dir.join("bench.db").display()));
@@ -40,7 +49,11 @@ async fn run() -> anyhow::Result<()> {
     settings.mqtt.listen = "127.0.0.1:0".into();
     settings.http.addr = "127.0.0.1:0".into();
     let prefix = settings.mqtt.topic_prefix.clone();
-    let broker_name = settings.mqtt.url.clone().unwrap_or_else(|| "embedded broker".into());
+    let broker_name = settings
+        .mqtt
+        .url
+        .clone()
+        .unwrap_or_else(|| "embedded broker".into());
     let db_name = muckwatch::store::redact_url(&settings.database.url);
     let app = Application::build(settings).await?;
     app.wait_subscribed(Duration::from_secs(10)).await?;
@@ -56,19 +69,32 @@ async fn run() -> anyhow::Result<()> {
         let counted = Arc::new(AtomicU64::new(0));
         let bare_prefix = format!("mwbench-bare-{}-{batch}", std::process::id());
         let (bh, bp) = (broker.host.clone(), broker.port);
-        let sub = bare_subscriber(&bh, bp, &format!("{bare_prefix}/pos/+/+"), counted.clone()).await?;
+        let sub =
+            bare_subscriber(&bh, bp, &format!("{bare_prefix}/pos/+/+"), counted.clone()).await?;
         let bare = publish_and_wait(&bh, bp, &bare_prefix, messages, batch, qos, || {
             counted.load(Ordering::Relaxed) as usize >= messages
         })
         .await
-        .map_err(|e| anyhow::anyhow!("bare subscriber got {} of {}: {e}", counted.load(Ordering::Relaxed), messages * batch))?;
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "bare subscriber got {} of {}: {e}",
+                counted.load(Ordering::Relaxed),
+                messages * batch
+            )
+        })?;
         sub.abort();
 
         let before = metrics.fixes_ingested.load(Ordering::Relaxed) as usize;
         let target = before + messages * batch;
-        let ingest = publish_and_wait(&broker.host, broker.port, &prefix, messages, batch, qos, || {
-            metrics.fixes_ingested.load(Ordering::Relaxed) as usize >= target
-        })
+        let ingest = publish_and_wait(
+            &broker.host,
+            broker.port,
+            &prefix,
+            messages,
+            batch,
+            qos,
+            || metrics.fixes_ingested.load(Ordering::Relaxed) as usize >= target,
+        )
         .await?;
         let bare_rate = (messages * batch) as f64 / bare.as_secs_f64();
         let ingest_rate = (messages * batch) as f64 / ingest.as_secs_f64();
@@ -83,9 +109,19 @@ async fn run() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn bare_subscriber(host: &str, port: u16, filter: &str, counted: Arc<AtomicU64>) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-    let mut opts = MqttOptions::new(format!("bench-sub-{}-{}", std::process::id(), filter.len()), host, port);
-    opts.set_max_packet_size(16 << 20, 1 << 20).set_keep_alive(Duration::from_secs(30));
+async fn bare_subscriber(
+    host: &str,
+    port: u16,
+    filter: &str,
+    counted: Arc<AtomicU64>,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let mut opts = MqttOptions::new(
+        format!("bench-sub-{}-{}", std::process::id(), filter.len()),
+        host,
+        port,
+    );
+    opts.set_max_packet_size(16 << 20, 1 << 20)
+        .set_keep_alive(Duration::from_secs(30));
     let (client, mut eventloop) = AsyncClient::new(opts, 100);
     client.subscribe(filter, QoS::AtLeastOnce).await?;
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
@@ -97,7 +133,10 @@ async fn bare_subscriber(host: &str, port: u16, filter: &str, counted: Arc<Atomi
                 Ok(Event::Incoming(Packet::Publish(p))) => {
                     // Count fixes the way muckwatch would see them.
                     let n = if p.payload.first() == Some(&b'[') {
-                        p.payload.windows(11).filter(|w| w == b"\"device_id\"").count()
+                        p.payload
+                            .windows(11)
+                            .filter(|w| w == b"\"device_id\"")
+                            .count()
                     } else {
                         1
                     };
@@ -127,7 +166,10 @@ async fn publish_and_wait(
     qos: QoS,
     done: impl Fn() -> bool,
 ) -> anyhow::Result<Duration> {
-    let devices: Vec<DeviceId> = (0..DEVICES).map(|i| DeviceId::parse(&format!("bench-{i:05}"))).collect::<Result<_, _>>().map_err(anyhow::Error::msg)?;
+    let devices: Vec<DeviceId> = (0..DEVICES)
+        .map(|i| DeviceId::parse(&format!("bench-{i:05}")))
+        .collect::<Result<_, _>>()
+        .map_err(anyhow::Error::msg)?;
     let topics: Vec<String> = devices.iter().map(|d| position_topic(prefix, d)).collect();
     let payloads: Vec<Vec<u8>> = (0..messages)
         .map(|m| {
@@ -148,8 +190,15 @@ async fn publish_and_wait(
         })
         .collect();
 
-    let mut opts = MqttOptions::new(format!("bench-pub-{}-{}", std::process::id(), prefix.len()), host, port);
-    opts.set_max_packet_size(1 << 20, 16 << 20).set_keep_alive(Duration::from_secs(30)).set_request_channel_capacity(10_000).set_inflight(1000);
+    let mut opts = MqttOptions::new(
+        format!("bench-pub-{}-{}", std::process::id(), prefix.len()),
+        host,
+        port,
+    );
+    opts.set_max_packet_size(1 << 20, 16 << 20)
+        .set_keep_alive(Duration::from_secs(30))
+        .set_request_channel_capacity(10_000)
+        .set_inflight(1000);
     let (client, mut eventloop) = AsyncClient::new(opts, 10_000);
     let poller = tokio::spawn(async move {
         loop {
@@ -160,7 +209,9 @@ async fn publish_and_wait(
     });
     let start = Instant::now();
     for (m, payload) in payloads.into_iter().enumerate() {
-        client.publish(topics[m % DEVICES].clone(), qos, false, payload).await?;
+        client
+            .publish(topics[m % DEVICES].clone(), qos, false, payload)
+            .await?;
     }
     while !done() {
         if start.elapsed() > Duration::from_secs(60) {

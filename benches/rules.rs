@@ -58,7 +58,10 @@ fn along(pts: &[PlanePoint], mut s: f64) -> PlanePoint {
         let d = w[0].distance(w[1]);
         if s <= d && d > 0.0 {
             let f = s / d;
-            return PlanePoint::new(w[0].x + f * (w[1].x - w[0].x), w[0].y + f * (w[1].y - w[0].y));
+            return PlanePoint::new(
+                w[0].x + f * (w[1].x - w[0].x),
+                w[0].y + f * (w[1].y - w[0].y),
+            );
         }
         s -= d;
     }
@@ -66,7 +69,8 @@ fn along(pts: &[PlanePoint], mut s: f64) -> PlanePoint {
 }
 
 fn fleet() -> Fleet {
-    let set = FenceSet::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("geofences")).expect("sample city");
+    let set = FenceSet::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("geofences"))
+        .expect("sample city");
     let routes: Vec<(String, String, String, Vec<PlanePoint>)> = set
         .iter()
         .filter(|(_, f)| f.kind == FenceKind::Route)
@@ -78,7 +82,12 @@ fn fleet() -> Fleet {
                     .map(str::to_string)
                     .expect("route source/disposal")
             };
-            (f.id.clone(), prop("source"), prop("disposal"), route_points(f.shape()))
+            (
+                f.id.clone(),
+                prop("source"),
+                prop("disposal"),
+                route_points(f.shape()),
+            )
         })
         .collect();
     let mut contexts = Vec::with_capacity(VEHICLES);
@@ -86,9 +95,11 @@ fn fleet() -> Fleet {
     for v in 0..VEHICLES {
         let (route, source, disposal, pts) = &routes[v % routes.len()];
         let plate = format!("苏J{v:05}");
-        let permit = Permit::from_json(&json!({"id": format!("P-{v}"), "firm_id": format!("firm-{}", v % 50),
+        let permit = Permit::from_json(
+            &json!({"id": format!("P-{v}"), "firm_id": format!("firm-{}", v % 50),
             "plates": [plate], "source_site": source, "disposal_site": disposal, "routes": [route],
-            "windows": [], "valid_from": "2024-01-01", "valid_until": "2024-12-31"}))
+            "windows": [], "valid_from": "2024-01-01", "valid_until": "2024-12-31"}),
+        )
         .expect("permit");
         contexts.push(VehicleContext {
             plate: Plate::parse(&plate).expect("plate"),
@@ -125,7 +136,11 @@ impl Fleet {
     fn round(&mut self) {
         let leg_pass = self.round / LEG_FIXES;
         let k = self.round % LEG_FIXES;
-        let k = if leg_pass.is_multiple_of(2) { k } else { LEG_FIXES - 1 - k }; // there and back
+        let k = if leg_pass.is_multiple_of(2) {
+            k
+        } else {
+            LEG_FIXES - 1 - k
+        }; // there and back
         let base_ms = START_MS + self.round as i64 * FIX_EVERY_MS;
         for v in 0..VEHICLES {
             let ((lat, lon), speed) = (self.legs[v].0[k], self.legs[v].1);
@@ -214,7 +229,12 @@ fn main() {
     }
     let secs = t.elapsed().as_secs_f64();
     let fixes = rounds * VEHICLES;
-    let per_vehicle = fleet.states.iter().map(VehicleState::memory_bytes).max().unwrap_or(0);
+    let per_vehicle = fleet
+        .states
+        .iter()
+        .map(VehicleState::memory_bytes)
+        .max()
+        .unwrap_or(0);
     println!(
         "\nsummary: {fixes} fixes in {secs:.2} s = {:.0} fixes/s single core ({:.2} us/fix); \
          state {per_vehicle} bytes per vehicle ({:.1} MB for {VEHICLES})",

@@ -72,7 +72,9 @@ impl Role {
         if let Some(f) = s.strip_prefix("firm:") {
             return FirmId::parse(f).map(Role::Firm);
         }
-        Err(format!("role `{s}` is not admin, dept:<department> or firm:<firm_id>"))
+        Err(format!(
+            "role `{s}` is not admin, dept:<department> or firm:<firm_id>"
+        ))
     }
 
     /// The firm a caller is confined to, if any.
@@ -107,10 +109,12 @@ pub fn token_hash(token: &str) -> String {
 
 fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 #[cfg(test)]

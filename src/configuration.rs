@@ -127,25 +127,34 @@ impl Default for MqttSettings {
 
 impl Default for DatabaseSettings {
     fn default() -> Self {
-        DatabaseSettings { url: "sqlite://muckwatch.db".into() }
+        DatabaseSettings {
+            url: "sqlite://muckwatch.db".into(),
+        }
     }
 }
 
 impl Default for HttpSettings {
     fn default() -> Self {
-        HttpSettings { addr: "127.0.0.1:8080".into() }
+        HttpSettings {
+            addr: "127.0.0.1:8080".into(),
+        }
     }
 }
 
 impl Default for GeofenceSettings {
     fn default() -> Self {
-        GeofenceSettings { dir: PathBuf::from("geofences"), reload_poll_s: 5 }
+        GeofenceSettings {
+            dir: PathBuf::from("geofences"),
+            reload_poll_s: 5,
+        }
     }
 }
 
 impl Default for CitySettings {
     fn default() -> Self {
-        CitySettings { timezone: "Asia/Shanghai".into() }
+        CitySettings {
+            timezone: "Asia/Shanghai".into(),
+        }
     }
 }
 
@@ -268,7 +277,9 @@ impl Settings {
         BucketSet::parse(&self.mqtt.buckets).context("mqtt.buckets")?;
         self.city_timezone().context("city.timezone")?;
         self.cases.routing().map_err(anyhow::Error::msg)?;
-        self.rules.validate().map_err(|e| anyhow::anyhow!("rules: {e}"))?;
+        self.rules
+            .validate()
+            .map_err(|e| anyhow::anyhow!("rules: {e}"))?;
         if !(self.database.url.starts_with("sqlite:") || self.database.url.starts_with("postgres"))
         {
             bail!(
@@ -320,7 +331,9 @@ impl MqttUrl {
         let rest = rest.trim_end_matches('/');
         let (host, port) = match rest.rsplit_once(':') {
             Some((h, p)) => {
-                let port = p.parse::<u16>().map_err(|_| anyhow::anyhow!("bad port in `{s}`"))?;
+                let port = p
+                    .parse::<u16>()
+                    .map_err(|_| anyhow::anyhow!("bad port in `{s}`"))?;
                 (h, port)
             }
             None => (rest, 1883),
@@ -328,7 +341,10 @@ impl MqttUrl {
         if host.is_empty() {
             bail!("no host in `{s}`");
         }
-        Ok(MqttUrl { host: host.to_string(), port })
+        Ok(MqttUrl {
+            host: host.to_string(),
+            port,
+        })
     }
 }
 
@@ -341,14 +357,20 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("mw-conf-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("c.toml");
-        std::fs::write(&file, "[http]\naddr = \"127.0.0.1:1\"\n[database]\nurl = \"sqlite://a.db\"\n")
-            .unwrap();
+        std::fs::write(
+            &file,
+            "[http]\naddr = \"127.0.0.1:1\"\n[database]\nurl = \"sqlite://a.db\"\n",
+        )
+        .unwrap();
         let env = |k: &str| match k {
             "MUCKWATCH_DATABASE_URL" => Some("sqlite://b.db".to_string()),
             "MUCKWATCH_HTTP_ADDR" => Some("127.0.0.1:2".to_string()),
             _ => None,
         };
-        let flags = Overrides { http_addr: Some("127.0.0.1:3".into()), ..Default::default() };
+        let flags = Overrides {
+            http_addr: Some("127.0.0.1:3".into()),
+            ..Default::default()
+        };
         let s = Settings::load_with_env(Some(&file), &flags, env).unwrap();
         assert_eq!(s.http.addr, "127.0.0.1:3");
         assert_eq!(s.database.url, "sqlite://b.db");
@@ -356,17 +378,31 @@ mod tests {
 
     #[test]
     fn unknown_key_is_named() {
-        let err = Settings::from_toml("[mqtt]\nurll = \"x\"\n").unwrap_err().to_string();
+        let err = Settings::from_toml("[mqtt]\nurll = \"x\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("urll"), "{err}");
     }
 
     #[test]
     fn bad_values_are_refused_with_the_setting_name() {
-        let flags = Overrides { mqtt_url: Some("http://x".into()), ..Default::default() };
-        let err = format!("{:#}", Settings::load_with_env(None, &flags, |_| None).unwrap_err());
+        let flags = Overrides {
+            mqtt_url: Some("http://x".into()),
+            ..Default::default()
+        };
+        let err = format!(
+            "{:#}",
+            Settings::load_with_env(None, &flags, |_| None).unwrap_err()
+        );
         assert!(err.contains("mqtt.url"), "{err}");
-        let flags = Overrides { buckets: Some("0-99".into()), ..Default::default() };
-        let err = format!("{:#}", Settings::load_with_env(None, &flags, |_| None).unwrap_err());
+        let flags = Overrides {
+            buckets: Some("0-99".into()),
+            ..Default::default()
+        };
+        let err = format!(
+            "{:#}",
+            Settings::load_with_env(None, &flags, |_| None).unwrap_err()
+        );
         assert!(err.contains("mqtt.buckets"), "{err}");
     }
 
@@ -374,7 +410,10 @@ mod tests {
     fn mqtt_url_parses() {
         assert_eq!(
             MqttUrl::parse("mqtt://127.0.0.1:1884").unwrap(),
-            MqttUrl { host: "127.0.0.1".into(), port: 1884 }
+            MqttUrl {
+                host: "127.0.0.1".into(),
+                port: 1884
+            }
         );
         assert_eq!(MqttUrl::parse("mqtt://broker").unwrap().port, 1883);
         assert!(MqttUrl::parse("127.0.0.1:1883").is_err());

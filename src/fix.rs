@@ -27,14 +27,25 @@ impl DeviceId {
     pub fn parse(s: &str) -> Result<DeviceId, String> {
         let b = s.as_bytes();
         if b.is_empty() || b.len() > Self::MAX_LEN {
-            return Err(format!("device_id must be 1-32 characters, got {}", b.len()));
+            return Err(format!(
+                "device_id must be 1-32 characters, got {}",
+                b.len()
+            ));
         }
-        if let Some(c) = s.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-')) {
-            return Err(format!("device_id has a character outside [0-9A-Za-z_-]: {c:?}"));
+        if let Some(c) = s
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-'))
+        {
+            return Err(format!(
+                "device_id has a character outside [0-9A-Za-z_-]: {c:?}"
+            ));
         }
         let mut bytes = [0u8; Self::MAX_LEN];
         bytes[..b.len()].copy_from_slice(b);
-        Ok(DeviceId { len: b.len() as u8, bytes })
+        Ok(DeviceId {
+            len: b.len() as u8,
+            bytes,
+        })
     }
 
     pub fn as_str(&self) -> &str {
@@ -99,6 +110,9 @@ mod tests {
     #[test]
     fn bucket_is_crc32_mod_64() {
         let d = DeviceId::parse("013800000001").unwrap();
-        assert_eq!(d.default_bucket() as u32, crc32fast::hash(b"013800000001") % 64);
+        assert_eq!(
+            d.default_bucket() as u32,
+            crc32fast::hash(b"013800000001") % 64
+        );
     }
 }

@@ -11,7 +11,11 @@ use muckwatch::startup::Application;
 use muckwatch::store::Store;
 
 #[derive(Parser)]
-#[command(name = "muckwatch", version, about = "Watches construction-waste trucks: GPS over MQTT, geofence rules, joint cases")]
+#[command(
+    name = "muckwatch",
+    version,
+    about = "Watches construction-waste trucks: GPS over MQTT, geofence rules, joint cases"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -139,7 +143,10 @@ enum FencesCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -159,25 +166,56 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve(args).await,
         Command::Demo(args) => demo(args).await,
-        Command::Score { truth, common, tolerance_s } => score(&truth, &common, tolerance_s).await,
-        Command::Token { command: TokenCommand::Create { role, common } } => {
+        Command::Score {
+            truth,
+            common,
+            tolerance_s,
+        } => score(&truth, &common, tolerance_s).await,
+        Command::Token {
+            command: TokenCommand::Create { role, common },
+        } => {
             let role = Role::parse(&role).map_err(|e| anyhow::anyhow!("--role: {e}"))?;
             let settings = settings(&common, Overrides::default())?;
             let store = Store::connect(&settings.database.url).await?;
             let token = new_token()?;
-            store.create_token(&token_hash(&token), &role, chrono::Utc::now().timestamp_millis()).await?;
+            store
+                .create_token(
+                    &token_hash(&token),
+                    &role,
+                    chrono::Utc::now().timestamp_millis(),
+                )
+                .await?;
             println!("created token for role {role}: {token}");
             Ok(())
         }
-        Command::Replay { file, common, geofences } => {
-            let flags = Overrides { geofences_dir: geofences, ..Default::default() };
+        Command::Replay {
+            file,
+            common,
+            geofences,
+        } => {
+            let flags = Overrides {
+                geofences_dir: geofences,
+                ..Default::default()
+            };
             let settings = settings(&common, flags)?;
-            let input = std::fs::File::open(&file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
-            let summary = muckwatch::replay::run(&settings, std::io::BufReader::new(input), std::io::stdout(), std::io::stderr()).await?;
-            eprintln!("replayed {} fixes ({} refused): {} violations", summary.fixes, summary.refused, summary.violations);
+            let input = std::fs::File::open(&file)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+            let summary = muckwatch::replay::run(
+                &settings,
+                std::io::BufReader::new(input),
+                std::io::stdout(),
+                std::io::stderr(),
+            )
+            .await?;
+            eprintln!(
+                "replayed {} fixes ({} refused): {} violations",
+                summary.fixes, summary.refused, summary.violations
+            );
             Ok(())
         }
-        Command::Fences { command: FencesCommand::Check { geofences } } => {
+        Command::Fences {
+            command: FencesCommand::Check { geofences },
+        } => {
             let stdin = std::io::stdin();
             let stdout = std::io::stdout();
             muckwatch::geofence::check::run_check(&geofences, stdin.lock(), stdout.lock())
@@ -219,7 +257,10 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     use muckwatch::sim::demo;
     let mut settings = serve_settings(args.serve)?;
     if let Some(file) = demo::use_fresh_demo_database(&mut settings)? {
-        eprintln!("demo: using a fresh {} (--database-url to choose another)", file.display());
+        eprintln!(
+            "demo: using a fresh {} (--database-url to choose another)",
+            file.display()
+        );
     }
     let options = demo::DemoOptions {
         trucks: args.trucks,
@@ -233,19 +274,35 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     demo::run(settings, options, wait_for_signal()).await
 }
 
-async fn score(truth_file: &std::path::Path, common: &CommonArgs, tolerance_s: u32) -> anyhow::Result<()> {
+async fn score(
+    truth_file: &std::path::Path,
+    common: &CommonArgs,
+    tolerance_s: u32,
+) -> anyhow::Result<()> {
     use muckwatch::sim::{score, truth};
-    let text = std::fs::read_to_string(truth_file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", truth_file.display()))?;
-    let (header, entries) = truth::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", truth_file.display()))?;
+    let text = std::fs::read_to_string(truth_file)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", truth_file.display()))?;
+    let (header, entries) =
+        truth::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", truth_file.display()))?;
     let settings = settings(common, Overrides::default())?;
     let store = Store::connect(&settings.database.url).await?;
     let tolerance_ms = i64::from(tolerance_s) * 1000;
     let detected = score::load_detected(&store, header.as_ref(), tolerance_ms).await?;
     // Times are shown in the city's offset on the night scored.
     let tz = settings.city_timezone()?;
-    let at_ms = header.as_ref().map_or_else(|| chrono::Utc::now().timestamp_millis(), |h| h.start_ms);
-    let offset = chrono::Offset::fix(chrono::DateTime::from_timestamp_millis(at_ms).unwrap_or_default().with_timezone(&tz).offset());
-    println!("{}", score::table(&score::score(&entries, &detected, tolerance_ms), offset));
+    let at_ms = header
+        .as_ref()
+        .map_or_else(|| chrono::Utc::now().timestamp_millis(), |h| h.start_ms);
+    let offset = chrono::Offset::fix(
+        chrono::DateTime::from_timestamp_millis(at_ms)
+            .unwrap_or_default()
+            .with_timezone(&tz)
+            .offset(),
+    );
+    println!(
+        "{}",
+        score::table(&score::score(&entries, &detected, tolerance_ms), offset)
+    );
     Ok(())
 }
 

@@ -42,24 +42,93 @@ impl Metrics {
 
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
-        counter(&mut out, "muckwatch_mqtt_messages_total", "MQTT telemetry messages received", &self.messages_received);
-        counter(&mut out, "muckwatch_fixes_ingested_total", "Fixes stored", &self.fixes_ingested);
-        counter(&mut out, "muckwatch_fixes_duplicate_total", "Fixes ignored as duplicates (same device_id and ts)", &self.fixes_duplicate);
-        counter(&mut out, "muckwatch_fixes_unregistered_total", "Fixes from devices registered to no vehicle", &self.fixes_unregistered);
-        header(&mut out, "muckwatch_messages_rejected_total", "Messages or batch items refused, by reason", "counter");
+        counter(
+            &mut out,
+            "muckwatch_mqtt_messages_total",
+            "MQTT telemetry messages received",
+            &self.messages_received,
+        );
+        counter(
+            &mut out,
+            "muckwatch_fixes_ingested_total",
+            "Fixes stored",
+            &self.fixes_ingested,
+        );
+        counter(
+            &mut out,
+            "muckwatch_fixes_duplicate_total",
+            "Fixes ignored as duplicates (same device_id and ts)",
+            &self.fixes_duplicate,
+        );
+        counter(
+            &mut out,
+            "muckwatch_fixes_unregistered_total",
+            "Fixes from devices registered to no vehicle",
+            &self.fixes_unregistered,
+        );
+        header(
+            &mut out,
+            "muckwatch_messages_rejected_total",
+            "Messages or batch items refused, by reason",
+            "counter",
+        );
         for r in RejectReason::ALL {
-            let _ = writeln!(out, "muckwatch_messages_rejected_total{{reason=\"{}\"}} {}", r.label(), self.rejected(r));
+            let _ = writeln!(
+                out,
+                "muckwatch_messages_rejected_total{{reason=\"{}\"}} {}",
+                r.label(),
+                self.rejected(r)
+            );
         }
-        header(&mut out, "muckwatch_violations_total", "Violations raised, by code", "counter");
+        header(
+            &mut out,
+            "muckwatch_violations_total",
+            "Violations raised, by code",
+            "counter",
+        );
         for c in ViolationCode::ALL {
-            let _ = writeln!(out, "muckwatch_violations_total{{code=\"{}\"}} {}", c.as_str(), self.violations[c.index()].load(Relaxed));
+            let _ = writeln!(
+                out,
+                "muckwatch_violations_total{{code=\"{}\"}} {}",
+                c.as_str(),
+                self.violations[c.index()].load(Relaxed)
+            );
         }
-        counter(&mut out, "muckwatch_alerts_published_total", "Alerts published", &self.alerts_published);
-        counter(&mut out, "muckwatch_alerts_dropped_total", "Alerts not sent to the broker because its queue was full", &self.alerts_dropped);
-        counter(&mut out, "muckwatch_store_write_errors_total", "Batch writes that failed and were retried", &self.write_errors);
-        counter(&mut out, "muckwatch_dead_letters_dropped_total", "Rejected messages not kept because the dead-letter queue was full", &self.dead_letters_dropped);
-        counter(&mut out, "muckwatch_mqtt_reconnects_total", "Connection losses to the MQTT broker", &self.mqtt_reconnects);
-        self.batch_write_seconds.render(&mut out, "muckwatch_batch_write_seconds", "Latency of one batched fix write");
+        counter(
+            &mut out,
+            "muckwatch_alerts_published_total",
+            "Alerts published",
+            &self.alerts_published,
+        );
+        counter(
+            &mut out,
+            "muckwatch_alerts_dropped_total",
+            "Alerts not sent to the broker because its queue was full",
+            &self.alerts_dropped,
+        );
+        counter(
+            &mut out,
+            "muckwatch_store_write_errors_total",
+            "Batch writes that failed and were retried",
+            &self.write_errors,
+        );
+        counter(
+            &mut out,
+            "muckwatch_dead_letters_dropped_total",
+            "Rejected messages not kept because the dead-letter queue was full",
+            &self.dead_letters_dropped,
+        );
+        counter(
+            &mut out,
+            "muckwatch_mqtt_reconnects_total",
+            "Connection losses to the MQTT broker",
+            &self.mqtt_reconnects,
+        );
+        self.batch_write_seconds.render(
+            &mut out,
+            "muckwatch_batch_write_seconds",
+            "Latency of one batched fix write",
+        );
         out
     }
 }
@@ -82,13 +151,18 @@ pub struct Histogram {
 
 impl Default for Histogram {
     fn default() -> Self {
-        Histogram { counts: Default::default(), count: AtomicU64::new(0), sum_us: AtomicU64::new(0) }
+        Histogram {
+            counts: Default::default(),
+            count: AtomicU64::new(0),
+            sum_us: AtomicU64::new(0),
+        }
     }
 }
 
 impl Histogram {
-    const BOUNDS: [f64; 12] =
-        [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
+    const BOUNDS: [f64; 12] = [
+        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    ];
 
     pub fn observe(&self, d: Duration) {
         let s = d.as_secs_f64();
@@ -108,7 +182,11 @@ impl Histogram {
     fn render(&self, out: &mut String, name: &str, help: &str) {
         header(out, name, help, "histogram");
         for (i, b) in Self::BOUNDS.iter().enumerate() {
-            let _ = writeln!(out, "{name}_bucket{{le=\"{b}\"}} {}", self.counts[i].load(Relaxed));
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{le=\"{b}\"}} {}",
+                self.counts[i].load(Relaxed)
+            );
         }
         let count = self.count.load(Relaxed);
         let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");

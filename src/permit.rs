@@ -20,7 +20,11 @@ pub enum PermitStatus {
 }
 
 impl PermitStatus {
-    pub const ALL: [PermitStatus; 3] = [PermitStatus::Active, PermitStatus::Suspended, PermitStatus::Revoked];
+    pub const ALL: [PermitStatus; 3] = [
+        PermitStatus::Active,
+        PermitStatus::Suspended,
+        PermitStatus::Revoked,
+    ];
 
     /// The wire spelling: `"active"`, `"suspended"` or `"revoked"`.
     pub fn as_str(self) -> &'static str {
@@ -119,10 +123,13 @@ impl Permit {
     pub fn from_json(v: &Value) -> Result<Permit, String> {
         let obj = v.as_object().ok_or("permit must be a JSON object")?;
         let id = ident(obj, "id")?;
-        let firm_id = FirmId::parse(str_field(obj, "firm_id")?).map_err(|e| format!("firm_id: {e}"))?;
+        let firm_id =
+            FirmId::parse(str_field(obj, "firm_id")?).map_err(|e| format!("firm_id: {e}"))?;
         let mut plates = Vec::new();
         for (i, item) in array_field(obj, "plates")?.iter().enumerate() {
-            let s = item.as_str().ok_or_else(|| format!("plates[{i}] must be a string"))?;
+            let s = item
+                .as_str()
+                .ok_or_else(|| format!("plates[{i}] must be a string"))?;
             let plate = Plate::parse(s).map_err(|e| format!("plates[{i}]: {e}"))?;
             if plates.contains(&plate) {
                 return Err(format!("plates[{i}]: `{s}` is listed twice"));
@@ -136,7 +143,9 @@ impl Permit {
         let disposal_site = ident(obj, "disposal_site")?;
         let mut routes: Vec<String> = Vec::new();
         for (i, item) in array_field(obj, "routes")?.iter().enumerate() {
-            let s = item.as_str().ok_or_else(|| format!("routes[{i}] must be a string"))?;
+            let s = item
+                .as_str()
+                .ok_or_else(|| format!("routes[{i}] must be a string"))?;
             check_ident(s).map_err(|e| format!("routes[{i}]: {e}"))?;
             if !routes.iter().any(|r| r == s) {
                 routes.push(s.to_string());
@@ -157,13 +166,16 @@ impl Permit {
                     .and_then(Value::as_str)
                     .ok_or_else(|| format!("windows[{i}].{name} must be a string \"HH:MM\""))
             };
-            let window = TimeWindow::parse(part("start")?, part("end")?).map_err(|e| format!("windows[{i}]: {e}"))?;
+            let window = TimeWindow::parse(part("start")?, part("end")?)
+                .map_err(|e| format!("windows[{i}]: {e}"))?;
             windows.push(window);
         }
         let valid_from = date_field(obj, "valid_from")?;
         let valid_until = date_field(obj, "valid_until")?;
         if valid_until < valid_from {
-            return Err(format!("valid_until {valid_until} is before valid_from {valid_from}"));
+            return Err(format!(
+                "valid_until {valid_until} is before valid_from {valid_from}"
+            ));
         }
         let status = match obj.get("status") {
             None | Some(Value::Null) => PermitStatus::Active,
@@ -246,7 +258,9 @@ fn check_ident(s: &str) -> Result<(), String> {
     if s.chars()
         .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '/' | '?' | '#'))
     {
-        return Err(format!("`{s}` contains a space, control character, / ? or #"));
+        return Err(format!(
+            "`{s}` contains a space, control character, / ? or #"
+        ));
     }
     Ok(())
 }
@@ -345,7 +359,9 @@ mod tests {
         assert!(with("plates", json!([1])).starts_with("plates[0]"));
         assert!(with("source_site", json!(null)).starts_with("source_site"));
         assert!(with("routes", json!("r1")).starts_with("routes"));
-        assert!(with("windows", json!([{"start": "25:00", "end": "06:00"}])).starts_with("windows[0]"));
+        assert!(
+            with("windows", json!([{"start": "25:00", "end": "06:00"}])).starts_with("windows[0]")
+        );
         assert!(with("windows", json!([{"start": "05:00"}])).starts_with("windows[0].end"));
         assert!(with("valid_from", json!("2024-6-1")).starts_with("valid_from"));
         assert!(with("valid_until", json!("2024-05-01")).starts_with("valid_until"));

@@ -24,8 +24,13 @@ impl FirmId {
         if s.is_empty() || s.len() > 64 {
             return Err(format!("firm id must be 1-64 characters, got {}", s.len()));
         }
-        if !s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-            return Err(format!("firm id `{s}` has characters outside [0-9A-Za-z_-]"));
+        if !s
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(format!(
+                "firm id `{s}` has characters outside [0-9A-Za-z_-]"
+            ));
         }
         Ok(FirmId(s.to_string()))
     }
@@ -52,8 +57,12 @@ impl Plate {
         if !(2..=16).contains(&n) {
             return Err(format!("plate must be 2-16 characters, got {n}"));
         }
-        if s.chars().any(|c| c.is_whitespace() || c.is_control() || c == '/' || c == '?' || c == '#') {
-            return Err(format!("plate `{s}` contains a space, control character, / ? or #"));
+        if s.chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '/' || c == '?' || c == '#')
+        {
+            return Err(format!(
+                "plate `{s}` contains a space, control character, / ? or #"
+            ));
         }
         Ok(Plate(s.to_string()))
     }
@@ -104,19 +113,34 @@ struct Sources {
 }
 
 impl Registry {
-    pub fn new(vehicles: impl IntoIterator<Item = Vehicle>, permits: impl IntoIterator<Item = Permit>) -> Registry {
+    pub fn new(
+        vehicles: impl IntoIterator<Item = Vehicle>,
+        permits: impl IntoIterator<Item = Permit>,
+    ) -> Registry {
         let sources = Sources {
             vehicles: vehicles.into_iter().map(|v| (v.plate.clone(), v)).collect(),
-            permits: permits.into_iter().map(|p| (p.id.clone(), Arc::new(p))).collect(),
+            permits: permits
+                .into_iter()
+                .map(|p| (p.id.clone(), Arc::new(p)))
+                .collect(),
         };
-        let map = sources.vehicles.values().map(|v| (v.device_id, Arc::new(sources.context(v)))).collect();
-        Registry { by_device: ArcSwap::from_pointee(map), write: Mutex::new(sources) }
+        let map = sources
+            .vehicles
+            .values()
+            .map(|v| (v.device_id, Arc::new(sources.context(v))))
+            .collect();
+        Registry {
+            by_device: ArcSwap::from_pointee(map),
+            write: Mutex::new(sources),
+        }
     }
 
     /// Replaces everything, e.g. with what another instance registered.
     pub fn replace_all(&self, vehicles: Vec<Vehicle>, permits: Vec<Permit>) {
         let fresh = Registry::new(vehicles, permits);
-        let Ok(mut sources) = self.write.lock() else { return };
+        let Ok(mut sources) = self.write.lock() else {
+            return;
+        };
         if let Ok(mut new_sources) = fresh.write.lock() {
             std::mem::swap(&mut *sources, &mut *new_sources);
         }
@@ -161,7 +185,9 @@ impl Registry {
     /// Applies a change to the sources and rebuilds the contexts of the
     /// plates it returns.
     fn update_with(&self, change: impl FnOnce(&mut Sources) -> Vec<Plate>) {
-        let Ok(mut sources) = self.write.lock() else { return };
+        let Ok(mut sources) = self.write.lock() else {
+            return;
+        };
         let plates = change(&mut sources);
         let fresh: Vec<Arc<VehicleContext>> = plates
             .iter()
@@ -187,8 +213,12 @@ impl Registry {
 
 impl Sources {
     fn context(&self, v: &Vehicle) -> VehicleContext {
-        let mut permits: Vec<Arc<Permit>> =
-            self.permits.values().filter(|p| p.plates.contains(&v.plate)).cloned().collect();
+        let mut permits: Vec<Arc<Permit>> = self
+            .permits
+            .values()
+            .filter(|p| p.plates.contains(&v.plate))
+            .cloned()
+            .collect();
         permits.sort_by(|a, b| a.id.cmp(&b.id));
         VehicleContext {
             plate: v.plate.clone(),

@@ -4,13 +4,13 @@
 use std::io::{BufRead, Write};
 use std::sync::Arc;
 
+use crate::alerts::AlertHub;
 use crate::api::violation_json;
 use crate::configuration::Settings;
-use crate::geofence::FenceHandle;
 use crate::fix::Fix;
+use crate::geofence::FenceHandle;
 use crate::ingest::decode::{decode_fix_standalone, refuse_future, Rejection};
 use crate::metrics::Metrics;
-use crate::alerts::AlertHub;
 use crate::pipeline::{Detection, Outputs};
 use crate::registry::Registry;
 use crate::rules::Rules;
@@ -34,7 +34,10 @@ pub async fn run(
 ) -> anyhow::Result<ReplaySummary> {
     let tz = settings.city_timezone()?;
     let store = Store::connect(&settings.database.url).await?;
-    let registry = Arc::new(Registry::new(store.vehicles().await?, store.all_permits().await?));
+    let registry = Arc::new(Registry::new(
+        store.vehicles().await?,
+        store.all_permits().await?,
+    ));
     let fences = FenceHandle::new(load_fences(&settings.geofences.dir)?);
     let rules = Arc::new(Rules::new(settings.rules.clone(), tz));
     let outputs = Outputs {
@@ -66,19 +69,32 @@ pub async fn run(
             }
             Err(r) => {
                 summary.refused += 1;
-                writeln!(errors, "line {}: {} ({})", n + 1, r.detail, r.reason.label())?;
+                writeln!(
+                    errors,
+                    "line {}: {} ({})",
+                    n + 1,
+                    r.detail,
+                    r.reason.label()
+                )?;
             }
         }
         if batch.len() == 1000 {
-            store.insert_fixes(&batch, chrono::Utc::now().timestamp_millis()).await?;
+            store
+                .insert_fixes(&batch, chrono::Utc::now().timestamp_millis())
+                .await?;
             batch.clear();
         }
     }
-    store.insert_fixes(&batch, chrono::Utc::now().timestamp_millis()).await?;
+    store
+        .insert_fixes(&batch, chrono::Utc::now().timestamp_millis())
+        .await?;
     drop(detection_input);
     let ids = detection.finish().await;
     summary.violations = ids.len();
-    let filter = ViolationFilter { ids: Some(ids), ..Default::default() };
+    let filter = ViolationFilter {
+        ids: Some(ids),
+        ..Default::default()
+    };
     let (violations, _) = store.violations(&filter, 1_000_000, 0).await?;
     for v in &violations {
         writeln!(out, "{}", violation_json(v, tz))?;
@@ -89,7 +105,12 @@ pub async fn run(
 fn not_future(fix: Fix, max_future_ms: i64) -> Result<Fix, Rejection> {
     let mut one = vec![fix];
     let mut rejects = Vec::new();
-    refuse_future(&mut one, chrono::Utc::now().timestamp_millis(), max_future_ms, &mut rejects);
+    refuse_future(
+        &mut one,
+        chrono::Utc::now().timestamp_millis(),
+        max_future_ms,
+        &mut rejects,
+    );
     match rejects.pop() {
         Some(r) => Err(r),
         None => Ok(fix),

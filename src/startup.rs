@@ -10,17 +10,17 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::alerts::{spawn_mqtt_publisher, AlertHub};
 use crate::api::{self, AppState};
+use crate::broker;
 use crate::configuration::{parse_socket_addr, MqttUrl, Settings};
+use crate::geofence::{spawn_reloader, FenceHandle, FenceSet};
 use crate::ingest::{self, IngestConfig, IngestTasks};
 use crate::metrics::Metrics;
-use crate::alerts::{spawn_mqtt_publisher, AlertHub};
 use crate::pipeline::{Detection, Outputs};
-use crate::rules::Rules;
 use crate::registry::Registry;
+use crate::rules::Rules;
 use crate::store::Store;
-use crate::broker;
-use crate::geofence::{spawn_reloader, FenceHandle, FenceSet};
 
 pub struct Application {
     pub http_addr: SocketAddr,
@@ -53,7 +53,10 @@ impl Application {
         let tz = settings.city_timezone()?;
         let store = Store::connect(&settings.database.url).await?;
         tracing::info!(url = %settings.database.url, "database ready");
-        let registry = Arc::new(Registry::new(store.vehicles().await?, store.all_permits().await?));
+        let registry = Arc::new(Registry::new(
+            store.vehicles().await?,
+            store.all_permits().await?,
+        ));
         let metrics = Arc::new(Metrics::default());
         let fences = FenceHandle::new(load_fences(&settings.geofences.dir)?);
         spawn_reloader(
@@ -68,17 +71,31 @@ impl Application {
                 let listen = parse_socket_addr(&settings.mqtt.listen)?;
                 let addr = broker::start_embedded(listen).await?;
                 tracing::info!(%addr, "embedded MQTT broker listening");
-                let host = if addr.ip().is_unspecified() { "127.0.0.1".to_string() } else { addr.ip().to_string() };
-                MqttUrl { host, port: addr.port() }
+                let host = if addr.ip().is_unspecified() {
+                    "127.0.0.1".to_string()
+                } else {
+                    addr.ip().to_string()
+                };
+                MqttUrl {
+                    host,
+                    port: addr.port(),
+                }
             }
         };
 
         let rules = Arc::new(Rules::new(settings.rules.clone(), tz));
-        let shards = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        let shards = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
         let hub = AlertHub::default();
         let (alerts_tx, alerts_rx) = tokio::sync::mpsc::channel(10_000);
-        let alert_publisher =
-            spawn_mqtt_publisher(&mqtt, &settings.mqtt.client_id, &settings.mqtt.topic_prefix, alerts_rx, metrics.clone());
+        let alert_publisher = spawn_mqtt_publisher(
+            &mqtt,
+            &settings.mqtt.client_id,
+            &settings.mqtt.topic_prefix,
+            alerts_rx,
+            metrics.clone(),
+        );
         let outputs = Outputs {
             store: store.clone(),
             metrics: metrics.clone(),
@@ -89,16 +106,27 @@ impl Application {
             hub: hub.clone(),
             mqtt: Some(alerts_tx),
         };
-        let (detection_input, detection) = Detection::spawn(rules, registry.clone(), outputs, shards);
+        let (detection_input, detection) =
+            Detection::spawn(rules, registry.clone(), outputs, shards);
         let buckets = crate::ingest::BucketSet::parse(&settings.mqtt.buckets)?;
         let warm_window = settings.ingest.warm_up_s as i64 * 1000;
-        let warmed = crate::pipeline::warm_up(&store, &detection_input, |d| buckets.contains(d.default_bucket()), warm_window).await?;
+        let warmed = crate::pipeline::warm_up(
+            &store,
+            &detection_input,
+            |d| buckets.contains(d.default_bucket()),
+            warm_window,
+        )
+        .await?;
         if warmed > 0 {
             tracing::info!(fixes = warmed, "rebuilt vehicle state from stored fixes");
         }
         let (shutdown, shutdown_rx) = watch::channel(false);
         if settings.ingest.retention_days > 0 {
-            spawn_retention(store.clone(), settings.ingest.retention_days, shutdown.subscribe());
+            spawn_retention(
+                store.clone(),
+                settings.ingest.retention_days,
+                shutdown.subscribe(),
+            );
         }
         spawn_registry_refresh(
             store.clone(),
@@ -116,9 +144,9 @@ impl Application {
         );
 
         let http = parse_socket_addr(&settings.http.addr)?;
-        let listener = TcpListener::bind(http)
-            .await
-            .with_context(|| format!("cannot listen for HTTP on {http} (change it with --http ADDR)"))?;
+        let listener = TcpListener::bind(http).await.with_context(|| {
+            format!("cannot listen for HTTP on {http} (change it with --http ADDR)")
+        })?;
         let http_addr = listener.local_addr()?;
         tracing::info!(addr = %http_addr, "HTTP API listening");
         let state = AppState {
@@ -131,7 +159,20 @@ impl Application {
             tz,
         };
         let router = api::router(state);
-        Ok(Application { http_addr, mqtt, store, metrics, registry, fences, listener, router, shutdown, ingest, detection, alert_publisher })
+        Ok(Application {
+            http_addr,
+            mqtt,
+            store,
+            metrics,
+            registry,
+            fences,
+            listener,
+            router,
+            shutdown,
+            ingest,
+            detection,
+            alert_publisher,
+        })
     }
 
     pub fn shutdown_handle(&self) -> Shutdown {
@@ -180,7 +221,12 @@ pub fn load_fences(dir: &std::path::Path) -> anyhow::Result<FenceSet> {
 
 /// Re-reads vehicles and permits now and then: another instance (or an
 /// administrator on another instance) may have registered some.
-fn spawn_registry_refresh(store: Store, registry: Arc<Registry>, every: Duration, mut stop: watch::Receiver<bool>) {
+fn spawn_registry_refresh(
+    store: Store,
+    registry: Arc<Registry>,
+    every: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         tick.tick().await;
@@ -191,7 +237,9 @@ fn spawn_registry_refresh(store: Store, registry: Arc<Registry>, every: Duration
             }
             match (store.vehicles().await, store.all_permits().await) {
                 (Ok(v), Ok(p)) => registry.replace_all(v, p),
-                (Err(e), _) | (_, Err(e)) => tracing::warn!(error = %e, "cannot refresh vehicles and permits"),
+                (Err(e), _) | (_, Err(e)) => {
+                    tracing::warn!(error = %e, "cannot refresh vehicles and permits")
+                }
             }
         }
     });

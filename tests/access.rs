@@ -5,7 +5,15 @@ mod common;
 use common::*;
 use serde_json::json;
 
-const ROLES: [&str; 7] = ["admin", "urban", "police", "own_firm", "other_firm", "none", "bad"];
+const ROLES: [&str; 7] = [
+    "admin",
+    "urban",
+    "police",
+    "own_firm",
+    "other_firm",
+    "none",
+    "bad",
+];
 
 #[tokio::test]
 async fn access_control_matrix() {
@@ -14,9 +22,22 @@ async fn access_control_matrix() {
     app.register("firm-b", "苏J50002", "dev-b1").await;
     let permit = json!({"id": "PA-1", "firm_id": "firm-a", "plates": ["苏J50001"], "source_site": "s01", "disposal_site": "d01",
                         "routes": ["route-s01-d01"], "windows": [], "valid_from": "2021-06-01", "valid_until": "2021-12-31"});
-    assert_eq!(app.post("/api/v1/permits", Some(&app.admin), &permit).await.status, 201);
+    assert_eq!(
+        app.post("/api/v1/permits", Some(&app.admin), &permit)
+            .await
+            .status,
+        201
+    );
     // SPEEDING goes to the police only.
-    let (violation, case) = seed_violation(&app.store, "SPEEDING", "苏J50001", "dev-a1", "firm-a", "2021-06-01T22:00:00+08:00").await;
+    let (violation, case) = seed_violation(
+        &app.store,
+        "SPEEDING",
+        "苏J50001",
+        "dev-a1",
+        "firm-a",
+        "2021-06-01T22:00:00+08:00",
+    )
+    .await;
 
     let mut tokens = std::collections::HashMap::new();
     tokens.insert("admin", Some(app.admin.clone()));
@@ -30,23 +51,112 @@ async fn access_control_matrix() {
     let plate = encode("苏J50001");
     // (method, path, body, expected status per role in ROLES order)
     let matrix: Vec<(&str, String, Option<serde_json::Value>, [u16; 7])> = vec![
-        ("GET", "/healthz".into(), None, [200, 200, 200, 200, 200, 200, 200]),
-        ("GET", "/metrics".into(), None, [200, 200, 200, 200, 200, 200, 200]),
-        ("POST", "/api/v1/firms".into(), Some(json!({"id": "firm-new", "name": "N"})), [201, 403, 403, 403, 403, 401, 401]),
-        ("POST", "/api/v1/vehicles".into(), Some(json!({"plate": "苏J59999", "device_id": "dev-new", "firm_id": "firm-a", "rated_load_t": 30})), [201, 403, 403, 403, 403, 401, 401]),
-        ("POST", "/api/v1/permits".into(), Some(json!({"id": "PA-2", "firm_id": "firm-a", "plates": ["苏J50001"], "source_site": "s01", "disposal_site": "d01", "routes": [], "windows": [], "valid_from": "2021-06-01", "valid_until": "2021-12-31"})), [201, 403, 403, 403, 403, 401, 401]),
-        ("GET", "/api/v1/permits".into(), None, [200, 200, 200, 200, 200, 401, 401]),
-        ("GET", "/api/v1/permits/PA-1".into(), None, [200, 200, 200, 200, 404, 401, 401]),
-        ("PATCH", "/api/v1/permits/PA-1".into(), Some(json!({"status": "active"})), [200, 403, 403, 403, 404, 401, 401]),
-        ("GET", format!("/api/v1/vehicles/{plate}/track"), None, [200, 200, 200, 200, 404, 401, 401]),
-        ("GET", "/api/v1/violations".into(), None, [200, 200, 200, 200, 200, 401, 401]),
-        ("GET", format!("/api/v1/violations/{violation}"), None, [200, 200, 200, 200, 404, 401, 401]),
-        ("GET", "/api/v1/cases".into(), None, [200, 200, 200, 200, 200, 401, 401]),
-        ("GET", format!("/api/v1/cases/{case}"), None, [200, 404, 200, 200, 404, 401, 401]),
-        ("GET", "/api/v1/stats".into(), None, [200, 200, 200, 403, 403, 401, 401]),
-        ("GET", "/api/v1/geofences".into(), None, [200, 200, 200, 200, 200, 401, 401]),
-        ("GET", "/api/v1/dead-letters".into(), None, [200, 403, 403, 403, 403, 401, 401]),
-        ("SSE", "/api/v1/alerts/stream".into(), None, [200, 200, 200, 403, 403, 401, 401]),
+        (
+            "GET",
+            "/healthz".into(),
+            None,
+            [200, 200, 200, 200, 200, 200, 200],
+        ),
+        (
+            "GET",
+            "/metrics".into(),
+            None,
+            [200, 200, 200, 200, 200, 200, 200],
+        ),
+        (
+            "POST",
+            "/api/v1/firms".into(),
+            Some(json!({"id": "firm-new", "name": "N"})),
+            [201, 403, 403, 403, 403, 401, 401],
+        ),
+        (
+            "POST",
+            "/api/v1/vehicles".into(),
+            Some(
+                json!({"plate": "苏J59999", "device_id": "dev-new", "firm_id": "firm-a", "rated_load_t": 30}),
+            ),
+            [201, 403, 403, 403, 403, 401, 401],
+        ),
+        (
+            "POST",
+            "/api/v1/permits".into(),
+            Some(
+                json!({"id": "PA-2", "firm_id": "firm-a", "plates": ["苏J50001"], "source_site": "s01", "disposal_site": "d01", "routes": [], "windows": [], "valid_from": "2021-06-01", "valid_until": "2021-12-31"}),
+            ),
+            [201, 403, 403, 403, 403, 401, 401],
+        ),
+        (
+            "GET",
+            "/api/v1/permits".into(),
+            None,
+            [200, 200, 200, 200, 200, 401, 401],
+        ),
+        (
+            "GET",
+            "/api/v1/permits/PA-1".into(),
+            None,
+            [200, 200, 200, 200, 404, 401, 401],
+        ),
+        (
+            "PATCH",
+            "/api/v1/permits/PA-1".into(),
+            Some(json!({"status": "active"})),
+            [200, 403, 403, 403, 404, 401, 401],
+        ),
+        (
+            "GET",
+            format!("/api/v1/vehicles/{plate}/track"),
+            None,
+            [200, 200, 200, 200, 404, 401, 401],
+        ),
+        (
+            "GET",
+            "/api/v1/violations".into(),
+            None,
+            [200, 200, 200, 200, 200, 401, 401],
+        ),
+        (
+            "GET",
+            format!("/api/v1/violations/{violation}"),
+            None,
+            [200, 200, 200, 200, 404, 401, 401],
+        ),
+        (
+            "GET",
+            "/api/v1/cases".into(),
+            None,
+            [200, 200, 200, 200, 200, 401, 401],
+        ),
+        (
+            "GET",
+            format!("/api/v1/cases/{case}"),
+            None,
+            [200, 404, 200, 200, 404, 401, 401],
+        ),
+        (
+            "GET",
+            "/api/v1/stats".into(),
+            None,
+            [200, 200, 200, 403, 403, 401, 401],
+        ),
+        (
+            "GET",
+            "/api/v1/geofences".into(),
+            None,
+            [200, 200, 200, 200, 200, 401, 401],
+        ),
+        (
+            "GET",
+            "/api/v1/dead-letters".into(),
+            None,
+            [200, 403, 403, 403, 403, 401, 401],
+        ),
+        (
+            "SSE",
+            "/api/v1/alerts/stream".into(),
+            None,
+            [200, 200, 200, 403, 403, 401, 401],
+        ),
     ];
     let mut failures = Vec::new();
     for (method, path, body, expected) in &matrix {
@@ -57,7 +167,9 @@ async fn access_control_matrix() {
                 m => {
                     // Only the admin's creations succeed, so ids never collide.
                     let b = body.clone();
-                    http(app.http, m, path, token, b.map(|b| b.to_string())).await.status
+                    http(app.http, m, path, token, b.map(|b| b.to_string()))
+                        .await
+                        .status
                 }
             };
             if got != *want {
@@ -74,9 +186,21 @@ async fn access_control_matrix() {
         ("none", 401, json!({"status": "investigating"})),
         ("bad", 401, json!({"status": "investigating"})),
         ("police", 200, json!({"status": "investigating"})),
-        ("admin", 200, json!({"status": "decided", "finding": "radar"})),
+        (
+            "admin",
+            200,
+            json!({"status": "decided", "finding": "radar"}),
+        ),
     ] {
-        let got = http(app.http, "POST", &check, tokens[role].as_deref(), Some(body.to_string())).await.status;
+        let got = http(
+            app.http,
+            "POST",
+            &check,
+            tokens[role].as_deref(),
+            Some(body.to_string()),
+        )
+        .await
+        .status;
         if got != want {
             failures.push(format!("POST {check} as {role}: got {got}, want {want}"));
         }

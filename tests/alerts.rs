@@ -14,8 +14,15 @@ use serde_json::{json, Value};
 fn track(device: &str) -> Vec<String> {
     (0..36)
         .map(|i| {
-            let t = chrono::DateTime::parse_from_rfc3339("2021-06-01T22:00:00+08:00").unwrap() + chrono::Duration::seconds(10 * i);
-            fix_json(device, &t.to_rfc3339(), 33.335, 120.02 + 0.00209 * i as f64, 70.0)
+            let t = chrono::DateTime::parse_from_rfc3339("2021-06-01T22:00:00+08:00").unwrap()
+                + chrono::Duration::seconds(10 * i);
+            fix_json(
+                device,
+                &t.to_rfc3339(),
+                33.335,
+                120.02 + 0.00209 * i as f64,
+                70.0,
+            )
         })
         .collect()
 }
@@ -31,7 +38,10 @@ async fn a_speeding_truck_alerts_the_police_over_mqtt_and_sse_and_opens_a_case()
     let mut opts = MqttOptions::new(unique("officer"), app.mqtt.host.clone(), app.mqtt.port);
     opts.set_keep_alive(Duration::from_secs(30));
     let (client, mut eventloop) = AsyncClient::new(opts, 100);
-    client.subscribe(format!("{}/alerts/police", app.prefix), QoS::AtLeastOnce).await.unwrap();
+    client
+        .subscribe(format!("{}/alerts/police", app.prefix), QoS::AtLeastOnce)
+        .await
+        .unwrap();
     let (mqtt_tx, mut mqtt_rx) = tokio::sync::mpsc::unbounded_channel::<Value>();
     let (subscribed_tx, subscribed_rx) = tokio::sync::oneshot::channel();
     let officer = tokio::spawn(async move {
@@ -61,23 +71,38 @@ async fn a_speeding_truck_alerts_the_police_over_mqtt_and_sse_and_opens_a_case()
         p.send("dev-e1", fix).await;
     }
 
-    let alert = tokio::time::timeout(Duration::from_secs(15), mqtt_rx.recv()).await.expect("MQTT alert").unwrap();
+    let alert = tokio::time::timeout(Duration::from_secs(15), mqtt_rx.recv())
+        .await
+        .expect("MQTT alert")
+        .unwrap();
     assert_eq!(alert["code"], "SPEEDING");
     assert_eq!(alert["plate"], "苏J60001");
     assert_eq!(alert["firm_id"], "firm-e");
     assert_eq!(alert["at"], "2021-06-01T22:00:00+08:00");
     assert_eq!(alert["departments"], json!(["police"]));
-    assert!(alert["message_zh"].as_str().unwrap().contains("超速"), "{alert}");
-    assert!(alert["message_en"].as_str().unwrap().contains("speeding"), "{alert}");
+    assert!(
+        alert["message_zh"].as_str().unwrap().contains("超速"),
+        "{alert}"
+    );
+    assert!(
+        alert["message_en"].as_str().unwrap().contains("speeding"),
+        "{alert}"
+    );
     let case_id = alert["case_id"].as_i64().unwrap();
 
-    let (event, data) = police_sse.next_event(Duration::from_secs(15)).await.expect("SSE alert");
+    let (event, data) = police_sse
+        .next_event(Duration::from_secs(15))
+        .await
+        .expect("SSE alert");
     assert_eq!(event, "alert");
     let sse: Value = serde_json::from_str(&data).unwrap();
     assert_eq!(sse, alert, "the same alert on both channels");
 
     // Urban sees NO_PERMIT, not the police's SPEEDING.
-    let (event, data) = urban_sse.next_event(Duration::from_secs(15)).await.expect("urban SSE alert");
+    let (event, data) = urban_sse
+        .next_event(Duration::from_secs(15))
+        .await
+        .expect("urban SSE alert");
     assert_eq!(event, "alert");
     let urban_alert: Value = serde_json::from_str(&data).unwrap();
     assert_eq!(urban_alert["code"], "NO_PERMIT");
@@ -87,12 +112,24 @@ async fn a_speeding_truck_alerts_the_police_over_mqtt_and_sse_and_opens_a_case()
         panic!("police got an alert not routed to them: {data}");
     }
 
-    let case = app.get(&format!("/api/v1/cases/{case_id}"), Some(&police)).await.json();
+    let case = app
+        .get(&format!("/api/v1/cases/{case_id}"), Some(&police))
+        .await
+        .json();
     assert_eq!(case["codes"], json!(["NO_PERMIT", "SPEEDING"]));
     assert_eq!(case["departments"], json!(["police", "transport", "urban"]));
-    assert!(case["checks"].as_array().unwrap().iter().all(|k| k["status"] == "pending"));
-    assert!(case["track"].as_str().unwrap().starts_with("/api/v1/vehicles/"));
-    let track = app.get(case["track"].as_str().unwrap(), Some(&police)).await;
+    assert!(case["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|k| k["status"] == "pending"));
+    assert!(case["track"]
+        .as_str()
+        .unwrap()
+        .starts_with("/api/v1/vehicles/"));
+    let track = app
+        .get(case["track"].as_str().unwrap(), Some(&police))
+        .await;
     assert_eq!(track.status, 200, "{}", track.body);
     assert!(app.metric("muckwatch_alerts_published_total").await >= 1.0);
     officer.abort();

@@ -15,7 +15,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// Status, headers (lower-cased) and body of a GET without a token.
 async fn raw_get(app: &TestApp, path: &str) -> (u16, String, String) {
     let mut s = tokio::net::TcpStream::connect(app.http).await.unwrap();
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes()).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).await.unwrap();
     let text = String::from_utf8_lossy(&raw).into_owned();
@@ -30,11 +32,21 @@ async fn the_console_is_served_from_the_binary_without_a_token() {
     let (status, head, body) = raw_get(&app, "/").await;
     assert_eq!(status, 200);
     assert!(head.contains("content-type: text/html"), "{head}");
-    assert!(body.contains("/console/app.js") && body.contains("muckwatch"), "{body}");
-    for (file, ty) in [("app.js", "text/javascript"), ("map.js", "text/javascript"), ("app.css", "text/css")] {
+    assert!(
+        body.contains("/console/app.js") && body.contains("muckwatch"),
+        "{body}"
+    );
+    for (file, ty) in [
+        ("app.js", "text/javascript"),
+        ("map.js", "text/javascript"),
+        ("app.css", "text/css"),
+    ] {
         let (status, head, body) = raw_get(&app, &format!("/console/{file}")).await;
         assert_eq!(status, 200, "{file}");
-        assert!(head.contains(&format!("content-type: {ty}")), "{file}: {head}");
+        assert!(
+            head.contains(&format!("content-type: {ty}")),
+            "{file}: {head}"
+        );
         assert!(!body.is_empty());
     }
     assert_eq!(raw_get(&app, "/console/secrets.txt").await.0, 404);
@@ -54,8 +66,14 @@ async fn whoami_names_the_role_of_a_valid_token() {
     assert_eq!(me["utc_offset"], "+08:00");
     let firm = app.token("firm:firm-w").await;
     let me = app.get("/api/v1/whoami", Some(&firm)).await.json();
-    assert_eq!((me["role"].as_str(), me["firm_id"].as_str()), (Some("firm:firm-w"), Some("firm-w")));
-    assert_eq!(app.get("/api/v1/whoami", Some(&app.admin)).await.json()["role"], "admin");
+    assert_eq!(
+        (me["role"].as_str(), me["firm_id"].as_str()),
+        (Some("firm:firm-w"), Some("firm-w"))
+    );
+    assert_eq!(
+        app.get("/api/v1/whoami", Some(&app.admin)).await.json()["role"],
+        "admin"
+    );
     app.stop().await;
 }
 
@@ -65,8 +83,15 @@ async fn the_fleet_list_has_newest_fixes_and_firms_see_only_their_own() {
     app.register("firm-v1", "苏J71001", "dev-v1").await;
     app.register("firm-v2", "苏J71002", "dev-v2").await;
     let p = app.publisher().await;
-    for (i, ts) in ["2021-06-01T22:00:00+08:00", "2021-06-01T22:00:10+08:00"].iter().enumerate() {
-        p.send("dev-v1", fix_json("dev-v1", ts, 33.3, 120.1 + i as f64 * 0.001, 20.0)).await;
+    for (i, ts) in ["2021-06-01T22:00:00+08:00", "2021-06-01T22:00:10+08:00"]
+        .iter()
+        .enumerate()
+    {
+        p.send(
+            "dev-v1",
+            fix_json("dev-v1", ts, 33.3, 120.1 + i as f64 * 0.001, 20.0),
+        )
+        .await;
     }
     let police = app.token("dept:police").await;
     let fleet = eventually(Duration::from_secs(10), || async {
@@ -77,7 +102,10 @@ async fn the_fleet_list_has_newest_fixes_and_firms_see_only_their_own() {
     .expect("newest fix listed");
     assert_eq!(fleet["total"], 2);
     let v1 = &fleet["items"][0];
-    assert_eq!((v1["plate"].as_str(), v1["state"].as_str()), (Some("苏J71001"), Some("ok")));
+    assert_eq!(
+        (v1["plate"].as_str(), v1["state"].as_str()),
+        (Some("苏J71001"), Some("ok"))
+    );
     assert_eq!(v1["last_fix"]["lon"], 120.101);
     assert_eq!(fleet["items"][1]["last_fix"], Value::Null);
     assert_eq!(fleet["items"][1]["state"], "no_fix");
@@ -87,8 +115,18 @@ async fn the_fleet_list_has_newest_fixes_and_firms_see_only_their_own() {
     assert_eq!(own["total"], 1);
     assert_eq!(own["items"][0]["plate"], "苏J71002");
     assert_eq!(app.get("/api/v1/vehicles", None).await.status, 401);
-    assert_eq!(app.get("/api/v1/vehicles?limit=0", Some(&police)).await.status, 400);
-    assert_eq!(app.get("/api/v1/vehicles?limit=1&offset=1", Some(&police)).await.json()["items"][0]["plate"], "苏J71002");
+    assert_eq!(
+        app.get("/api/v1/vehicles?limit=0", Some(&police))
+            .await
+            .status,
+        400
+    );
+    assert_eq!(
+        app.get("/api/v1/vehicles?limit=1&offset=1", Some(&police))
+            .await
+            .json()["items"][0]["plate"],
+        "苏J71002"
+    );
     app.stop().await;
 }
 
@@ -96,8 +134,15 @@ async fn the_fleet_list_has_newest_fixes_and_firms_see_only_their_own() {
 fn speeding_track(device: &str) -> Vec<String> {
     (0..36)
         .map(|i| {
-            let t = chrono::DateTime::parse_from_rfc3339("2021-06-01T22:00:00+08:00").unwrap() + chrono::Duration::seconds(10 * i);
-            fix_json(device, &t.to_rfc3339(), 33.335, 120.02 + 0.00209 * i as f64, 70.0)
+            let t = chrono::DateTime::parse_from_rfc3339("2021-06-01T22:00:00+08:00").unwrap()
+                + chrono::Duration::seconds(10 * i);
+            fix_json(
+                device,
+                &t.to_rfc3339(),
+                33.335,
+                120.02 + 0.00209 * i as f64,
+                70.0,
+            )
         })
         .collect()
 }
@@ -116,17 +161,63 @@ async fn browser_officer_follows_a_live_alert_to_its_case_and_a_firm_sees_its_pe
     app.register("firm-a", "苏J70001", "dev-c1").await; // the speeder, no permit
     app.register("firm-a", "苏J70003", "dev-c3").await;
     app.register("firm-b", "苏J70002", "dev-c2").await;
-    for (id, firm, plate) in [("PA-1", "firm-a", "苏J70003"), ("PB-1", "firm-b", "苏J70002"), ("PB-2", "firm-b", "苏J70002")] {
-        let r = app.post("/api/v1/permits", Some(&app.admin), &permit(id, firm, plate)).await;
+    for (id, firm, plate) in [
+        ("PA-1", "firm-a", "苏J70003"),
+        ("PB-1", "firm-b", "苏J70002"),
+        ("PB-2", "firm-b", "苏J70002"),
+    ] {
+        let r = app
+            .post(
+                "/api/v1/permits",
+                Some(&app.admin),
+                &permit(id, firm, plate),
+            )
+            .await;
         assert_eq!(r.status, 201, "{}", r.body);
     }
     // Trucks at work on their route, for the fleet map.
     let p = app.publisher().await;
-    p.send("dev-c3", fix_json("dev-c3", "2021-06-01T22:01:00+08:00", 33.4300, 120.2376, 25.0)).await;
-    p.send("dev-c2", fix_json("dev-c2", "2021-06-01T22:01:00+08:00", 33.4200, 120.2375, 25.0)).await;
+    p.send(
+        "dev-c3",
+        fix_json(
+            "dev-c3",
+            "2021-06-01T22:01:00+08:00",
+            33.4300,
+            120.2376,
+            25.0,
+        ),
+    )
+    .await;
+    p.send(
+        "dev-c2",
+        fix_json(
+            "dev-c2",
+            "2021-06-01T22:01:00+08:00",
+            33.4200,
+            120.2375,
+            25.0,
+        ),
+    )
+    .await;
     // Earlier cases, so that the list and the statistics have something to show.
-    seed_violation(&app.store, "OVERLOAD", "苏J70002", "dev-c2", "firm-b", "2021-05-31T23:00:00+08:00").await;
-    seed_violation(&app.store, "ROUTE_DEVIATION", "苏J70003", "dev-c3", "firm-a", "2021-05-30T22:30:00+08:00").await;
+    seed_violation(
+        &app.store,
+        "OVERLOAD",
+        "苏J70002",
+        "dev-c2",
+        "firm-b",
+        "2021-05-31T23:00:00+08:00",
+    )
+    .await;
+    seed_violation(
+        &app.store,
+        "ROUTE_DEVIATION",
+        "苏J70003",
+        "dev-c3",
+        "firm-a",
+        "2021-05-30T22:30:00+08:00",
+    )
+    .await;
 
     let shots = root.join("target/console-screenshots");
     std::fs::create_dir_all(&shots).unwrap();
@@ -150,7 +241,10 @@ async fn browser_officer_follows_a_live_alert_to_its_case_and_a_firm_sees_its_pe
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let stdout = node.stdout.take().unwrap();
     std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
             println!("node: {line}");
             let _ = tx.send(line);
         }
@@ -187,9 +281,15 @@ async fn browser_officer_follows_a_live_alert_to_its_case_and_a_firm_sees_its_pe
     })
     .await
     .unwrap();
-    assert!(status.is_some_and(|s| s.success()), "browser test failed: {status:?} (its output is above)");
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "browser test failed: {status:?} (its output is above)"
+    );
     for name in ["live", "case", "cases", "stats", "firm"] {
-        assert!(shots.join(format!("{name}.png")).exists(), "screenshot {name}.png");
+        assert!(
+            shots.join(format!("{name}.png")).exists(),
+            "screenshot {name}.png"
+        );
     }
     app.stop().await;
 }

@@ -26,12 +26,30 @@ async fn permits_are_checked_scoped_to_their_firm_and_changed_by_admins() {
     let firm_q = app.token("firm:firm-q").await;
     let urban = app.token("dept:urban").await;
 
-    let r = app.post("/api/v1/permits", admin, &permit("P-001", "firm-p", &["苏J20001"])).await;
+    let r = app
+        .post(
+            "/api/v1/permits",
+            admin,
+            &permit("P-001", "firm-p", &["苏J20001"]),
+        )
+        .await;
     assert_eq!(r.status, 201, "{}", r.body);
     let created = r.json();
     assert_eq!(created["status"], "active");
-    assert_eq!(created["windows"][0], json!({"start": "21:00", "end": "06:00"}));
-    assert_eq!(app.post("/api/v1/permits", admin, &permit("P-001", "firm-p", &["苏J20001"])).await.status, 409);
+    assert_eq!(
+        created["windows"][0],
+        json!({"start": "21:00", "end": "06:00"})
+    );
+    assert_eq!(
+        app.post(
+            "/api/v1/permits",
+            admin,
+            &permit("P-001", "firm-p", &["苏J20001"])
+        )
+        .await
+        .status,
+        409
+    );
 
     let mut bad = permit("P-002", "firm-p", &["苏J20002", "苏J29999"]);
     bad["source_site"] = json!("s99");
@@ -46,33 +64,85 @@ async fn permits_are_checked_scoped_to_their_firm_and_changed_by_admins() {
     bad["valid_from"] = json!("June 1st");
     let r = app.post("/api/v1/permits", admin, &bad).await;
     assert_eq!(r.status, 422);
-    assert!(r.json()["detail"].as_str().unwrap().contains("valid_from"), "{}", r.body);
-    assert_eq!(app.post("/api/v1/permits", Some(&firm_p), &permit("P-004", "firm-p", &["苏J20001"])).await.status, 403);
+    assert!(
+        r.json()["detail"].as_str().unwrap().contains("valid_from"),
+        "{}",
+        r.body
+    );
+    assert_eq!(
+        app.post(
+            "/api/v1/permits",
+            Some(&firm_p),
+            &permit("P-004", "firm-p", &["苏J20001"])
+        )
+        .await
+        .status,
+        403
+    );
 
     let list = |token: String, query: &'static str| {
         let app = &app;
-        async move { app.get(&format!("/api/v1/permits{query}"), Some(&token)).await }
+        async move {
+            app.get(&format!("/api/v1/permits{query}"), Some(&token))
+                .await
+        }
     };
     assert_eq!(list(app.admin.clone(), "").await.json()["total"], 1);
     assert_eq!(list(urban.clone(), "").await.json()["total"], 1);
     assert_eq!(list(firm_p.clone(), "").await.json()["total"], 1);
     assert_eq!(list(firm_q.clone(), "").await.json()["total"], 0);
-    assert_eq!(app.get("/api/v1/permits/P-001", Some(&firm_q)).await.status, 404);
-    assert_eq!(app.get("/api/v1/permits/P-001", Some(&firm_p)).await.json()["plates"], json!(["苏J20001"]));
+    assert_eq!(
+        app.get("/api/v1/permits/P-001", Some(&firm_q)).await.status,
+        404
+    );
+    assert_eq!(
+        app.get("/api/v1/permits/P-001", Some(&firm_p)).await.json()["plates"],
+        json!(["苏J20001"])
+    );
     assert_eq!(app.get("/api/v1/permits/P-001", None).await.status, 401);
 
     let patch = |token: String, body: Value| {
         let app = &app;
-        async move { http(app.http, "PATCH", "/api/v1/permits/P-001", Some(&token), Some(body.to_string())).await }
+        async move {
+            http(
+                app.http,
+                "PATCH",
+                "/api/v1/permits/P-001",
+                Some(&token),
+                Some(body.to_string()),
+            )
+            .await
+        }
     };
-    assert_eq!(patch(firm_p.clone(), json!({"status": "revoked"})).await.status, 403);
-    assert_eq!(patch(firm_q.clone(), json!({"status": "revoked"})).await.status, 404);
-    assert_eq!(patch(app.admin.clone(), json!({"status": "paused"})).await.status, 422);
+    assert_eq!(
+        patch(firm_p.clone(), json!({"status": "revoked"}))
+            .await
+            .status,
+        403
+    );
+    assert_eq!(
+        patch(firm_q.clone(), json!({"status": "revoked"}))
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        patch(app.admin.clone(), json!({"status": "paused"}))
+            .await
+            .status,
+        422
+    );
     let r = patch(app.admin.clone(), json!({"status": "suspended"})).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json()["status"], "suspended");
-    assert_eq!(list(app.admin.clone(), "?status=suspended").await.json()["total"], 1);
-    assert_eq!(list(app.admin.clone(), "?status=active").await.json()["total"], 0);
+    assert_eq!(
+        list(app.admin.clone(), "?status=suspended").await.json()["total"],
+        1
+    );
+    assert_eq!(
+        list(app.admin.clone(), "?status=active").await.json()["total"],
+        0
+    );
     assert_eq!(list(app.admin.clone(), "?status=bogus").await.status, 400);
     assert_eq!(list(app.admin.clone(), "?limit=0").await.status, 400);
     app.stop().await;
@@ -82,15 +152,32 @@ async fn permits_are_checked_scoped_to_their_firm_and_changed_by_admins() {
 fn speeding_track(device: &str) -> Vec<String> {
     (0..36)
         .map(|i| {
-            let t = chrono::DateTime::parse_from_rfc3339("2021-06-01T22:00:00+08:00").unwrap() + chrono::Duration::seconds(10 * i);
+            let t = chrono::DateTime::parse_from_rfc3339("2021-06-01T22:00:00+08:00").unwrap()
+                + chrono::Duration::seconds(10 * i);
             // 70 km/h due east is about 0.00209 degrees of longitude per 10 s here.
-            fix_json(device, &t.to_rfc3339(), 33.335, 120.02 + 0.00209 * i as f64, 70.0)
+            fix_json(
+                device,
+                &t.to_rfc3339(),
+                33.335,
+                120.02 + 0.00209 * i as f64,
+                70.0,
+            )
         })
         .collect()
 }
 
 fn comparable(v: &Value) -> Value {
-    json!([v["code"], v["plate"], v["device_id"], v["firm_id"], v["permit_id"], v["started_at"], v["ended_at"], v["measured"], v["fences"]])
+    json!([
+        v["code"],
+        v["plate"],
+        v["device_id"],
+        v["firm_id"],
+        v["permit_id"],
+        v["started_at"],
+        v["ended_at"],
+        v["measured"],
+        v["fences"]
+    ])
 }
 
 #[tokio::test]
@@ -115,23 +202,51 @@ async fn replay_and_live_mqtt_raise_identical_violations() {
 
     // The API lists them per firm, with the evidence behind each.
     let r = eventually(Duration::from_secs(15), || async {
-        let r = app.get("/api/v1/violations?code=SPEEDING", Some(&firm_v)).await;
+        let r = app
+            .get("/api/v1/violations?code=SPEEDING", Some(&firm_v))
+            .await;
         (r.status == 200 && r.json()["total"] == 1).then_some(r)
     })
     .await
     .expect("SPEEDING listed for its firm");
-    assert_eq!(app.get("/api/v1/violations", Some(&other)).await.json()["total"], 0);
-    assert_eq!(app.get("/api/v1/violations?code=FAST", Some(&police)).await.status, 400);
+    assert_eq!(
+        app.get("/api/v1/violations", Some(&other)).await.json()["total"],
+        0
+    );
+    assert_eq!(
+        app.get("/api/v1/violations?code=FAST", Some(&police))
+            .await
+            .status,
+        400
+    );
     let id = r.json()["items"][0]["id"].as_i64().unwrap();
-    let one = app.get(&format!("/api/v1/violations/{id}"), Some(&police)).await.json();
+    let one = app
+        .get(&format!("/api/v1/violations/{id}"), Some(&police))
+        .await
+        .json();
     assert!(one["evidence"].as_array().unwrap().len() >= 3, "{one}");
-    assert_eq!(app.get(&format!("/api/v1/violations/{id}"), Some(&other)).await.status, 404);
-    assert_eq!(app.metric("muckwatch_violations_total{code=\"SPEEDING\"}").await, 1.0);
+    assert_eq!(
+        app.get(&format!("/api/v1/violations/{id}"), Some(&other))
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        app.metric("muckwatch_violations_total{code=\"SPEEDING\"}")
+            .await,
+        1.0
+    );
 
     let store = app.store.clone();
     app.stop().await;
-    let (live, _) = store.violations(&Default::default(), 1000, 0).await.unwrap();
-    let live: Vec<Value> = live.iter().map(|v| muckwatch::api::violation_json(v, chrono_tz::Asia::Shanghai)).collect();
+    let (live, _) = store
+        .violations(&Default::default(), 1000, 0)
+        .await
+        .unwrap();
+    let live: Vec<Value> = live
+        .iter()
+        .map(|v| muckwatch::api::violation_json(v, chrono_tz::Asia::Shanghai))
+        .collect();
     let codes: Vec<&str> = live.iter().map(|v| v["code"].as_str().unwrap()).collect();
     assert!(codes.contains(&"SPEEDING"), "{codes:?}");
     assert!(codes.contains(&"NO_PERMIT"), "{codes:?}");
@@ -144,7 +259,10 @@ async fn replay_and_live_mqtt_raise_identical_violations() {
     let db = temp_db();
     let url = format!("sqlite://{}", db.display());
     let replay_store = muckwatch::store::Store::connect(&url).await.unwrap();
-    let firm = Firm { id: FirmId::parse("firm-v").unwrap(), name: "V".into() };
+    let firm = Firm {
+        id: FirmId::parse("firm-v").unwrap(),
+        name: "V".into(),
+    };
     replay_store.create_firm(&firm, 0).await.unwrap();
     let vehicle = Vehicle {
         plate: Plate::parse("苏J30001").unwrap(),
@@ -156,19 +274,35 @@ async fn replay_and_live_mqtt_raise_identical_violations() {
     let file = db.with_extension("ndjson");
     std::fs::write(&file, track.join("\n") + "\n{not json}\n").unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_muckwatch"))
-        .args(["replay", file.to_str().unwrap(), "--database-url", &url, "--geofences", "geofences"])
+        .args([
+            "replay",
+            file.to_str().unwrap(),
+            "--database-url",
+            &url,
+            "--geofences",
+            "geofences",
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("line 37") && stderr.contains("1 refused"), "{stderr}");
-    let replayed: Vec<Value> = String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(
+        stderr.contains("line 37") && stderr.contains("1 refused"),
+        "{stderr}"
+    );
+    let replayed: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     let mut a: Vec<Value> = live.iter().map(comparable).collect();
     let mut b: Vec<Value> = replayed.iter().map(comparable).collect();
     a.sort_by_key(|v| v.to_string());
     b.sort_by_key(|v| v.to_string());
     assert_eq!(a, b);
-
 }
 
 /// After a restart, rule state is rebuilt from stored fixes: an episode
@@ -184,7 +318,10 @@ async fn a_restart_in_the_middle_of_an_episode_does_not_raise_it_again() {
         p.send("dev-w1", fix.clone()).await;
     }
     let raised = eventually(Duration::from_secs(15), || async {
-        let r = app.get("/api/v1/violations?code=SPEEDING", Some(&app.admin)).await.json();
+        let r = app
+            .get("/api/v1/violations?code=SPEEDING", Some(&app.admin))
+            .await
+            .json();
         (r["total"] == 1).then_some(())
     })
     .await;
@@ -206,6 +343,14 @@ async fn a_restart_in_the_middle_of_an_episode_does_not_raise_it_again() {
     again.stop().await;
     let (violations, _) = store.violations(&Default::default(), 100, 0).await.unwrap();
     let codes: Vec<&str> = violations.iter().map(|v| v.code.as_str()).collect();
-    assert_eq!(codes.iter().filter(|c| **c == "SPEEDING").count(), 1, "{codes:?}");
-    assert_eq!(codes.iter().filter(|c| **c == "NO_PERMIT").count(), 1, "{codes:?}");
+    assert_eq!(
+        codes.iter().filter(|c| **c == "SPEEDING").count(),
+        1,
+        "{codes:?}"
+    );
+    assert_eq!(
+        codes.iter().filter(|c| **c == "NO_PERMIT").count(),
+        1,
+        "{codes:?}"
+    );
 }

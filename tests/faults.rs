@@ -28,16 +28,29 @@ fn fleet() -> Vec<(String, String)> {
     let mut out = Vec::new();
     for i in 0..FIXES_PER_DEVICE {
         for d in 0..DEVICES {
-            let t = chrono::DateTime::parse_from_rfc3339("2021-06-01T22:00:00+08:00").unwrap() + chrono::Duration::seconds(10 * i);
+            let t = chrono::DateTime::parse_from_rfc3339("2021-06-01T22:00:00+08:00").unwrap()
+                + chrono::Duration::seconds(10 * i);
             let device = format!("fault-{d}");
-            out.push((device.clone(), fix_json(&device, &t.to_rfc3339(), 33.335 + d as f64 * 0.002, 120.02 + 0.00209 * i as f64, 70.0)));
+            out.push((
+                device.clone(),
+                fix_json(
+                    &device,
+                    &t.to_rfc3339(),
+                    33.335 + d as f64 * 0.002,
+                    120.02 + 0.00209 * i as f64,
+                    70.0,
+                ),
+            ));
         }
     }
     out
 }
 
 async fn register(store: &Store) {
-    let firm = Firm { id: FirmId::parse("firm-f").unwrap(), name: "F".into() };
+    let firm = Firm {
+        id: FirmId::parse("firm-f").unwrap(),
+        name: "F".into(),
+    };
     store.create_firm(&firm, 0).await.unwrap();
     for d in 0..DEVICES {
         let v = Vehicle {
@@ -58,12 +71,28 @@ async fn assert_all_there_once(store: &Store) {
         (n == total).then_some(n)
     })
     .await;
-    assert_eq!(n, Some(total), "stored {} of {total} fixes", store.fix_count().await.unwrap());
-    let (violations, _) = store.violations(&Default::default(), 1000, 0).await.unwrap();
-    let mut seen: Vec<(String, String)> = violations.iter().map(|v| (v.plate.clone(), v.code.clone())).collect();
+    assert_eq!(
+        n,
+        Some(total),
+        "stored {} of {total} fixes",
+        store.fix_count().await.unwrap()
+    );
+    let (violations, _) = store
+        .violations(&Default::default(), 1000, 0)
+        .await
+        .unwrap();
+    let mut seen: Vec<(String, String)> = violations
+        .iter()
+        .map(|v| (v.plate.clone(), v.code.clone()))
+        .collect();
     seen.sort();
     let mut expected: Vec<(String, String)> = (0..DEVICES)
-        .flat_map(|d| [(format!("苏J9000{d}"), "NO_PERMIT".to_string()), (format!("苏J9000{d}"), "SPEEDING".to_string())])
+        .flat_map(|d| {
+            [
+                (format!("苏J9000{d}"), "NO_PERMIT".to_string()),
+                (format!("苏J9000{d}"), "SPEEDING".to_string()),
+            ]
+        })
         .collect();
     expected.sort();
     assert_eq!(seen, expected, "every violation present once");
@@ -94,7 +123,11 @@ fn mosquitto_url() -> String {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// `muckwatch serve` as a separate process, waiting until it is subscribed.
@@ -117,7 +150,8 @@ fn start_serve(config: &std::path::Path) -> Child {
             }
         }
     });
-    rx.recv_timeout(Duration::from_secs(30)).expect("serve subscribed");
+    rx.recv_timeout(Duration::from_secs(30))
+        .expect("serve subscribed");
     child
 }
 
@@ -176,14 +210,20 @@ impl PrivateBroker {
         // able to write the persistence file.
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
-        let mut b = PrivateBroker { port: free_port(), dir, child: None };
+        let mut b = PrivateBroker {
+            port: free_port(),
+            dir,
+            child: None,
+        };
         b.restart();
         b
     }
 
     fn restart(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
             let _ = c.wait();
         }
         let conf = self.dir.join("mosquitto.conf");
@@ -196,7 +236,11 @@ impl PrivateBroker {
             ),
         )
         .unwrap();
-        let child = Command::new("mosquitto").args(["-c", conf.to_str().unwrap()]).stderr(Stdio::null()).spawn().expect("mosquitto runs");
+        let child = Command::new("mosquitto")
+            .args(["-c", conf.to_str().unwrap()])
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mosquitto runs");
         self.child = Some(child);
         for _ in 0..100 {
             if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
@@ -261,7 +305,9 @@ async fn cuttable_proxy(target: SocketAddr, cut: Arc<AtomicBool>) -> SocketAddr 
             }
             let cut = cut.clone();
             tokio::spawn(async move {
-                let Ok(mut outbound) = TcpStream::connect(target).await else { return };
+                let Ok(mut outbound) = TcpStream::connect(target).await else {
+                    return;
+                };
                 let pipe = tokio::io::copy_bidirectional(&mut inbound, &mut outbound);
                 let watch = async {
                     while !cut.load(Ordering::SeqCst) {
@@ -283,7 +329,10 @@ async fn a_database_connection_cut_during_ingest_loses_nothing() {
     let cut = Arc::new(AtomicBool::new(false));
     let proxy = cuttable_proxy("127.0.0.1:5432".parse().unwrap(), cut.clone()).await;
     let proxied = db.url.replacen("127.0.0.1:5432", &proxy.to_string(), 1);
-    assert_ne!(proxied, db.url, "the test database URL goes through 127.0.0.1:5432");
+    assert_ne!(
+        proxied, db.url,
+        "the test database URL goes through 127.0.0.1:5432"
+    );
     let mut settings = test_settings(&temp_db());
     settings.database.url = proxied;
     settings.mqtt.url = Some(mosquitto_url());
@@ -307,7 +356,10 @@ async fn a_database_connection_cut_during_ingest_loses_nothing() {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     assert_all_there_once(&db.store).await;
-    assert!(app.metric("muckwatch_store_write_errors_total").await >= 1.0, "the cut was felt");
+    assert!(
+        app.metric("muckwatch_store_write_errors_total").await >= 1.0,
+        "the cut was felt"
+    );
     drop(p);
     app.stop().await;
     forget_session(&mosquitto_url(), &client_id).await;

@@ -15,7 +15,9 @@ const DEVICES: usize = 8;
 fn settings(url: &str, prefix: &str, buckets: &str) -> muckwatch::configuration::Settings {
     let mut s = test_settings(&temp_db());
     s.database.url = url.to_string();
-    s.mqtt.url = Some(std::env::var("MUCKWATCH_TEST_MQTT_URL").unwrap_or_else(|_| "mqtt://127.0.0.1:1883".into()));
+    s.mqtt.url = Some(
+        std::env::var("MUCKWATCH_TEST_MQTT_URL").unwrap_or_else(|_| "mqtt://127.0.0.1:1883".into()),
+    );
     s.mqtt.client_id = unique("mw-instance");
     s.mqtt.topic_prefix = prefix.to_string();
     s.mqtt.buckets = buckets.to_string();
@@ -27,22 +29,39 @@ fn settings(url: &str, prefix: &str, buckets: &str) -> muckwatch::configuration:
 async fn publish_fleet(p: &Publisher) {
     for i in 0..36i64 {
         for d in 0..DEVICES {
-            let t = chrono::DateTime::parse_from_rfc3339("2021-06-01T22:00:00+08:00").unwrap() + chrono::Duration::seconds(10 * i);
+            let t = chrono::DateTime::parse_from_rfc3339("2021-06-01T22:00:00+08:00").unwrap()
+                + chrono::Duration::seconds(10 * i);
             let device = format!("inst-{d}");
-            p.send(&device, fix_json(&device, &t.to_rfc3339(), 33.335 + d as f64 * 0.002, 120.02 + 0.00209 * i as f64, 70.0)).await;
+            p.send(
+                &device,
+                fix_json(
+                    &device,
+                    &t.to_rfc3339(),
+                    33.335 + d as f64 * 0.002,
+                    120.02 + 0.00209 * i as f64,
+                    70.0,
+                ),
+            )
+            .await;
         }
     }
 }
 
 async fn register_fleet(app: &TestApp) {
     for d in 0..DEVICES {
-        app.register("firm-i", &format!("苏J8000{d}"), &format!("inst-{d}")).await;
+        app.register("firm-i", &format!("苏J8000{d}"), &format!("inst-{d}"))
+            .await;
     }
 }
 
 async fn violations(store: &muckwatch::store::Store) -> BTreeSet<(String, String, i64)> {
-    let (v, _) = store.violations(&Default::default(), 1000, 0).await.unwrap();
-    v.into_iter().map(|v| (v.plate, v.code, v.started_ms)).collect()
+    let (v, _) = store
+        .violations(&Default::default(), 1000, 0)
+        .await
+        .unwrap();
+    v.into_iter()
+        .map(|v| (v.plate, v.code, v.started_ms))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -58,8 +77,15 @@ async fn two_instances_with_disjoint_buckets_equal_one_instance() {
     // The publisher lives until everything is stored: publishing only queues.
     let p = solo.publisher().await;
     publish_fleet(&p).await;
-    let done = eventually(Duration::from_secs(30), || async { (solo.store.fix_count().await.unwrap() == total as i64).then_some(()) }).await;
-    assert!(done.is_some(), "solo instance stored {} of {total} fixes", solo.store.fix_count().await.unwrap());
+    let done = eventually(Duration::from_secs(30), || async {
+        (solo.store.fix_count().await.unwrap() == total as i64).then_some(())
+    })
+    .await;
+    assert!(
+        done.is_some(),
+        "solo instance stored {} of {total} fixes",
+        solo.store.fix_count().await.unwrap()
+    );
     drop(p);
     let solo_store = solo.store.clone();
     solo.stop().await;
@@ -76,13 +102,27 @@ async fn two_instances_with_disjoint_buckets_equal_one_instance() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let p = a.publisher().await;
     publish_fleet(&p).await;
-    let done = eventually(Duration::from_secs(30), || async { (a.store.fix_count().await.unwrap() == total as i64).then_some(()) }).await;
+    let done = eventually(Duration::from_secs(30), || async {
+        (a.store.fix_count().await.unwrap() == total as i64).then_some(())
+    })
+    .await;
     assert!(done.is_some(), "the pair did not store every fix");
     let ingested_a = a.metric("muckwatch_fixes_ingested_total").await;
     let ingested_b = b.metric("muckwatch_fixes_ingested_total").await;
-    assert!(ingested_a > 0.0 && ingested_b > 0.0, "both instances worked: {ingested_a} / {ingested_b}");
-    assert_eq!(ingested_a + ingested_b, total as f64, "no fix handled twice");
-    assert_eq!(a.metric("muckwatch_fixes_duplicate_total").await + b.metric("muckwatch_fixes_duplicate_total").await, 0.0);
+    assert!(
+        ingested_a > 0.0 && ingested_b > 0.0,
+        "both instances worked: {ingested_a} / {ingested_b}"
+    );
+    assert_eq!(
+        ingested_a + ingested_b,
+        total as f64,
+        "no fix handled twice"
+    );
+    assert_eq!(
+        a.metric("muckwatch_fixes_duplicate_total").await
+            + b.metric("muckwatch_fixes_duplicate_total").await,
+        0.0
+    );
     drop(p);
     let store = a.store.clone();
     a.stop().await;

@@ -24,17 +24,44 @@ async fn a_fix_through_mosquitto_appears_in_the_track() {
     let app = spawn_with(settings).await;
     app.register("firm-m", "苏J10001", "dev-m1").await;
     let p = app.publisher().await;
-    p.send("dev-m1", fix_json("dev-m1", "2021-06-01T22:15:03+08:00", 33.3801, 120.1602, 42.5)).await;
+    p.send(
+        "dev-m1",
+        fix_json(
+            "dev-m1",
+            "2021-06-01T22:15:03+08:00",
+            33.3801,
+            120.1602,
+            42.5,
+        ),
+    )
+    .await;
     p.send("dev-m1", "{broken").await;
-    p.send("dev-m1", fix_json("dev-m1", "2021-06-01T22:15:13+08:00", 33.3802, 120.1603, 41.0)).await;
+    p.send(
+        "dev-m1",
+        fix_json(
+            "dev-m1",
+            "2021-06-01T22:15:13+08:00",
+            33.3802,
+            120.1603,
+            41.0,
+        ),
+    )
+    .await;
 
     let n = eventually(Duration::from_secs(15), || async {
         let r = app.track("苏J10001", &app.admin).await;
-        let n = r.json()["properties"]["fixes"].as_array().map(|a| a.len()).unwrap_or(0);
+        let n = r.json()["properties"]["fixes"]
+            .as_array()
+            .map(|a| a.len())
+            .unwrap_or(0);
         (n >= 2).then_some(n)
     })
     .await;
     assert_eq!(n, Some(2));
-    assert_eq!(app.metric("muckwatch_messages_rejected_total{reason=\"not_json\"}").await, 1.0);
+    assert_eq!(
+        app.metric("muckwatch_messages_rejected_total{reason=\"not_json\"}")
+            .await,
+        1.0
+    );
     app.stop().await;
 }

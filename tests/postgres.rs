@@ -22,8 +22,19 @@ async fn serve_on_postgres_ingests_detects_files_cases_and_survives_a_restart() 
     let p = app.publisher().await;
     // No permit, 70 km/h: SPEEDING then NO_PERMIT, both in one case.
     for i in 0..36 {
-        let t = chrono::DateTime::parse_from_rfc3339("2021-06-01T22:00:00+08:00").unwrap() + chrono::Duration::seconds(10 * i);
-        p.send("dev-pg1", fix_json("dev-pg1", &t.to_rfc3339(), 33.335, 120.02 + 0.00209 * i as f64, 70.0)).await;
+        let t = chrono::DateTime::parse_from_rfc3339("2021-06-01T22:00:00+08:00").unwrap()
+            + chrono::Duration::seconds(10 * i);
+        p.send(
+            "dev-pg1",
+            fix_json(
+                "dev-pg1",
+                &t.to_rfc3339(),
+                33.335,
+                120.02 + 0.00209 * i as f64,
+                70.0,
+            ),
+        )
+        .await;
     }
     p.send("dev-pg1", "{broken").await;
     let cases = eventually(Duration::from_secs(20), || async {
@@ -33,18 +44,46 @@ async fn serve_on_postgres_ingests_detects_files_cases_and_survives_a_restart() 
     .await
     .expect("one case with both codes");
     let case_id = cases["items"][0]["id"].as_i64().unwrap();
-    let r = app.post(&format!("/api/v1/cases/{case_id}/checks/police"), Some(&police), &json!({"status": "investigating"})).await;
+    let r = app
+        .post(
+            &format!("/api/v1/cases/{case_id}/checks/police"),
+            Some(&police),
+            &json!({"status": "investigating"}),
+        )
+        .await;
     assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!(app.metric("muckwatch_messages_rejected_total{reason=\"not_json\"}").await, 1.0);
+    assert_eq!(
+        app.metric("muckwatch_messages_rejected_total{reason=\"not_json\"}")
+            .await,
+        1.0
+    );
     drop(p);
     app.stop().await;
 
     let again = spawn_with(settings).await;
     let r = again.track("苏J70001", &again.admin).await;
-    assert_eq!(r.json()["properties"]["fixes"].as_array().unwrap().len(), 36);
-    let case = again.get(&format!("/api/v1/cases/{case_id}"), Some(&police)).await.json();
-    let police_check = case["checks"].as_array().unwrap().iter().find(|k| k["department"] == "police").cloned().unwrap();
+    assert_eq!(
+        r.json()["properties"]["fixes"].as_array().unwrap().len(),
+        36
+    );
+    let case = again
+        .get(&format!("/api/v1/cases/{case_id}"), Some(&police))
+        .await
+        .json();
+    let police_check = case["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["department"] == "police")
+        .cloned()
+        .unwrap();
     assert_eq!(police_check["status"], "investigating");
-    assert_eq!(again.get("/api/v1/dead-letters", Some(&again.admin)).await.json()["total"], 1);
+    assert_eq!(
+        again
+            .get("/api/v1/dead-letters", Some(&again.admin))
+            .await
+            .json()["total"],
+        1
+    );
     again.stop().await;
 }

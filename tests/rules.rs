@@ -52,7 +52,10 @@ fn no_permit_raised_after_two_minutes_moving_outside_its_sites() {
     let v = only(&events, Code::NoPermit);
     assert_eq!(v.started_ms, track.ts(left));
     assert_eq!(v.measured, 120.0);
-    assert_eq!((v.lat, v.lon), (track.fixes[left + 12].lat, track.fixes[left + 12].lon));
+    assert_eq!(
+        (v.lat, v.lon),
+        (track.fixes[left + 12].lat, track.fixes[left + 12].lon)
+    );
     assert_eq!(v.permit_id, None);
     assert!(v.fences.is_empty());
     assert_eq!(v.ended_ms, None);
@@ -127,7 +130,10 @@ fn route_deviation_raised_after_a_minute_and_three_fixes_off_every_corridor() {
     );
     assert_eq!(v.fences, vec!["route-s01-d01".to_string()]);
     assert_eq!(v.permit_id.as_deref(), Some("P-1"));
-    assert_eq!(ended(&events, Code::RouteDeviation), vec![(track.ts(6), track.ts(13))]);
+    assert_eq!(
+        ended(&events, Code::RouteDeviation),
+        vec![(track.ts(6), track.ts(13))]
+    );
     assert_eq!(raised_codes(&events), vec![Code::RouteDeviation]);
 }
 
@@ -136,16 +142,18 @@ fn route_deviation_needs_three_fixes_and_ends_only_below_the_hysteresis() {
     let route = Route::new("route-s01-d01");
     // sparse fixes: one a minute
     let mut track = Track::new("T-DEV3", monday(10, 0, 0));
-    track.drive(
-        &route,
-        8000.0,
-        10_500.0,
-        36.0,
-        60,
-        |i| if i >= 1 { -200.0 } else { 0.0 },
-    );
+    track.drive(&route, 8000.0, 10_500.0, 36.0, 60, |i| {
+        if i >= 1 {
+            -200.0
+        } else {
+            0.0
+        }
+    });
     let events = run(&rules(), &truck("T-DEV3"), &track.fixes[..3]);
-    assert!(events.is_empty(), "60 s but only two fixes off route: {events:#?}");
+    assert!(
+        events.is_empty(),
+        "60 s but only two fixes off route: {events:#?}"
+    );
     let events = run(&rules(), &truck("T-DEV3"), &track.fixes[..4]);
     assert_eq!(only(&events, Code::RouteDeviation).started_ms, track.ts(1));
 
@@ -163,7 +171,10 @@ fn route_deviation_needs_three_fixes_and_ends_only_below_the_hysteresis() {
     let events = run(&rules(), &truck("T-HYST"), &track.fixes);
     let v = only(&events, Code::RouteDeviation);
     assert_eq!(v.started_ms, track.ts(2));
-    assert_eq!(ended(&events, Code::RouteDeviation), vec![(track.ts(2), track.ts(15))]);
+    assert_eq!(
+        ended(&events, Code::RouteDeviation),
+        vec![(track.ts(2), track.ts(15))]
+    );
 }
 
 #[test]
@@ -179,11 +190,18 @@ fn restricted_zone_on_two_consecutive_fixes_inside() {
     let events = run(&rules(), &truck("T-OLDTOWN"), &track.fixes);
     let v = only(&events, Code::RestrictedZone);
     assert_eq!(v.started_ms, track.ts(0));
-    assert_eq!((v.lat, v.lon), (33.3992, 120.1520), "raised at the second fix");
+    assert_eq!(
+        (v.lat, v.lon),
+        (33.3992, 120.1520),
+        "raised at the second fix"
+    );
     assert_eq!(v.measured, 24.0, "km/h, highest of the episode so far");
     assert_eq!(v.fences, vec!["rz-01".to_string()]);
     // the segment from the last fix inside to the first outside is not a crossing
-    assert_eq!(ended(&events, Code::RestrictedZone), vec![(track.ts(0), track.ts(2))]);
+    assert_eq!(
+        ended(&events, Code::RestrictedZone),
+        vec![(track.ts(0), track.ts(2))]
+    );
 }
 
 #[test]
@@ -207,7 +225,10 @@ fn restricted_zone_crossed_between_two_sparse_fixes() {
 #[test]
 fn restricted_school_zone_during_school_hours() {
     let sunday = fixture("school_zone_sunday.ndjson", "T-SCHOOL");
-    assert!(inside(sunday[0].lat, sunday[0].lon, "rz-02") && inside(sunday[1].lat, sunday[1].lon, "rz-02"));
+    assert!(
+        inside(sunday[0].lat, sunday[0].lon, "rz-02")
+            && inside(sunday[1].lat, sunday[1].lon, "rz-02")
+    );
     let monday_fixes: Vec<_> = sunday
         .iter()
         .map(|f| muckwatch::fix::Fix {
@@ -217,7 +238,14 @@ fn restricted_school_zone_during_school_hours() {
         .collect();
     let ctx = vehicle(
         "T-SCHOOL",
-        vec![permit("P-W", "苏J00001", "s03", "d04", &["route-s03-d03"], &[])],
+        vec![permit(
+            "P-W",
+            "苏J00001",
+            "s03",
+            "d04",
+            &["route-s03-d03"],
+            &[],
+        )],
     );
     let events = run(&rules(), &ctx, &monday_fixes);
     let v = only(&events, Code::RestrictedZone);
@@ -238,7 +266,9 @@ fn speeding_over_the_city_default_and_in_a_school_speed_zone() {
         let (lat, lon) = route.lat_lon(s, 0.0);
         let mut inside = Vec::new();
         set.containing(set.project(lat, lon), &mut inside);
-        assert!(inside.iter().all(|i| set.fence(*i).kind != FenceKind::SpeedZone));
+        assert!(inside
+            .iter()
+            .all(|i| set.fence(*i).kind != FenceKind::SpeedZone));
         track.fix((lat, lon), v, 10);
         s += v / 3.6 * 10.0;
     }
@@ -252,7 +282,10 @@ fn speeding_over_the_city_default_and_in_a_school_speed_zone() {
     );
     assert_eq!(v.measured, 52.0, "highest speed up to the raise");
     assert!(v.fences.is_empty(), "city default limit");
-    assert_eq!(ended(&events, Code::Speeding), vec![(track.ts(0), track.ts(4))]);
+    assert_eq!(
+        ended(&events, Code::Speeding),
+        vec![(track.ts(0), track.ts(4))]
+    );
 
     // s 12300-12900 m: Dongjin Rd past the middle school, sz-03 (30 km/h)
     let mut track = Track::new("T-SCHOOLRUN", monday(10, 0, 0));
@@ -299,8 +332,15 @@ fn illegal_dumping_by_tipper_and_by_load_drop() {
     }
     let events = run(&rules(), &truck("T-DROP"), &track.fixes);
     let v = only(&events, Code::IllegalDumping);
-    assert_eq!(v.started_ms, track.ts(n - 3), "from the last fix with the full load");
-    assert_eq!((v.lat, v.lon), (track.fixes[n - 2].lat, track.fixes[n - 2].lon));
+    assert_eq!(
+        v.started_ms,
+        track.ts(n - 3),
+        "from the last fix with the full load"
+    );
+    assert_eq!(
+        (v.lat, v.lon),
+        (track.fixes[n - 2].lat, track.fixes[n - 2].lon)
+    );
     assert_eq!(v.measured, 14.0);
     assert_eq!(
         ended(&events, Code::IllegalDumping),
@@ -314,11 +354,21 @@ fn wrong_disposal_site_when_tipping_at_another_firms_site() {
     let fixes = fixture("disposal_parked_tipper.ndjson", "T-TIPPER");
     let ctx = vehicle(
         "T-TIPPER",
-        vec![permit("P-2", "苏J00001", "s02", "d02", &["route-s02-d02"], &[])],
+        vec![permit(
+            "P-2",
+            "苏J00001",
+            "s02",
+            "d02",
+            &["route-s02-d02"],
+            &[],
+        )],
     );
     let events = run(&rules(), &ctx, &fixes);
     let v = only(&events, Code::WrongDisposalSite);
-    assert_eq!(v.started_ms, fixes[1].ts_ms, "the first fix with the tipper up");
+    assert_eq!(
+        v.started_ms, fixes[1].ts_ms,
+        "the first fix with the tipper up"
+    );
     assert_eq!(v.fences, vec!["d01".to_string()]);
     assert_eq!(v.measured, 4.0, "24 t before, 20 t at the raise");
     assert_eq!(v.permit_id.as_deref(), Some("P-2"));
@@ -335,9 +385,16 @@ fn cover_open_while_driving_for_a_minute() {
     let events = run(&rules(), &truck("T-COVER"), &fixes);
     let v = only(&events, Code::CoverOpen);
     assert_eq!(v.started_ms, fixes[2].ts_ms);
-    assert_eq!((v.lat, v.lon), (fixes[8].lat, fixes[8].lon), "raised at 60 s");
+    assert_eq!(
+        (v.lat, v.lon),
+        (fixes[8].lat, fixes[8].lon),
+        "raised at 60 s"
+    );
     assert_eq!(v.measured, 60.0);
-    assert_eq!(ended(&events, Code::CoverOpen), vec![(fixes[2].ts_ms, fixes[9].ts_ms)]);
+    assert_eq!(
+        ended(&events, Code::CoverOpen),
+        vec![(fixes[2].ts_ms, fixes[9].ts_ms)]
+    );
     assert_eq!(raised_codes(&events), vec![Code::CoverOpen]);
 }
 
@@ -350,7 +407,10 @@ fn overload_on_three_consecutive_readings() {
     assert_eq!((v.lat, v.lon), (fixes[3].lat, fixes[3].lon));
     assert_eq!(v.measured, 32.4);
     assert_eq!(v.fences, vec!["s01".to_string()], "the freight source unit");
-    assert_eq!(ended(&events, Code::Overload), vec![(fixes[1].ts_ms, fixes[5].ts_ms)]);
+    assert_eq!(
+        ended(&events, Code::Overload),
+        vec![(fixes[1].ts_ms, fixes[5].ts_ms)]
+    );
     assert_eq!(raised_codes(&events), vec![Code::Overload]);
 }
 
@@ -390,7 +450,10 @@ fn track_gap_by_silence_against_the_watermark() {
         (v.started_ms, v.ended_ms, v.measured),
         (last.ts_ms, Some(back.ts_ms), 420.0)
     );
-    assert!(ended(&events, Code::TrackGap).is_empty(), "already over when raised");
+    assert!(
+        ended(&events, Code::TrackGap).is_empty(),
+        "already over when raised"
+    );
 }
 
 #[test]
@@ -398,12 +461,18 @@ fn track_gap_by_a_jump() {
     let fixes = fixture("track_gap_jump.ndjson", "T-JUMP");
     let events = run(&rules(), &truck("T-JUMP"), &fixes);
     let v = only(&events, Code::TrackGap);
-    assert_eq!(v.started_ms, fixes[2].ts_ms, "from the last fix before the jump");
+    assert_eq!(
+        v.started_ms, fixes[2].ts_ms,
+        "from the last fix before the jump"
+    );
     assert_eq!((v.lat, v.lon), (fixes[2].lat, fixes[2].lon));
     assert_eq!(v.measured, 10.0, "seconds between the two fixes");
     assert_eq!(v.ended_ms, None);
     // the jump back extends it; the next plausible fix ends it
-    assert_eq!(ended(&events, Code::TrackGap), vec![(fixes[2].ts_ms, fixes[4].ts_ms)]);
+    assert_eq!(
+        ended(&events, Code::TrackGap),
+        vec![(fixes[2].ts_ms, fixes[4].ts_ms)]
+    );
     assert_eq!(raised_codes(&events), vec![Code::TrackGap]);
     assert!(events
         .iter()

@@ -43,7 +43,10 @@ fn on_fix_does_not_allocate_when_nothing_is_raised() {
             &[("21:00", "06:00")],
         )],
     );
-    let no_routes = vehicle("T-ALLOC", vec![permit("P-R", "苏J00001", "s01", "d01", &[], &[])]);
+    let no_routes = vehicle(
+        "T-ALLOC",
+        vec![permit("P-R", "苏J00001", "s01", "d01", &[], &[])],
+    );
 
     let mut clean = Track::new("T-ALLOC", monday(10, 0, 0));
     clean.drive(&route, 0.0, route.len(), 28.0, 10, |_| 0.0);
@@ -52,14 +55,13 @@ fn on_fix_does_not_allocate_when_nothing_is_raised() {
     clean.fixes.iter_mut().for_each(|f| f.load_t = Some(20.0));
     // on the corridor edge, every other fix outside it: route distances every fix
     let mut edge = Track::new("T-ALLOC", monday(2, 0, 0));
-    edge.drive(
-        &route,
-        7500.0,
-        11_000.0,
-        36.0,
-        10,
-        |i| if i.is_multiple_of(2) { 70.0 } else { 30.0 },
-    );
+    edge.drive(&route, 7500.0, 11_000.0, 36.0, 10, |i| {
+        if i.is_multiple_of(2) {
+            70.0
+        } else {
+            30.0
+        }
+    });
     // one fix in the old town between two outside it: zone crossings and schedules
     let mut blip = Track::new("T-ALLOC", monday(10, 0, 0));
     blip.fix((33.3992, 120.1370), 28.0, 60);
@@ -69,7 +71,13 @@ fn on_fix_does_not_allocate_when_nothing_is_raised() {
     let cases = [(&truck, &clean), (&night, &edge), (&no_routes, &blip)];
     // warm up: the per-thread scratch buffers are allocated on first use
     let mut out = Vec::with_capacity(64);
-    rules.on_fix(&mut VehicleState::default(), &truck, city(), &clean.fixes[0], &mut out);
+    rules.on_fix(
+        &mut VehicleState::default(),
+        &truck,
+        city(),
+        &clean.fixes[0],
+        &mut out,
+    );
     out.clear();
 
     let mut fixes = 0;

@@ -24,33 +24,33 @@ fn gps_jitter_along_a_corridor_edge_raises_nothing() {
     let route = Route::new("route-s01-d01"); // half-width 50 m
                                              // driving 20 m inside the edge, jitter +-20 m: out to the edge, never past it
     let mut track = Track::new("T-JIT", monday(10, 0, 0));
-    track.drive(&route, 7500.0, 11_000.0, 36.0, 10, |i| -(30.0 + 20.0 * jitter(7, i)));
+    track.drive(&route, 7500.0, 11_000.0, 36.0, 10, |i| {
+        -(30.0 + 20.0 * jitter(7, i))
+    });
     let events = run(&rules(), &truck("T-JIT"), &track.fixes);
     assert!(events.is_empty(), "{events:#?}");
 
     // driving on the edge itself, every other fix 20 m out: never two in a row outside
     let mut track = Track::new("T-EDGE", monday(10, 0, 0));
-    track.drive(
-        &route,
-        7500.0,
-        11_000.0,
-        36.0,
-        10,
-        |i| if i.is_multiple_of(2) { 70.0 } else { 30.0 },
-    );
+    track.drive(&route, 7500.0, 11_000.0, 36.0, 10, |i| {
+        if i.is_multiple_of(2) {
+            70.0
+        } else {
+            30.0
+        }
+    });
     let events = run(&rules(), &truck("T-EDGE"), &track.fixes);
     assert!(events.is_empty(), "{events:#?}");
 
     // 1 Hz fixes jittering +-20 m are not a TRACK_GAP jump either
     let mut track = Track::new("T-1HZ", monday(10, 0, 0));
-    track.drive(
-        &route,
-        8000.0,
-        8600.0,
-        36.0,
-        1,
-        |i| if i.is_multiple_of(2) { 20.0 } else { -20.0 },
-    );
+    track.drive(&route, 8000.0, 8600.0, 36.0, 1, |i| {
+        if i.is_multiple_of(2) {
+            20.0
+        } else {
+            -20.0
+        }
+    });
     let events = run(&rules(), &truck("T-1HZ"), &track.fixes);
     assert!(events.is_empty(), "{events:#?}");
 }
@@ -110,7 +110,10 @@ fn a_night_window_accepts_two_in_the_morning() {
     // and 07:30 is outside it (raised: see rules.rs)
     let mut late = Track::new("T-NIGHT", monday(7, 30, 0));
     late.drive(&route, 0.0, 4000.0, 28.0, 10, |_| 0.0);
-    assert_eq!(raised_codes(&run(&rules(), &ctx, &late.fixes)), vec![Code::OutOfHours]);
+    assert_eq!(
+        raised_codes(&run(&rules(), &ctx, &late.fixes)),
+        vec![Code::OutOfHours]
+    );
 }
 
 #[test]
@@ -130,25 +133,42 @@ fn manoeuvring_inside_its_own_site_without_a_valid_permit() {
 fn a_sparse_pair_straddling_a_restricted_zone_raises_but_one_jittering_fix_does_not() {
     let fixes = fixture("restricted_sparse_crossing.ndjson", "T-SPARSE");
     assert_eq!(
-        only(&run(&rules(), &truck("T-SPARSE"), &fixes), Code::RestrictedZone).started_ms,
+        only(
+            &run(&rules(), &truck("T-SPARSE"), &fixes),
+            Code::RestrictedZone
+        )
+        .started_ms,
         fixes[0].ts_ms
     );
     // one fix inside the old town between two outside it: the segments end or start
     // inside, they do not cross, and one fix is not two consecutive ones
     let mut track = Track::new("T-BLIP", monday(10, 0, 0));
     track.fix((33.3992, 120.1370), 28.0, 60);
-    assert!(city().contains(city().get("rz-01").expect("zone"), city().project(33.3992, 120.1480)));
+    assert!(city().contains(
+        city().get("rz-01").expect("zone"),
+        city().project(33.3992, 120.1480)
+    ));
     track.fix((33.3992, 120.1480), 28.0, 60);
     track.fix((33.3992, 120.1370), 28.0, 60);
     let events = run(&rules(), &truck("T-BLIP"), &track.fixes);
-    assert!(!raised_codes(&events).contains(&Code::RestrictedZone), "{events:#?}");
+    assert!(
+        !raised_codes(&events).contains(&Code::RestrictedZone),
+        "{events:#?}"
+    );
 }
 
 #[test]
 fn a_school_zone_outside_its_schedule_raises_nothing() {
     let ctx = vehicle(
         "T-SCHOOL",
-        vec![permit("P-W", "苏J00001", "s03", "d04", &["route-s03-d03"], &[])],
+        vec![permit(
+            "P-W",
+            "苏J00001",
+            "s03",
+            "d04",
+            &["route-s03-d03"],
+            &[],
+        )],
     );
     let sunday = fixture("school_zone_sunday.ndjson", "T-SCHOOL");
     assert!(run(&rules(), &ctx, &sunday).is_empty());
@@ -180,7 +200,10 @@ fn short_or_slow_runs_raise_nothing() {
     // the cover open while parked, or not reported at all
     let mut parked = Track::new("T-PARKED", monday(10, 0, 0));
     parked.park(route.lat_lon(8000.0, 0.0), 300, 10);
-    parked.fixes.iter_mut().for_each(|f| f.cover_closed = Some(false));
+    parked
+        .fixes
+        .iter_mut()
+        .for_each(|f| f.cover_closed = Some(false));
     assert!(run(&rules(), &truck("T-PARKED"), &parked.fixes).is_empty());
     let mut unknown = Track::new("T-NOCOVER", monday(10, 0, 0));
     unknown.drive(&route, 8000.0, 9000.0, 36.0, 10, |_| 0.0);
@@ -191,7 +214,12 @@ fn short_or_slow_runs_raise_nothing() {
     let mut state = VehicleState::default();
     run_with(&rules, &mut state, &truck("T-PARKED"), &parked.fixes);
     let mut out = Vec::new();
-    rules.on_watermark(&mut state, &truck("T-PARKED"), parked.t_ms + 3_600_000, &mut out);
+    rules.on_watermark(
+        &mut state,
+        &truck("T-PARKED"),
+        parked.t_ms + 3_600_000,
+        &mut out,
+    );
     assert!(out.is_empty());
 }
 
@@ -235,7 +263,10 @@ fn a_fix_one_second_late_does_not_reopen_an_episode() {
     let track = speeding_track("T-LATE", |i| i < 5, 6); // raised at 30 s, ended at fix 5
     let mut state = VehicleState::default();
     let events = run_with(&rules, &mut state, &ctx, &track.fixes);
-    assert_eq!(ended(&events, Code::Speeding), vec![(track.ts(0), track.ts(4))]);
+    assert_eq!(
+        ended(&events, Code::Speeding),
+        vec![(track.ts(0), track.ts(4))]
+    );
     let before = state.clone();
     let late = Fix {
         ts_ms: track.ts(5) - 1000,
@@ -265,13 +296,20 @@ fn the_quiet_period_holds_back_the_same_code() {
         .iter()
         .position(|f| (f.lat, f.lon) == (raised[1].lat, raised[1].lon));
     assert_eq!(at, Some(64), "raised when the quiet period ended");
-    assert_eq!(ended(&events, Code::Speeding), vec![(track.ts(0), track.ts(4))]);
+    assert_eq!(
+        ended(&events, Code::Speeding),
+        vec![(track.ts(0), track.ts(4))]
+    );
 }
 
 #[test]
 fn vehicle_state_fits_in_two_kib() {
     let state = VehicleState::default();
-    assert_eq!(state.heap_bytes(), 0, "no heap: no Vec of fixes, no strings");
+    assert_eq!(
+        state.heap_bytes(),
+        0,
+        "no heap: no Vec of fixes, no strings"
+    );
     assert!(
         std::mem::size_of::<VehicleState>() <= 2048,
         "{} bytes",

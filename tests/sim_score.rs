@@ -23,7 +23,9 @@ fn sample_city() -> Arc<FenceSet> {
 /// acknowledgements only say that IT has the fixes: stopping muckwatch before it has
 /// read them all would lose the end of the night.)
 async fn drive(app: &TestApp, fleet: &mut Fleet) -> PublishSummary {
-    let report = seed::through_api(&app.http.to_string(), &app.admin, &fleet.seed).await.expect("seeded through the API");
+    let report = seed::through_api(&app.http.to_string(), &app.admin, &fleet.seed)
+        .await
+        .expect("seeded through the API");
     assert_eq!(report.existing, 0);
     let options = PublishOptions {
         host: app.mqtt.host.clone(),
@@ -37,7 +39,9 @@ async fn drive(app: &TestApp, fleet: &mut Fleet) -> PublishSummary {
         progress: false,
         client_id: unique("sim"),
     };
-    let sent = publish(fleet, &options).await.expect("the night is published");
+    let sent = publish(fleet, &options)
+        .await
+        .expect("the night is published");
     let stored = eventually(Duration::from_secs(120), || async {
         let n = app.metric("muckwatch_fixes_ingested_total").await;
         (n >= sent.fixes as f64).then_some(n)
@@ -50,7 +54,11 @@ async fn drive(app: &TestApp, fleet: &mut Fleet) -> PublishSummary {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_code_is_detected_with_precision_and_recall_of_at_least_099() {
     let app = spawn_app().await;
-    let config = SimConfig { seed: 7, trucks: 30, ..SimConfig::default() };
+    let config = SimConfig {
+        seed: 7,
+        trucks: 30,
+        ..SimConfig::default()
+    };
     let mut fleet = Fleet::plan(sample_city(), &config).expect("fleet cast");
     let sent = drive(&app, &mut fleet).await;
     let store = app.store.clone();
@@ -58,40 +66,69 @@ async fn every_code_is_detected_with_precision_and_recall_of_at_least_099() {
 
     let (header, offset) = (fleet.header.clone(), fleet.offset());
     let truth = fleet.finish();
-    let detected = load_detected(&store, Some(&header), TOLERANCE_MS).await.expect("violations read");
+    let detected = load_detected(&store, Some(&header), TOLERANCE_MS)
+        .await
+        .expect("violations read");
     let s = score(&truth, &detected, TOLERANCE_MS);
     let report = table(&s, offset);
     println!("{} fixes\n{report}", sent.fixes);
     for code in ViolationCode::ALL {
         let c = s.code(code);
         assert!(c.truth >= 4, "{code}: only {} injected\n{report}", c.truth);
-        assert!(c.precision() >= 0.99 && c.recall() >= 0.99, "{code}\n{report}");
+        assert!(
+            c.precision() >= 0.99 && c.recall() >= 0.99,
+            "{code}\n{report}"
+        );
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_honest_fleet_raises_nothing_all_night() {
     let app = spawn_app().await;
-    let config = SimConfig { seed: 11, trucks: 20, ..SimConfig::default() }.with_scenario("honest").expect("scenario");
+    let config = SimConfig {
+        seed: 11,
+        trucks: 20,
+        ..SimConfig::default()
+    }
+    .with_scenario("honest")
+    .expect("scenario");
     assert_eq!(config.injections, Injections::none());
     let mut fleet = Fleet::plan(sample_city(), &config).expect("fleet cast");
     let sent = drive(&app, &mut fleet).await;
-    assert!(sent.fixes > 50_000, "a whole night of 20 trucks: {}", sent.fixes);
+    assert!(
+        sent.fixes > 50_000,
+        "a whole night of 20 trucks: {}",
+        sent.fixes
+    );
     let store = app.store.clone();
     app.stop().await;
-    let (all, total) = store.violations(&Default::default(), 100, 0).await.expect("violations read");
-    let listed: Vec<String> = all.iter().map(|v| format!("{} {} {}", v.code, v.plate, v.started_ms)).collect();
+    let (all, total) = store
+        .violations(&Default::default(), 100, 0)
+        .await
+        .expect("violations read");
+    let listed: Vec<String> = all
+        .iter()
+        .map(|v| format!("{} {} {}", v.code, v.plate, v.started_ms))
+        .collect();
     assert_eq!(total, 0, "honest trucks raised {listed:#?}");
-    assert!(fleet.finish().is_empty(), "and the simulator injected nothing");
+    assert!(
+        fleet.finish().is_empty(),
+        "and the simulator injected nothing"
+    );
 }
 
 #[test]
 fn the_same_seed_gives_the_same_truth_and_fixes() {
     let city = sample_city();
     let run = |seed: u64| {
-        let config = SimConfig { seed, trucks: 16, hours: 4.0, ..SimConfig::default() }
-            .with_scenario("mixed")
-            .expect("scenario");
+        let config = SimConfig {
+            seed,
+            trucks: 16,
+            hours: 4.0,
+            ..SimConfig::default()
+        }
+        .with_scenario("mixed")
+        .expect("scenario");
         let mut config = config;
         config.injections.apply("NO_PERMIT=1,OUT_OF_HOURS=1,SPEEDING=2,ROUTE_DEVIATION=1,RESTRICTED_ZONE=1,ILLEGAL_DUMPING=1,WRONG_DISPOSAL_SITE=1,OVERLOAD=1,COVER_OPEN=1,TRACK_GAP=2").expect("counts");
         let mut fleet = Fleet::plan(city.clone(), &config).expect("fleet cast");

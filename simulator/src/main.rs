@@ -18,11 +18,17 @@ use anyhow::{bail, Context};
 use chrono::DateTime;
 use clap::Parser;
 use muckwatch::geofence::FenceSet;
-use muckwatch::sim::{count_by_code, describe_counts, publish, seed, Fleet, PublishOptions, Role, SimConfig};
+use muckwatch::sim::{
+    count_by_code, describe_counts, publish, seed, Fleet, PublishOptions, Role, SimConfig,
+};
 use rumqttc::QoS;
 
 #[derive(Parser, Debug)]
-#[command(name = "muckwatch-sim", version, about = "Publishes a simulated muck-truck fleet over MQTT, with ground truth")]
+#[command(
+    name = "muckwatch-sim",
+    version,
+    about = "Publishes a simulated muck-truck fleet over MQTT, with ground truth"
+)]
 struct Args {
     /// Broker to publish to.
     #[arg(long, default_value = "mqtt://127.0.0.1:1883")]
@@ -95,7 +101,9 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(run(args))
 }
 
@@ -107,7 +115,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
     };
     let rate = match args.rate.as_deref() {
         None | Some("max") => None,
-        Some(r) => Some(r.parse::<f64>().ok().filter(|r| *r > 0.0).context("--rate must be a positive number or `max`")?),
+        Some(r) => Some(
+            r.parse::<f64>()
+                .ok()
+                .filter(|r| *r > 0.0)
+                .context("--rate must be a positive number or `max`")?,
+        ),
     };
     let unpaced = args.rate.as_deref() == Some("max");
     let speedup = match (args.speedup, &args.rate) {
@@ -118,17 +131,26 @@ async fn run(args: Args) -> anyhow::Result<()> {
         (None, Some(_)) => None,
     };
     let (host, port) = parse_broker(&args.broker)?;
-    let mut config = SimConfig::default().with_scenario(&args.scenario).map_err(anyhow::Error::msg)?;
+    let mut config = SimConfig::default()
+        .with_scenario(&args.scenario)
+        .map_err(anyhow::Error::msg)?;
     if let Some(spec) = &args.inject {
-        config.injections.apply(spec).map_err(|e| anyhow::anyhow!("--inject: {e}"))?;
+        config
+            .injections
+            .apply(spec)
+            .map_err(|e| anyhow::anyhow!("--inject: {e}"))?;
     }
     config.seed = args.seed;
     config.trucks = args.trucks;
     config.hours = args.hours;
     config.interval_s = args.interval;
     config.sigma_m = args.sigma;
-    config.start = DateTime::parse_from_rfc3339(&args.start).context("--start must be RFC 3339, e.g. 2021-06-01T21:00:00+08:00")?;
-    config.tz = args.timezone.parse().map_err(|e| anyhow::anyhow!("--timezone: {e}"))?;
+    config.start = DateTime::parse_from_rfc3339(&args.start)
+        .context("--start must be RFC 3339, e.g. 2021-06-01T21:00:00+08:00")?;
+    config.tz = args
+        .timezone
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--timezone: {e}"))?;
     if u64::from(args.interval) * args.batch as u64 >= config.rules.gap_silence_s {
         eprintln!(
             "warning: a batch spans {} s of a terminal's fixes, which muckwatch sees as that much silence of the others (TRACK_GAP after {} s)",
@@ -137,14 +159,26 @@ async fn run(args: Args) -> anyhow::Result<()> {
         );
     }
 
-    let fences = FenceSet::load_dir(&args.geofences).map_err(|e| anyhow::anyhow!("geofences: {e}"))?;
+    let fences =
+        FenceSet::load_dir(&args.geofences).map_err(|e| anyhow::anyhow!("geofences: {e}"))?;
     let mut fleet = Fleet::plan(Arc::new(fences), &config).map_err(anyhow::Error::msg)?;
     let cheats = fleet.roles.iter().filter(|r| **r != Role::Honest).count();
-    eprintln!("fleet: {} trucks ({} scripted, {} honest), {} h from {}, seed {}", fleet.len(), cheats, fleet.len() - cheats, args.hours, args.start, args.seed);
+    eprintln!(
+        "fleet: {} trucks ({} scripted, {} honest), {} h from {}, seed {}",
+        fleet.len(),
+        cheats,
+        fleet.len() - cheats,
+        args.hours,
+        args.start,
+        args.seed
+    );
 
     if let (Some(api), Some(token)) = (&args.api, &args.token) {
         let r = seed::through_api(api, token, &fleet.seed).await?;
-        eprintln!("seeded {api}: {} created, {} already there", r.created, r.existing);
+        eprintln!(
+            "seeded {api}: {} created, {} already there",
+            r.created, r.existing
+        );
     }
     let (fixes, messages, secs) = if args.dry_run {
         let started = std::time::Instant::now();
@@ -170,7 +204,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .map(|t| t.with_timezone(&offset).to_rfc3339())
         .unwrap_or_default();
     let truth = fleet.finish();
-    std::fs::write(&args.truth, Fleet::truth_ndjson(&header, &truth, offset)).with_context(|| format!("cannot write {}", args.truth.display()))?;
+    std::fs::write(&args.truth, Fleet::truth_ndjson(&header, &truth, offset))
+        .with_context(|| format!("cannot write {}", args.truth.display()))?;
     println!(
         "sent {fixes} fixes in {messages} messages in {secs:.1} s: {:.0} fixes/s; simulated until {reached}\ninjected: {}\nground truth: {}",
         fixes as f64 / secs.max(1e-9),
@@ -181,7 +216,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
 }
 
 fn parse_broker(url: &str) -> anyhow::Result<(String, u16)> {
-    let rest = url.strip_prefix("mqtt://").context("--broker must look like mqtt://host:port")?;
+    let rest = url
+        .strip_prefix("mqtt://")
+        .context("--broker must look like mqtt://host:port")?;
     match rest.trim_end_matches('/').rsplit_once(':') {
         Some((h, p)) => Ok((h.to_string(), p.parse().context("bad port in --broker")?)),
         None => Ok((rest.to_string(), 1883)),

@@ -37,19 +37,46 @@ pub struct Alert {
 pub fn messages(code: ViolationCode, plate: &str, place: &str, measured: f64) -> (String, String) {
     use ViolationCode::*;
     match code {
-        NoPermit => (format!("{plate} 无有效准运证运输（{place}）"), format!("{plate} is carrying waste without a valid permit ({place})")),
-        OutOfHours => (format!("{plate} 在准运时段外行驶（{place}）"), format!("{plate} is driving outside its permitted hours ({place})")),
+        NoPermit => (
+            format!("{plate} 无有效准运证运输（{place}）"),
+            format!("{plate} is carrying waste without a valid permit ({place})"),
+        ),
+        OutOfHours => (
+            format!("{plate} 在准运时段外行驶（{place}）"),
+            format!("{plate} is driving outside its permitted hours ({place})"),
+        ),
         RouteDeviation => (
             format!("{plate} 偏离核准路线 {measured:.0} 米（{place}）"),
             format!("{plate} left its approved route by {measured:.0} m ({place})"),
         ),
-        RestrictedZone => (format!("{plate} 驶入禁区：{place}"), format!("{plate} entered restricted zone {place}")),
-        Speeding => (format!("{plate} 超速 {measured:.0} km/h（{place}）"), format!("{plate} is speeding at {measured:.0} km/h ({place})")),
-        IllegalDumping => (format!("{plate} 疑似偷倒乱倒（{place}）"), format!("{plate} appears to be dumping illegally ({place})")),
-        WrongDisposalSite => (format!("{plate} 在非指定消纳场卸土：{place}"), format!("{plate} unloaded at a disposal site not on its permit: {place}")),
-        CoverOpen => (format!("{plate} 未密闭行驶（{place}）"), format!("{plate} is driving with its cover open ({place})")),
-        Overload => (format!("{plate} 超载，实载 {measured:.1} 吨（{place}）"), format!("{plate} is overloaded: {measured:.1} t ({place})")),
-        TrackGap => (format!("{plate} 轨迹异常/中断 {measured:.0}（{place}）"), format!("{plate} track lost or jumping: {measured:.0} ({place})")),
+        RestrictedZone => (
+            format!("{plate} 驶入禁区：{place}"),
+            format!("{plate} entered restricted zone {place}"),
+        ),
+        Speeding => (
+            format!("{plate} 超速 {measured:.0} km/h（{place}）"),
+            format!("{plate} is speeding at {measured:.0} km/h ({place})"),
+        ),
+        IllegalDumping => (
+            format!("{plate} 疑似偷倒乱倒（{place}）"),
+            format!("{plate} appears to be dumping illegally ({place})"),
+        ),
+        WrongDisposalSite => (
+            format!("{plate} 在非指定消纳场卸土：{place}"),
+            format!("{plate} unloaded at a disposal site not on its permit: {place}"),
+        ),
+        CoverOpen => (
+            format!("{plate} 未密闭行驶（{place}）"),
+            format!("{plate} is driving with its cover open ({place})"),
+        ),
+        Overload => (
+            format!("{plate} 超载，实载 {measured:.1} 吨（{place}）"),
+            format!("{plate} is overloaded: {measured:.1} t ({place})"),
+        ),
+        TrackGap => (
+            format!("{plate} 轨迹异常/中断 {measured:.0}（{place}）"),
+            format!("{plate} track lost or jumping: {measured:.0} ({place})"),
+        ),
     }
 }
 
@@ -62,7 +89,9 @@ pub struct AlertHub {
 
 impl Default for AlertHub {
     fn default() -> Self {
-        AlertHub { tx: broadcast::channel(1024).0 }
+        AlertHub {
+            tx: broadcast::channel(1024).0,
+        }
     }
 }
 

@@ -20,8 +20,13 @@ pub fn spawn_mqtt_publisher(
     mut rx: mpsc::Receiver<Arc<Alert>>,
     metrics: Arc<Metrics>,
 ) -> JoinHandle<()> {
-    let mut opts = MqttOptions::new(format!("{client_id}-alerts"), broker.host.clone(), broker.port);
-    opts.set_keep_alive(Duration::from_secs(30)).set_request_channel_capacity(10_000);
+    let mut opts = MqttOptions::new(
+        format!("{client_id}-alerts"),
+        broker.host.clone(),
+        broker.port,
+    );
+    opts.set_keep_alive(Duration::from_secs(30))
+        .set_request_channel_capacity(10_000);
     let (client, mut eventloop) = AsyncClient::new(opts, 10_000);
     let poller = tokio::spawn(async move {
         let mut backoff = Duration::from_millis(100);
@@ -48,7 +53,10 @@ pub fn spawn_mqtt_publisher(
             };
             for dept in &alert.departments {
                 let topic = format!("{prefix}/alerts/{dept}");
-                match client.publish(topic, QoS::AtLeastOnce, false, payload.clone()).await {
+                match client
+                    .publish(topic, QoS::AtLeastOnce, false, payload.clone())
+                    .await
+                {
                     Ok(()) => {
                         metrics.alerts_published.fetch_add(1, Relaxed);
                     }

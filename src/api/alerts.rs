@@ -19,7 +19,11 @@ pub async fn stream(
     let department = match &caller.0 {
         Role::Admin => None,
         Role::Dept(d) => Some(d.as_str()),
-        Role::Firm(_) => return Err(ApiError::forbidden("alerts are for enforcement departments")),
+        Role::Firm(_) => {
+            return Err(ApiError::forbidden(
+                "alerts are for enforcement departments",
+            ))
+        }
     };
     let rx = state.hub.subscribe();
     let shutdown = state.shutdown.clone();
@@ -35,11 +39,16 @@ pub async fn stream(
                         continue;
                     }
                     let data = serde_json::to_string(&*alert).unwrap_or_default();
-                    let event = Event::default().event("alert").id(alert.violation_id.to_string()).data(data);
+                    let event = Event::default()
+                        .event("alert")
+                        .id(alert.violation_id.to_string())
+                        .data(data);
                     return Some((Ok(event), (rx, shutdown)));
                 }
                 Err(RecvError::Lagged(n)) => {
-                    let event = Event::default().event("lagged").data(format!("{n} alerts were skipped"));
+                    let event = Event::default()
+                        .event("lagged")
+                        .data(format!("{n} alerts were skipped"));
                     return Some((Ok(event), (rx, shutdown)));
                 }
                 Err(RecvError::Closed) => return None,

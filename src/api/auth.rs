@@ -16,7 +16,10 @@ impl Caller {
     pub fn require_admin(&self) -> Result<(), ApiError> {
         match self.0 {
             Role::Admin => Ok(()),
-            _ => Err(ApiError::forbidden(format!("{} may not do this; admin only", self.0))),
+            _ => Err(ApiError::forbidden(format!(
+                "{} may not do this; admin only",
+                self.0
+            ))),
         }
     }
 }
@@ -25,17 +28,21 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Caller, ApiError> {
-        let header = parts
-            .headers
-            .get(AUTHORIZATION)
-            .ok_or_else(|| ApiError::unauthorized("missing `Authorization: Bearer <token>` header"))?;
+        let header = parts.headers.get(AUTHORIZATION).ok_or_else(|| {
+            ApiError::unauthorized("missing `Authorization: Bearer <token>` header")
+        })?;
         let token = header
             .to_str()
             .ok()
-            .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
+            .and_then(|h| {
+                h.strip_prefix("Bearer ")
+                    .or_else(|| h.strip_prefix("bearer "))
+            })
             .map(str::trim)
             .filter(|t| !t.is_empty())
-            .ok_or_else(|| ApiError::unauthorized("Authorization header is not `Bearer <token>`"))?;
+            .ok_or_else(|| {
+                ApiError::unauthorized("Authorization header is not `Bearer <token>`")
+            })?;
         match state.store.token_role(&token_hash(token)).await? {
             Some(role) => Ok(Caller(role)),
             None => Err(ApiError::unauthorized("unknown token")),

@@ -18,7 +18,10 @@ use crate::store::{CaseFilter, CaseRecord, CheckError, ViolationFilter};
 use crate::violation::ViolationCode;
 
 pub fn case_json(c: &CaseRecord, tz: chrono_tz::Tz) -> Value {
-    let to = c.closed_ms.map(|t| format!("&to={}", encode_path(&format_ms(t, tz)))).unwrap_or_default();
+    let to = c
+        .closed_ms
+        .map(|t| format!("&to={}", encode_path(&format_ms(t, tz))))
+        .unwrap_or_default();
     json!({
         "id": c.id, "plate": c.plate, "device_id": c.device_id, "firm_id": c.firm_id, "status": c.status,
         "opened_at": format_ms(c.opened_ms, tz), "closed_at": c.closed_ms.map(|t| format_ms(t, tz)),
@@ -60,19 +63,29 @@ pub async fn list(
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Query(q) = query?;
-    let (limit, offset) = Paging { limit: q.limit, offset: q.offset }.resolve()?;
+    let (limit, offset) = Paging {
+        limit: q.limit,
+        offset: q.offset,
+    }
+    .resolve()?;
     let department = q
         .department
         .as_deref()
-        .map(|d| Department::parse(d).ok_or_else(|| ApiError::bad_request(format!("`{d}` is not a department"))))
+        .map(|d| {
+            Department::parse(d)
+                .ok_or_else(|| ApiError::bad_request(format!("`{d}` is not a department")))
+        })
         .transpose()?;
     if let Some(s) = q.status.as_deref() {
         if s != "open" && s != "closed" {
-            return Err(ApiError::bad_request(format!("status `{s}` is not open or closed")));
+            return Err(ApiError::bad_request(format!(
+                "status `{s}` is not open or closed"
+            )));
         }
     }
     if let Some(code) = q.code.as_deref() {
-        ViolationCode::parse(code).ok_or_else(|| ApiError::bad_request(format!("`{code}` is not a violation code")))?;
+        ViolationCode::parse(code)
+            .ok_or_else(|| ApiError::bad_request(format!("`{code}` is not a violation code")))?;
     }
     let mut filter = CaseFilter {
         department,
@@ -85,26 +98,51 @@ pub async fn list(
     };
     scope(&caller, &mut filter);
     let (items, total) = state.store.cases(&filter, limit, offset).await?;
-    Ok(Json(json!({"items": items.iter().map(|c| case_json(c, state.tz)).collect::<Vec<_>>(), "total": total})))
+    Ok(Json(
+        json!({"items": items.iter().map(|c| case_json(c, state.tz)).collect::<Vec<_>>(), "total": total}),
+    ))
 }
 
 async fn visible_case(state: &AppState, caller: &Caller, id: i64) -> Result<CaseRecord, ApiError> {
-    let mut filter = CaseFilter { id: Some(id), ..Default::default() };
+    let mut filter = CaseFilter {
+        id: Some(id),
+        ..Default::default()
+    };
     scope(caller, &mut filter);
     let (items, _) = state.store.cases(&filter, 1, 0).await?;
-    items.into_iter().next().ok_or_else(|| ApiError::not_found(format!("no case {id}")))
+    items
+        .into_iter()
+        .next()
+        .ok_or_else(|| ApiError::not_found(format!("no case {id}")))
 }
 
 /// One case with its violations and its audit trail.
-pub async fn get(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> Result<Json<Value>, ApiError> {
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> Result<Json<Value>, ApiError> {
     let case = visible_case(&state, &caller, id).await?;
     Ok(Json(full_case(&state, &case).await?))
 }
 
 async fn full_case(state: &AppState, case: &CaseRecord) -> Result<Value, ApiError> {
     let mut out = case_json(case, state.tz);
-    let (violations, _) = state.store.violations(&ViolationFilter { case_id: Some(case.id), ..Default::default() }, 1000, 0).await?;
-    out["violations"] = violations.iter().map(|v| violation_json(v, state.tz)).collect();
+    let (violations, _) = state
+        .store
+        .violations(
+            &ViolationFilter {
+                case_id: Some(case.id),
+                ..Default::default()
+            },
+            1000,
+            0,
+        )
+        .await?;
+    out["violations"] = violations
+        .iter()
+        .map(|v| violation_json(v, state.tz))
+        .collect();
     out["audit"] = state
         .store
         .case_audit(case.id)
@@ -124,22 +162,45 @@ pub async fn update_check(
     Path((id, department)): Path<(i64, String)>,
     body: Result<Json<Value>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let dept = Department::parse(&department).ok_or_else(|| ApiError::not_found(format!("no department `{department}`")))?;
+    let dept = Department::parse(&department)
+        .ok_or_else(|| ApiError::not_found(format!("no department `{department}`")))?;
     match &caller.0 {
         Role::Admin => {}
         Role::Dept(d) if *d == dept => {}
-        other => return Err(ApiError::forbidden(format!("{other} may not change the {dept} check"))),
+        other => {
+            return Err(ApiError::forbidden(format!(
+                "{other} may not change the {dept} check"
+            )))
+        }
     }
     let Json(body) = body?;
     let update = CheckUpdate::from_json(&body).map_err(ApiError::unprocessable)?;
     let actor = caller.0.to_string();
-    match state.store.update_check(id, dept, &update, &actor, chrono::Utc::now().timestamp_millis()).await {
+    match state
+        .store
+        .update_check(
+            id,
+            dept,
+            &update,
+            &actor,
+            chrono::Utc::now().timestamp_millis(),
+        )
+        .await
+    {
         Ok(()) => {}
-        Err(CheckError::NoSuchCheck) => return Err(ApiError::not_found(format!("case {id} has no {dept} check"))),
+        Err(CheckError::NoSuchCheck) => {
+            return Err(ApiError::not_found(format!(
+                "case {id} has no {dept} check"
+            )))
+        }
         Err(CheckError::Illegal(m)) => return Err(ApiError::conflict(m)),
         Err(CheckError::Store(e)) => return Err(e.into()),
     }
     tracing::info!(case = id, department = %dept, status = update.status.as_str(), actor, "check updated");
-    let case = state.store.case(id).await?.ok_or_else(|| ApiError::not_found(format!("no case {id}")))?;
+    let case = state
+        .store
+        .case(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no case {id}")))?;
     Ok(Json(full_case(&state, &case).await?))
 }

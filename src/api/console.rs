@@ -19,19 +19,49 @@ use crate::store::ViolationFilter;
 
 /// `(name, content type, body)` of every file under `web/`.
 const FILES: &[(&str, &str, &str)] = &[
-    ("index.html", "text/html; charset=utf-8", include_str!("../../web/index.html")),
-    ("app.css", "text/css; charset=utf-8", include_str!("../../web/app.css")),
-    ("app.js", "text/javascript; charset=utf-8", include_str!("../../web/app.js")),
-    ("api.js", "text/javascript; charset=utf-8", include_str!("../../web/api.js")),
-    ("map.js", "text/javascript; charset=utf-8", include_str!("../../web/map.js")),
-    ("pages.js", "text/javascript; charset=utf-8", include_str!("../../web/pages.js")),
-    ("cases.js", "text/javascript; charset=utf-8", include_str!("../../web/cases.js")),
+    (
+        "index.html",
+        "text/html; charset=utf-8",
+        include_str!("../../web/index.html"),
+    ),
+    (
+        "app.css",
+        "text/css; charset=utf-8",
+        include_str!("../../web/app.css"),
+    ),
+    (
+        "app.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web/app.js"),
+    ),
+    (
+        "api.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web/api.js"),
+    ),
+    (
+        "map.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web/map.js"),
+    ),
+    (
+        "pages.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web/pages.js"),
+    ),
+    (
+        "cases.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web/cases.js"),
+    ),
 ];
 
 fn file(name: &str) -> Response {
     match FILES.iter().find(|(n, _, _)| *n == name) {
         // no-cache: a new binary must never run against an old cached script.
-        Some((_, ty, body)) => ([(CONTENT_TYPE, *ty), (CACHE_CONTROL, "no-cache")], *body).into_response(),
+        Some((_, ty, body)) => {
+            ([(CONTENT_TYPE, *ty), (CACHE_CONTROL, "no-cache")], *body).into_response()
+        }
         None => ApiError::not_found(format!("no console file `{name}`")).into_response(),
     }
 }
@@ -75,14 +105,33 @@ pub async fn list(
     let Query(paging) = query?;
     let (limit, offset) = paging.resolve()?;
     let firm = caller.0.firm();
-    let vehicles: Vec<_> = state.store.vehicles().await?.into_iter().filter(|v| firm.is_none_or(|f| *f == v.firm_id)).collect();
+    let vehicles: Vec<_> = state
+        .store
+        .vehicles()
+        .await?
+        .into_iter()
+        .filter(|v| firm.is_none_or(|f| *f == v.firm_id))
+        .collect();
     let total = vehicles.len() as i64;
-    let page: Vec<_> = vehicles.into_iter().skip(offset as usize).take(limit as usize).collect();
-    let fixes: HashMap<String, _> =
-        state.store.latest_vehicle_fixes().await?.into_iter().map(|f| (f.device_id.as_str().to_string(), f)).collect();
+    let page: Vec<_> = vehicles
+        .into_iter()
+        .skip(offset as usize)
+        .take(limit as usize)
+        .collect();
+    let fixes: HashMap<String, _> = state
+        .store
+        .latest_vehicle_fixes()
+        .await?
+        .into_iter()
+        .map(|f| (f.device_id.as_str().to_string(), f))
+        .collect();
     let newest = fixes.values().map(|f| f.ts_ms).max().unwrap_or(0);
     // Violations of the last operating night are enough to colour the map.
-    let filter = ViolationFilter { since_ms: Some(newest - 12 * 3_600_000), firm: firm.map(|f| f.to_string()), ..Default::default() };
+    let filter = ViolationFilter {
+        since_ms: Some(newest - 12 * 3_600_000),
+        firm: firm.map(|f| f.to_string()),
+        ..Default::default()
+    };
     let (recent, _) = state.store.violations(&filter, 1000, 0).await?;
     let items: Vec<Value> = page
         .iter()

@@ -25,10 +25,18 @@ pub async fn create(
     let id = FirmId::parse(&body.id).map_err(ApiError::unprocessable)?;
     let name = body.name.trim();
     if name.is_empty() || name.chars().count() > 200 {
-        return Err(ApiError::unprocessable("firm name must be 1-200 characters"));
+        return Err(ApiError::unprocessable(
+            "firm name must be 1-200 characters",
+        ));
     }
-    let firm = Firm { id, name: name.to_string() };
-    state.store.create_firm(&firm, chrono::Utc::now().timestamp_millis()).await?;
+    let firm = Firm {
+        id,
+        name: name.to_string(),
+    };
+    state
+        .store
+        .create_firm(&firm, chrono::Utc::now().timestamp_millis())
+        .await?;
     tracing::info!(firm = %firm.id, "firm registered");
     Ok((StatusCode::CREATED, Json(firm)))
 }

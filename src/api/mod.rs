@@ -57,15 +57,24 @@ pub fn router(state: AppState) -> Router {
         .route("/console/{file}", get(console::asset))
         .route("/api/v1/whoami", get(console::whoami))
         .route("/api/v1/firms", post(firms::create))
-        .route("/api/v1/vehicles", post(vehicles::create).get(console::list))
+        .route(
+            "/api/v1/vehicles",
+            post(vehicles::create).get(console::list),
+        )
         .route("/api/v1/vehicles/{plate}/track", get(vehicles::track))
         .route("/api/v1/permits", post(permits::create).get(permits::list))
-        .route("/api/v1/permits/{id}", get(permits::get).patch(permits::patch))
+        .route(
+            "/api/v1/permits/{id}",
+            get(permits::get).patch(permits::patch),
+        )
         .route("/api/v1/violations", get(violations::list))
         .route("/api/v1/violations/{id}", get(violations::get))
         .route("/api/v1/cases", get(cases::list))
         .route("/api/v1/cases/{id}", get(cases::get))
-        .route("/api/v1/cases/{id}/checks/{department}", post(cases::update_check))
+        .route(
+            "/api/v1/cases/{id}/checks/{department}",
+            post(cases::update_check),
+        )
         .route("/api/v1/alerts/stream", get(alerts::stream))
         .route("/api/v1/stats", get(stats::stats))
         .route("/api/v1/dead-letters", get(ingest::dead_letters))
@@ -79,11 +88,17 @@ async fn healthz() -> Json<serde_json::Value> {
 }
 
 async fn metrics(axum::extract::State(state): axum::extract::State<AppState>) -> impl IntoResponse {
-    ([(CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
+    (
+        [(CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
 }
 
 /// What is loaded now, as GeoJSON; any authenticated caller may see the map.
-async fn geofences(axum::extract::State(state): axum::extract::State<AppState>, _caller: Caller) -> Json<serde_json::Value> {
+async fn geofences(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    _caller: Caller,
+) -> Json<serde_json::Value> {
     Json(state.fences.load().to_geojson())
 }
 
@@ -103,10 +118,14 @@ impl Paging {
         let limit = self.limit.unwrap_or(100);
         let offset = self.offset.unwrap_or(0);
         if !(1..=1000).contains(&limit) {
-            return Err(ApiError::bad_request(format!("limit must be 1..1000, got {limit}")));
+            return Err(ApiError::bad_request(format!(
+                "limit must be 1..1000, got {limit}"
+            )));
         }
         if offset < 0 {
-            return Err(ApiError::bad_request(format!("offset must be >= 0, got {offset}")));
+            return Err(ApiError::bad_request(format!(
+                "offset must be >= 0, got {offset}"
+            )));
         }
         Ok((limit, offset))
     }

@@ -22,7 +22,10 @@ pub async fn create(
     let Json(body) = body?;
     let permit = Permit::from_json(&body).map_err(ApiError::unprocessable)?;
     check_references(&state, &permit).await?;
-    state.store.create_permit(&permit, chrono::Utc::now().timestamp_millis()).await?;
+    state
+        .store
+        .create_permit(&permit, chrono::Utc::now().timestamp_millis())
+        .await?;
     tracing::info!(permit = %permit.id, firm = %permit.firm_id, "permit registered");
     let out = permit.to_json();
     state.registry.upsert_permit(permit);
@@ -39,16 +42,20 @@ async fn check_references(state: &AppState, p: &Permit) -> Result<(), ApiError> 
     for plate in &p.plates {
         match state.store.vehicle(plate).await? {
             None => problems.push(format!("vehicle `{plate}` does not exist")),
-            Some(v) if v.firm_id != p.firm_id => {
-                problems.push(format!("vehicle `{plate}` belongs to firm `{}`, not `{}`", v.firm_id, p.firm_id))
-            }
+            Some(v) if v.firm_id != p.firm_id => problems.push(format!(
+                "vehicle `{plate}` belongs to firm `{}`, not `{}`",
+                v.firm_id, p.firm_id
+            )),
             Some(_) => {}
         }
     }
     let fences = state.fences.load();
     let mut expect = |id: &str, kind: FenceKind, what: &str| match fences.get(id) {
         None => problems.push(format!("{what} `{id}` is not a loaded geofence")),
-        Some(idx) if fences.fence(idx).kind != kind => problems.push(format!("{what} `{id}` is a {:?}, not a {what}", fences.fence(idx).kind)),
+        Some(idx) if fences.fence(idx).kind != kind => problems.push(format!(
+            "{what} `{id}` is a {:?}, not a {what}",
+            fences.fence(idx).kind
+        )),
         Some(_) => {}
     };
     expect(&p.source_site, FenceKind::SourceSite, "source_site");
@@ -77,18 +84,36 @@ pub async fn list(
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Query(q) = query?;
-    let (limit, offset) = Paging { limit: q.limit, offset: q.offset }.resolve()?;
+    let (limit, offset) = Paging {
+        limit: q.limit,
+        offset: q.offset,
+    }
+    .resolve()?;
     let status = q
         .status
         .as_deref()
-        .map(|s| PermitStatus::parse(s).ok_or_else(|| ApiError::bad_request(format!("status `{s}` is not active, suspended or revoked"))))
+        .map(|s| {
+            PermitStatus::parse(s).ok_or_else(|| {
+                ApiError::bad_request(format!("status `{s}` is not active, suspended or revoked"))
+            })
+        })
         .transpose()?;
-    let filter = PermitFilter { plate: q.plate, status, firm: caller.0.firm().map(|f| f.to_string()) };
+    let filter = PermitFilter {
+        plate: q.plate,
+        status,
+        firm: caller.0.firm().map(|f| f.to_string()),
+    };
     let (items, total) = state.store.permits(&filter, limit, offset).await?;
-    Ok(Json(json!({"items": items.iter().map(Permit::to_json).collect::<Vec<_>>(), "total": total})))
+    Ok(Json(
+        json!({"items": items.iter().map(Permit::to_json).collect::<Vec<_>>(), "total": total}),
+    ))
 }
 
-pub async fn get(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     Ok(Json(visible(&state, &caller, &id).await?.to_json()))
 }
 
@@ -106,8 +131,12 @@ pub async fn patch(
     visible(&state, &caller, &id).await?;
     caller.require_admin()?;
     let Json(body) = body?;
-    let status = PermitStatus::parse(&body.status)
-        .ok_or_else(|| ApiError::unprocessable(format!("status `{}` is not active, suspended or revoked", body.status)))?;
+    let status = PermitStatus::parse(&body.status).ok_or_else(|| {
+        ApiError::unprocessable(format!(
+            "status `{}` is not active, suspended or revoked",
+            body.status
+        ))
+    })?;
     let permit = state
         .store
         .set_permit_status(&id, status, chrono::Utc::now().timestamp_millis())
@@ -128,4 +157,3 @@ async fn visible(state: &AppState, caller: &Caller, id: &str) -> Result<Permit, 
         _ => Ok(permit),
     }
 }
-

@@ -21,7 +21,9 @@ pub async fn stats(
     query: Result<Query<StatsQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     if caller.0.firm().is_some() {
-        return Err(ApiError::forbidden("statistics are for the bureau and departments"));
+        return Err(ApiError::forbidden(
+            "statistics are for the bureau and departments",
+        ));
     }
     let Query(q) = query?;
     let from = parse_param("from", q.from.as_deref())?.unwrap_or(0);

@@ -10,7 +10,9 @@ pub fn parse_param(name: &str, value: Option<&str>) -> Result<Option<i64>, ApiEr
         .map(|v| {
             DateTime::parse_from_rfc3339(v)
                 .map(|t| t.timestamp_millis())
-                .map_err(|e| ApiError::bad_request(format!("`{name}` = `{v}` is not an RFC 3339 time: {e}")))
+                .map_err(|e| {
+                    ApiError::bad_request(format!("`{name}` = `{v}` is not an RFC 3339 time: {e}"))
+                })
         })
         .transpose()
 }
@@ -29,8 +31,14 @@ mod tests {
 
     #[test]
     fn formats_in_city_time() {
-        assert_eq!(format_ms(1622556903000, chrono_tz::Asia::Shanghai), "2021-06-01T22:15:03+08:00");
-        assert_eq!(format_ms(1622556903250, chrono_tz::Asia::Shanghai), "2021-06-01T22:15:03.250+08:00");
+        assert_eq!(
+            format_ms(1622556903000, chrono_tz::Asia::Shanghai),
+            "2021-06-01T22:15:03+08:00"
+        );
+        assert_eq!(
+            format_ms(1622556903250, chrono_tz::Asia::Shanghai),
+            "2021-06-01T22:15:03.250+08:00"
+        );
     }
 
     #[test]

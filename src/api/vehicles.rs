@@ -39,8 +39,16 @@ pub async fn create(
             body.rated_load_t
         )));
     }
-    let vehicle = Vehicle { plate, device_id, firm_id, rated_load_t: body.rated_load_t };
-    state.store.create_vehicle(&vehicle, chrono::Utc::now().timestamp_millis()).await?;
+    let vehicle = Vehicle {
+        plate,
+        device_id,
+        firm_id,
+        rated_load_t: body.rated_load_t,
+    };
+    state
+        .store
+        .create_vehicle(&vehicle, chrono::Utc::now().timestamp_millis())
+        .await?;
     state.registry.upsert_vehicle(vehicle.clone());
     tracing::info!(plate = %vehicle.plate, device = %vehicle.device_id, "vehicle registered");
     Ok((StatusCode::CREATED, Json(vehicle)))
@@ -71,7 +79,10 @@ pub async fn track(
             return Err(unknown());
         }
     }
-    let fixes = state.store.track(vehicle.device_id.as_str(), from, to, TRACK_MAX_FIXES + 1).await?;
+    let fixes = state
+        .store
+        .track(vehicle.device_id.as_str(), from, to, TRACK_MAX_FIXES + 1)
+        .await?;
     let truncated = fixes.len() as i64 > TRACK_MAX_FIXES;
     let fixes = &fixes[..fixes.len().min(TRACK_MAX_FIXES as usize)];
     let coordinates: Vec<[f64; 2]> = fixes.iter().map(|f| [f.lon, f.lat]).collect();

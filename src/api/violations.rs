@@ -38,9 +38,14 @@ pub async fn list(
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Query(q) = query?;
-    let (limit, offset) = Paging { limit: q.limit, offset: q.offset }.resolve()?;
+    let (limit, offset) = Paging {
+        limit: q.limit,
+        offset: q.offset,
+    }
+    .resolve()?;
     if let Some(code) = &q.code {
-        ViolationCode::parse(code).ok_or_else(|| ApiError::bad_request(format!("`{code}` is not a violation code")))?;
+        ViolationCode::parse(code)
+            .ok_or_else(|| ApiError::bad_request(format!("`{code}` is not a violation code")))?;
     }
     let filter = ViolationFilter {
         plate: q.plate,
@@ -55,13 +60,24 @@ pub async fn list(
 }
 
 /// One violation with `evidence`: the stored fixes of its episode.
-pub async fn get(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> Result<Json<Value>, ApiError> {
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> Result<Json<Value>, ApiError> {
     let unknown = || ApiError::not_found(format!("no violation {id}"));
-    let filter = ViolationFilter { ids: Some(vec![id]), firm: caller.0.firm().map(|f| f.to_string()), ..Default::default() };
+    let filter = ViolationFilter {
+        ids: Some(vec![id]),
+        firm: caller.0.firm().map(|f| f.to_string()),
+        ..Default::default()
+    };
     let (items, _) = state.store.violations(&filter, 1, 0).await?;
     let v = items.into_iter().next().ok_or_else(unknown)?;
     let end = v.ended_ms.unwrap_or(i64::MAX);
-    let fixes = state.store.track(&v.device_id, v.started_ms, end, 10_000).await?;
+    let fixes = state
+        .store
+        .track(&v.device_id, v.started_ms, end, 10_000)
+        .await?;
     let mut out = violation_json(&v, state.tz);
     out["evidence"] = fixes.iter().map(|f| fix_json(f, state.tz)).collect();
     Ok(Json(out))

@@ -7,7 +7,9 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use bytes::BytesMut;
 use rumqttc::mqttbytes::{valid_filter, valid_topic, Error as CodecError};
-use rumqttc::{ConnAck, ConnectReturnCode, Packet, PubAck, QoS, SubAck, SubscribeReasonCode, UnsubAck};
+use rumqttc::{
+    ConnAck, ConnectReturnCode, Packet, PubAck, QoS, SubAck, SubscribeReasonCode, UnsubAck,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
@@ -28,13 +30,23 @@ pub async fn serve(stream: TcpStream, router: Arc<Router>, conn: u64) -> anyhow:
     let first = tokio::time::timeout(Duration::from_secs(10), read_packet(&mut rd, &mut buf))
         .await
         .context("no CONNECT within 10 s")??;
-    let Packet::Connect(connect) = first else { bail!("first packet is not CONNECT") };
-    let client_id = if connect.client_id.is_empty() { format!("anon-{conn}") } else { connect.client_id.clone() };
+    let Packet::Connect(connect) = first else {
+        bail!("first packet is not CONNECT")
+    };
+    let client_id = if connect.client_id.is_empty() {
+        format!("anon-{conn}")
+    } else {
+        connect.client_id.clone()
+    };
     let keep_alive = Duration::from_secs(u64::from(connect.keep_alive));
 
     let (tx, rx) = mpsc::channel(QUEUE);
     let window = Arc::new(Semaphore::new(INFLIGHT));
-    tx.send(Outgoing::Packet(Packet::ConnAck(ConnAck::new(ConnectReturnCode::Success, false)))).await?;
+    tx.send(Outgoing::Packet(Packet::ConnAck(ConnAck::new(
+        ConnectReturnCode::Success,
+        false,
+    ))))
+    .await?;
     let writer = tokio::spawn(write_loop(wr, rx, window.clone()));
     let kicked = router.connect(&client_id, conn);
 
@@ -54,7 +66,8 @@ pub async fn serve(stream: TcpStream, router: Arc<Router>, conn: u64) -> anyhow:
                     }
                     router.route(&p).await;
                     if p.qos == QoS::AtLeastOnce {
-                        tx.send(Outgoing::Packet(Packet::PubAck(PubAck::new(p.pkid)))).await?;
+                        tx.send(Outgoing::Packet(Packet::PubAck(PubAck::new(p.pkid))))
+                            .await?;
                     }
                 }
                 Packet::PubAck(_) => window.add_permits(1),
@@ -64,7 +77,11 @@ pub async fn serve(stream: TcpStream, router: Arc<Router>, conn: u64) -> anyhow:
                         .iter()
                         .map(|f| {
                             if valid_filter(&f.path) {
-                                let qos = if f.qos == QoS::AtMostOnce { QoS::AtMostOnce } else { QoS::AtLeastOnce };
+                                let qos = if f.qos == QoS::AtMostOnce {
+                                    QoS::AtMostOnce
+                                } else {
+                                    QoS::AtLeastOnce
+                                };
                                 router.subscribe(conn, &f.path, qos, &tx);
                                 SubscribeReasonCode::Success(qos)
                             } else {
@@ -72,13 +89,15 @@ pub async fn serve(stream: TcpStream, router: Arc<Router>, conn: u64) -> anyhow:
                             }
                         })
                         .collect();
-                    tx.send(Outgoing::Packet(Packet::SubAck(SubAck::new(s.pkid, codes)))).await?;
+                    tx.send(Outgoing::Packet(Packet::SubAck(SubAck::new(s.pkid, codes))))
+                        .await?;
                 }
                 Packet::Unsubscribe(u) => {
                     for t in &u.topics {
                         router.unsubscribe(conn, t);
                     }
-                    tx.send(Outgoing::Packet(Packet::UnsubAck(UnsubAck::new(u.pkid)))).await?;
+                    tx.send(Outgoing::Packet(Packet::UnsubAck(UnsubAck::new(u.pkid))))
+                        .await?;
                 }
                 Packet::PingReq => tx.send(Outgoing::Packet(Packet::PingResp)).await?,
                 Packet::Disconnect => return Ok(()),
@@ -94,7 +113,11 @@ pub async fn serve(stream: TcpStream, router: Arc<Router>, conn: u64) -> anyhow:
 }
 
 /// MQTT allows one and a half keep-alive periods of silence.
-async fn read_with_keepalive(rd: &mut OwnedReadHalf, buf: &mut BytesMut, keep_alive: Duration) -> anyhow::Result<Packet> {
+async fn read_with_keepalive(
+    rd: &mut OwnedReadHalf,
+    buf: &mut BytesMut,
+    keep_alive: Duration,
+) -> anyhow::Result<Packet> {
     if keep_alive.is_zero() {
         return read_packet(rd, buf).await;
     }
@@ -120,7 +143,11 @@ async fn read_packet(rd: &mut OwnedReadHalf, buf: &mut BytesMut) -> anyhow::Resu
 
 /// Writes queued packets, numbering QoS 1 deliveries and holding them back
 /// while the client has `INFLIGHT` of them unacknowledged.
-async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Outgoing>, window: Arc<Semaphore>) -> anyhow::Result<()> {
+async fn write_loop(
+    mut wr: OwnedWriteHalf,
+    mut rx: mpsc::Receiver<Outgoing>,
+    window: Arc<Semaphore>,
+) -> anyhow::Result<()> {
     let mut out = BytesMut::with_capacity(64 * 1024);
     let mut pkid: u16 = 0;
     while let Some(first) = rx.recv().await {
@@ -149,8 +176,14 @@ async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Outgoing>, wi
                     Packet::Publish(p)
                 }
             };
-            packet.write(&mut out, usize::MAX).map_err(|e| anyhow::anyhow!("encode: {e:?}"))?;
-            next = if out.len() < 256 * 1024 { rx.try_recv().ok() } else { None };
+            packet
+                .write(&mut out, usize::MAX)
+                .map_err(|e| anyhow::anyhow!("encode: {e:?}"))?;
+            next = if out.len() < 256 * 1024 {
+                rx.try_recv().ok()
+            } else {
+                None
+            };
         }
         wr.write_all(&out).await?;
         out.clear();

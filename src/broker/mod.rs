@@ -74,12 +74,17 @@ mod tests {
         let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = held.local_addr().unwrap();
         let err = start_embedded(addr).await.unwrap_err().to_string();
-        assert!(err.contains("already in use") && err.contains("--mqtt-url"), "{err}");
+        assert!(
+            err.contains("already in use") && err.contains("--mqtt-url"),
+            "{err}"
+        );
     }
 
     #[tokio::test]
     async fn port_zero_becomes_a_real_port() {
-        let addr = start_embedded("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let addr = start_embedded("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
         assert_ne!(addr.port(), 0);
     }
 }

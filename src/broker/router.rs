@@ -54,13 +54,27 @@ impl Router {
                 c.remove(client_id);
             }
         }
-        self.subs.rcu(|subs| subs.iter().filter(|s| s.conn != conn).cloned().collect::<Vec<_>>());
+        self.subs.rcu(|subs| {
+            subs.iter()
+                .filter(|s| s.conn != conn)
+                .cloned()
+                .collect::<Vec<_>>()
+        });
     }
 
     pub fn subscribe(&self, conn: u64, filter: &str, qos: QoS, tx: &mpsc::Sender<Outgoing>) {
-        let sub = Arc::new(Subscription { conn, filter: filter.to_string(), qos, tx: tx.clone() });
+        let sub = Arc::new(Subscription {
+            conn,
+            filter: filter.to_string(),
+            qos,
+            tx: tx.clone(),
+        });
         self.subs.rcu(|subs| {
-            let mut next: Vec<_> = subs.iter().filter(|s| !(s.conn == conn && s.filter == filter)).cloned().collect();
+            let mut next: Vec<_> = subs
+                .iter()
+                .filter(|s| !(s.conn == conn && s.filter == filter))
+                .cloned()
+                .collect();
             next.push(sub.clone());
             next
         });
@@ -68,7 +82,10 @@ impl Router {
 
     pub fn unsubscribe(&self, conn: u64, filter: &str) {
         self.subs.rcu(|subs| {
-            subs.iter().filter(|s| !(s.conn == conn && s.filter == filter)).cloned().collect::<Vec<_>>()
+            subs.iter()
+                .filter(|s| !(s.conn == conn && s.filter == filter))
+                .cloned()
+                .collect::<Vec<_>>()
         });
     }
 
@@ -104,9 +121,17 @@ fn rank(q: QoS) -> u8 {
 }
 
 fn min_qos(a: QoS, b: QoS) -> QoS {
-    if rank(a) <= rank(b) { a } else { b }
+    if rank(a) <= rank(b) {
+        a
+    } else {
+        b
+    }
 }
 
 fn max_qos(a: QoS, b: QoS) -> QoS {
-    if rank(a) >= rank(b) { a } else { b }
+    if rank(a) >= rank(b) {
+        a
+    } else {
+        b
+    }
 }

@@ -30,9 +30,14 @@ impl CheckStatus {
     }
 
     pub fn parse(s: &str) -> Option<CheckStatus> {
-        [CheckStatus::Pending, CheckStatus::Investigating, CheckStatus::Decided, CheckStatus::Closed]
-            .into_iter()
-            .find(|c| c.as_str() == s)
+        [
+            CheckStatus::Pending,
+            CheckStatus::Investigating,
+            CheckStatus::Decided,
+            CheckStatus::Closed,
+        ]
+        .into_iter()
+        .find(|c| c.as_str() == s)
     }
 
     /// The only status a check may move to from this one.
@@ -73,8 +78,9 @@ impl CheckUpdate {
             .get("status")
             .and_then(|s| s.as_str())
             .ok_or("missing field `status`")?;
-        let status = CheckStatus::parse(status)
-            .ok_or_else(|| format!("status `{status}` is not pending, investigating, decided or closed"))?;
+        let status = CheckStatus::parse(status).ok_or_else(|| {
+            format!("status `{status}` is not pending, investigating, decided or closed")
+        })?;
         let finding = match v.get("finding") {
             None | Some(serde_json::Value::Null) => None,
             Some(f) => {
@@ -88,21 +94,37 @@ impl CheckUpdate {
         let penalty = match v.get("penalty") {
             None | Some(serde_json::Value::Null) => None,
             Some(p) => {
-                let party = p.get("party").and_then(|x| x.as_str()).map(str::trim).unwrap_or("");
+                let party = p
+                    .get("party")
+                    .and_then(|x| x.as_str())
+                    .map(str::trim)
+                    .unwrap_or("");
                 if party.is_empty() || party.chars().count() > 200 {
                     return Err("`penalty.party` must be 1-200 characters".into());
                 }
-                let amount = p.get("amount_cny").and_then(|x| x.as_f64()).ok_or("`penalty.amount_cny` must be a number")?;
+                let amount = p
+                    .get("amount_cny")
+                    .and_then(|x| x.as_f64())
+                    .ok_or("`penalty.amount_cny` must be a number")?;
                 if !(amount.is_finite() && (0.0..=100_000_000.0).contains(&amount)) {
-                    return Err(format!("`penalty.amount_cny` = {amount} is outside 0..100000000"));
+                    return Err(format!(
+                        "`penalty.amount_cny` = {amount} is outside 0..100000000"
+                    ));
                 }
-                Some(Penalty { party: party.to_string(), amount_cny: amount })
+                Some(Penalty {
+                    party: party.to_string(),
+                    amount_cny: amount,
+                })
             }
         };
         if status == CheckStatus::Decided && finding.is_none() {
             return Err("a decided check needs a `finding`".into());
         }
-        Ok(CheckUpdate { status, finding, penalty })
+        Ok(CheckUpdate {
+            status,
+            finding,
+            penalty,
+        })
     }
 }
 
@@ -135,12 +157,19 @@ impl Routing {
     }
 
     /// Overrides from a table like `{ SPEEDING = ["police", "transport"] }`.
-    pub fn with_overrides(mut self, overrides: &BTreeMap<String, Vec<String>>) -> Result<Routing, String> {
+    pub fn with_overrides(
+        mut self,
+        overrides: &BTreeMap<String, Vec<String>>,
+    ) -> Result<Routing, String> {
         for (code, depts) in overrides {
-            let c = ViolationCode::parse(code).ok_or_else(|| format!("cases.routing: `{code}` is not a violation code"))?;
+            let c = ViolationCode::parse(code)
+                .ok_or_else(|| format!("cases.routing: `{code}` is not a violation code"))?;
             let d = depts
                 .iter()
-                .map(|d| Department::parse(d).ok_or_else(|| format!("cases.routing.{code}: `{d}` is not a department")))
+                .map(|d| {
+                    Department::parse(d)
+                        .ok_or_else(|| format!("cases.routing.{code}: `{d}` is not a department"))
+                })
                 .collect::<Result<Vec<_>, _>>()?;
             self.0.insert(c, d);
         }
@@ -160,7 +189,10 @@ pub struct CaseSettings {
 
 impl Default for CaseSettings {
     fn default() -> Self {
-        CaseSettings { merge_window_h: 12, routing: BTreeMap::new() }
+        CaseSettings {
+            merge_window_h: 12,
+            routing: BTreeMap::new(),
+        }
     }
 }
 
@@ -192,8 +224,14 @@ mod tests {
     #[test]
     fn default_routing_is_the_contract_table() {
         let r = Routing::default();
-        assert_eq!(r.departments(ViolationCode::IllegalDumping), [Department::Urban, Department::Ecology, Department::Housing]);
-        assert_eq!(r.departments(ViolationCode::TrackGap), [Department::Transport]);
+        assert_eq!(
+            r.departments(ViolationCode::IllegalDumping),
+            [Department::Urban, Department::Ecology, Department::Housing]
+        );
+        assert_eq!(
+            r.departments(ViolationCode::TrackGap),
+            [Department::Transport]
+        );
         for code in ViolationCode::ALL {
             assert!(!r.departments(code).is_empty(), "{code}");
         }
@@ -201,21 +239,44 @@ mod tests {
 
     #[test]
     fn routing_overrides_are_checked() {
-        let ok = BTreeMap::from([("SPEEDING".to_string(), vec!["police".to_string(), "transport".to_string()])]);
+        let ok = BTreeMap::from([(
+            "SPEEDING".to_string(),
+            vec!["police".to_string(), "transport".to_string()],
+        )]);
         let r = Routing::default().with_overrides(&ok).unwrap();
-        assert_eq!(r.departments(ViolationCode::Speeding), [Department::Police, Department::Transport]);
+        assert_eq!(
+            r.departments(ViolationCode::Speeding),
+            [Department::Police, Department::Transport]
+        );
         let bad = BTreeMap::from([("SPEED".to_string(), vec![])]);
-        assert!(Routing::default().with_overrides(&bad).unwrap_err().contains("SPEED"));
+        assert!(Routing::default()
+            .with_overrides(&bad)
+            .unwrap_err()
+            .contains("SPEED"));
         let bad = BTreeMap::from([("SPEEDING".to_string(), vec!["army".to_string()])]);
-        assert!(Routing::default().with_overrides(&bad).unwrap_err().contains("army"));
+        assert!(Routing::default()
+            .with_overrides(&bad)
+            .unwrap_err()
+            .contains("army"));
     }
 
     #[test]
     fn updates_parse_at_the_edge() {
         let u = CheckUpdate::from_json(&json!({"status": "decided", "finding": "seen on camera", "penalty": {"party": "firm", "amount_cny": 5000}})).unwrap();
-        assert_eq!(u.penalty, Some(Penalty { party: "firm".into(), amount_cny: 5000.0 }));
-        assert!(CheckUpdate::from_json(&json!({"status": "decided"})).unwrap_err().contains("finding"));
+        assert_eq!(
+            u.penalty,
+            Some(Penalty {
+                party: "firm".into(),
+                amount_cny: 5000.0
+            })
+        );
+        assert!(CheckUpdate::from_json(&json!({"status": "decided"}))
+            .unwrap_err()
+            .contains("finding"));
         assert!(CheckUpdate::from_json(&json!({"status": "done"})).is_err());
-        assert!(CheckUpdate::from_json(&json!({"status": "investigating", "penalty": {"party": "x", "amount_cny": -1}})).is_err());
+        assert!(CheckUpdate::from_json(
+            &json!({"status": "investigating", "penalty": {"party": "x", "amount_cny": -1}})
+        )
+        .is_err());
     }
 }

@@ -75,7 +75,10 @@ pub struct Rejection {
 
 impl Rejection {
     fn new(reason: RejectReason, detail: impl Into<String>) -> Rejection {
-        Rejection { reason, detail: detail.into() }
+        Rejection {
+            reason,
+            detail: detail.into(),
+        }
     }
 }
 
@@ -124,7 +127,10 @@ pub fn decode_payload(
     let text = match std::str::from_utf8(payload) {
         Ok(t) => t,
         Err(e) => {
-            rejects.push(Rejection::new(RejectReason::NotJson, format!("not UTF-8: {e}")));
+            rejects.push(Rejection::new(
+                RejectReason::NotJson,
+                format!("not UTF-8: {e}"),
+            ));
             return;
         }
     };
@@ -137,7 +143,10 @@ pub fn decode_payload(
             }
         };
         if items.is_empty() {
-            rejects.push(Rejection::new(RejectReason::EmptyBatch, "empty batch array"));
+            rejects.push(Rejection::new(
+                RejectReason::EmptyBatch,
+                "empty batch array",
+            ));
         } else if items.len() > MAX_BATCH {
             rejects.push(Rejection::new(
                 RejectReason::BatchTooLong,
@@ -163,13 +172,22 @@ pub fn decode_payload(
 }
 
 /// Refuses fixes stamped more than `max_future_ms` after `now_ms`.
-pub fn refuse_future(fixes: &mut Vec<Fix>, now_ms: i64, max_future_ms: i64, rejects: &mut Vec<Rejection>) {
+pub fn refuse_future(
+    fixes: &mut Vec<Fix>,
+    now_ms: i64,
+    max_future_ms: i64,
+    rejects: &mut Vec<Rejection>,
+) {
     fixes.retain(|f| {
         let ahead = f.ts_ms - now_ms;
         if ahead > max_future_ms {
             rejects.push(Rejection::new(
                 RejectReason::BadTimestamp,
-                format!("ts is {} s in the future (more than {} s ahead of the clock)", ahead / 1000, max_future_ms / 1000),
+                format!(
+                    "ts is {} s in the future (more than {} s ahead of the clock)",
+                    ahead / 1000,
+                    max_future_ms / 1000
+                ),
             ));
             false
         } else {
@@ -185,7 +203,10 @@ pub fn decode_fix(text: &str, device: &DeviceId) -> Result<Fix, Rejection> {
     if device_id != device.as_str() {
         return Err(Rejection::new(
             RejectReason::DeviceMismatch,
-            format!("payload device_id `{}` differs from topic device `{device}`", clip(device_id)),
+            format!(
+                "payload device_id `{}` differs from topic device `{device}`",
+                clip(device_id)
+            ),
         ));
     }
     let ts_text = required(raw.ts.as_deref(), "ts")?;
@@ -197,9 +218,20 @@ pub fn decode_fix(text: &str, device: &DeviceId) -> Result<Fix, Rejection> {
     })?;
     let lat = in_range(required(raw.lat, "lat")?, "lat", -90.0, 90.0)?;
     let lon = in_range(required(raw.lon, "lon")?, "lon", -180.0, 180.0)?;
-    let speed_kmh = in_range(required(raw.speed_kmh, "speed_kmh")?, "speed_kmh", 0.0, 250.0)?;
-    let heading = raw.heading.map(|h| in_range(h, "heading", 0.0, 360.0)).transpose()?;
-    let load_t = raw.load_t.map(|l| in_range(l, "load_t", 0.0, f64::MAX)).transpose()?;
+    let speed_kmh = in_range(
+        required(raw.speed_kmh, "speed_kmh")?,
+        "speed_kmh",
+        0.0,
+        250.0,
+    )?;
+    let heading = raw
+        .heading
+        .map(|h| in_range(h, "heading", 0.0, 360.0))
+        .transpose()?;
+    let load_t = raw
+        .load_t
+        .map(|l| in_range(l, "load_t", 0.0, f64::MAX))
+        .transpose()?;
     Ok(Fix {
         device_id: *device,
         ts_ms: ts.timestamp_millis(),
@@ -229,12 +261,20 @@ pub fn decode_fix_standalone(text: &str) -> Result<Fix, Rejection> {
 }
 
 fn required<T>(v: Option<T>, name: &str) -> Result<T, Rejection> {
-    v.ok_or_else(|| Rejection::new(RejectReason::MissingField, format!("missing field `{name}`")))
+    v.ok_or_else(|| {
+        Rejection::new(
+            RejectReason::MissingField,
+            format!("missing field `{name}`"),
+        )
+    })
 }
 
 fn in_range(v: f64, name: &str, lo: f64, hi: f64) -> Result<f64, Rejection> {
     if !v.is_finite() {
-        return Err(Rejection::new(RejectReason::NonFinite, format!("`{name}` is not finite")));
+        return Err(Rejection::new(
+            RejectReason::NonFinite,
+            format!("`{name}` is not finite"),
+        ));
     }
     if v < lo || v > hi {
         return Err(Rejection::new(
@@ -303,14 +343,40 @@ mod tests {
     #[test]
     fn every_reason_is_detected() {
         assert_eq!(reason("{not json"), RejectReason::NotJson);
-        assert_eq!(reason(r#"{"device_id":"013800000001","ts":"2021-06-01T22:15:03+08:00","lat":33.3,"lon":120.1}"#), RejectReason::MissingField);
-        assert_eq!(reason(&GOOD.replace("33.3801", "93.1")), RejectReason::OutOfRange);
-        assert_eq!(reason(&GOOD.replace("42.5", "251")), RejectReason::OutOfRange);
-        assert_eq!(reason(&GOOD.replace("33.3801", "NaN")), RejectReason::NonFinite);
-        assert_eq!(reason(&GOOD.replace("33.3801", "1e999")), RejectReason::NonFinite);
-        assert_eq!(reason(&GOOD.replace("\"013800000001\"", "\"013800000002\"")), RejectReason::DeviceMismatch);
-        assert_eq!(reason(&GOOD.replace("2021-06-01T22:15:03+08:00", "2021-06-01 22:15")), RejectReason::BadTimestamp);
-        assert_eq!(reason(&GOOD.replace("33.3801", "\"33.3\"")), RejectReason::WrongType);
+        assert_eq!(
+            reason(
+                r#"{"device_id":"013800000001","ts":"2021-06-01T22:15:03+08:00","lat":33.3,"lon":120.1}"#
+            ),
+            RejectReason::MissingField
+        );
+        assert_eq!(
+            reason(&GOOD.replace("33.3801", "93.1")),
+            RejectReason::OutOfRange
+        );
+        assert_eq!(
+            reason(&GOOD.replace("42.5", "251")),
+            RejectReason::OutOfRange
+        );
+        assert_eq!(
+            reason(&GOOD.replace("33.3801", "NaN")),
+            RejectReason::NonFinite
+        );
+        assert_eq!(
+            reason(&GOOD.replace("33.3801", "1e999")),
+            RejectReason::NonFinite
+        );
+        assert_eq!(
+            reason(&GOOD.replace("\"013800000001\"", "\"013800000002\"")),
+            RejectReason::DeviceMismatch
+        );
+        assert_eq!(
+            reason(&GOOD.replace("2021-06-01T22:15:03+08:00", "2021-06-01 22:15")),
+            RejectReason::BadTimestamp
+        );
+        assert_eq!(
+            reason(&GOOD.replace("33.3801", "\"33.3\"")),
+            RejectReason::WrongType
+        );
         assert_eq!(reason("[]"), RejectReason::EmptyBatch);
         let long = format!("[{}]", vec![GOOD; 1001].join(","));
         assert_eq!(reason(&long), RejectReason::BatchTooLong);
@@ -331,7 +397,9 @@ mod tests {
 
     #[test]
     fn optional_fields_may_be_absent_or_null() {
-        let (f, r) = run(r#"{"device_id":"013800000001","ts":"2021-06-01T14:15:03Z","lat":33.3,"lon":120.1,"speed_kmh":0,"load_t":null}"#);
+        let (f, r) = run(
+            r#"{"device_id":"013800000001","ts":"2021-06-01T14:15:03Z","lat":33.3,"lon":120.1,"speed_kmh":0,"load_t":null}"#,
+        );
         assert!(r.is_empty(), "{r:?}");
         assert_eq!(f[0].load_t, None);
         assert_eq!(f[0].heading, None);

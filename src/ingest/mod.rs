@@ -89,7 +89,11 @@ pub fn spawn(
     detection: Option<DetectionInput>,
     shutdown: watch::Receiver<bool>,
 ) -> IngestTasks {
-    let mut opts = MqttOptions::new(cfg.client_id.clone(), cfg.broker.host.clone(), cfg.broker.port);
+    let mut opts = MqttOptions::new(
+        cfg.client_id.clone(),
+        cfg.broker.host.clone(),
+        cfg.broker.port,
+    );
     opts.set_keep_alive(Duration::from_secs(30))
         .set_clean_session(!cfg.persistent_session)
         .set_manual_acks(true)
@@ -100,10 +104,28 @@ pub fn spawn(
     let (client, eventloop) = AsyncClient::new(opts, 10_000);
     let (tx, rx) = mpsc::channel(cfg.queue_capacity);
     let (ready_tx, subscribed) = watch::channel(false);
-    let writer = tokio::spawn(writer::run(rx, store, metrics.clone(), client.clone(), cfg.clone()));
-    let reader = Reader { cfg, client, metrics, registry, detection, tx, log: RejectLog::default() };
+    let writer = tokio::spawn(writer::run(
+        rx,
+        store,
+        metrics.clone(),
+        client.clone(),
+        cfg.clone(),
+    ));
+    let reader = Reader {
+        cfg,
+        client,
+        metrics,
+        registry,
+        detection,
+        tx,
+        log: RejectLog::default(),
+    };
     let mqtt = tokio::spawn(reader.run(eventloop, ready_tx, shutdown));
-    IngestTasks { mqtt, writer, subscribed }
+    IngestTasks {
+        mqtt,
+        writer,
+        subscribed,
+    }
 }
 
 struct Reader {
@@ -117,7 +139,12 @@ struct Reader {
 }
 
 impl Reader {
-    async fn run(mut self, mut eventloop: EventLoop, ready: watch::Sender<bool>, mut shutdown: watch::Receiver<bool>) {
+    async fn run(
+        mut self,
+        mut eventloop: EventLoop,
+        ready: watch::Sender<bool>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
         let broker = format!("{}:{}", self.cfg.broker.host, self.cfg.broker.port);
         let mut backoff = Duration::from_millis(100);
         loop {
@@ -155,7 +182,9 @@ impl Reader {
                 }
                 Ok(_) => {}
                 Err(e) => {
-                    self.metrics.mqtt_reconnects.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    self.metrics
+                        .mqtt_reconnects
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     tracing::warn!(%broker, error = %e, retry_in = ?backoff, "MQTT connection lost");
                     tokio::select! {
                         _ = shutdown.wait_for(|stop| *stop) => break,
@@ -176,12 +205,21 @@ impl Reader {
         let mut rejects = Vec::new();
         let device = match parse_position_topic(&self.cfg.topic_prefix, &p.topic) {
             Ok((_bucket, device)) => {
-                decode_payload(&p.payload, &device, self.cfg.max_payload_bytes, &mut fixes, &mut rejects);
+                decode_payload(
+                    &p.payload,
+                    &device,
+                    self.cfg.max_payload_bytes,
+                    &mut fixes,
+                    &mut rejects,
+                );
                 decode::refuse_future(&mut fixes, now_ms, self.cfg.max_future_ms, &mut rejects);
                 Some(device)
             }
             Err(detail) => {
-                rejects.push(Rejection { reason: RejectReason::BadTopic, detail });
+                rejects.push(Rejection {
+                    reason: RejectReason::BadTopic,
+                    detail,
+                });
                 None
             }
         };
@@ -189,7 +227,13 @@ impl Reader {
         for r in rejects {
             self.metrics.reject(r.reason);
             self.log.maybe_log(device.as_ref(), &p.topic, &r, now_ms);
-            dead.push(DeadLetter::new(now_ms, &p.topic, r.reason.label(), r.detail, &p.payload));
+            dead.push(DeadLetter::new(
+                now_ms,
+                &p.topic,
+                r.reason.label(),
+                r.detail,
+                &p.payload,
+            ));
         }
         for f in &fixes {
             if !self.registry.is_registered(&f.device_id) {
@@ -197,7 +241,11 @@ impl Reader {
             }
         }
         let publish = (p.qos != QoS::AtMostOnce).then_some(p);
-        Decoded { fixes, dead, publish }
+        Decoded {
+            fixes,
+            dead,
+            publish,
+        }
     }
 }
 

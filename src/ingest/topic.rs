@@ -68,7 +68,10 @@ pub fn subscriptions(prefix: &str, buckets: BucketSet) -> Vec<String> {
     if buckets.is_all() {
         vec![format!("{prefix}/pos/+/+")]
     } else {
-        buckets.iter().map(|b| format!("{prefix}/pos/{b:02}/+")).collect()
+        buckets
+            .iter()
+            .map(|b| format!("{prefix}/pos/{b:02}/+"))
+            .collect()
     }
 }
 
@@ -83,8 +86,9 @@ pub fn parse_position_topic(prefix: &str, topic: &str) -> Result<(u8, DeviceId),
         .strip_prefix(prefix)
         .and_then(|r| r.strip_prefix("/pos/"))
         .ok_or_else(|| format!("topic `{topic}` is not under {prefix}/pos/"))?;
-    let (bucket, device) =
-        rest.split_once('/').ok_or_else(|| format!("topic `{topic}` has no device_id level"))?;
+    let (bucket, device) = rest
+        .split_once('/')
+        .ok_or_else(|| format!("topic `{topic}` has no device_id level"))?;
     let bucket = match bucket.as_bytes() {
         [a, b] if a.is_ascii_digit() && b.is_ascii_digit() => (a - b'0') * 10 + (b - b'0'),
         _ => return Err(format!("bucket `{bucket}` in topic is not two digits")),
@@ -111,7 +115,10 @@ mod tests {
 
     #[test]
     fn subscriptions_cover_the_set() {
-        assert_eq!(subscriptions("muckwatch/v1", BucketSet::all()), vec!["muckwatch/v1/pos/+/+"]);
+        assert_eq!(
+            subscriptions("muckwatch/v1", BucketSet::all()),
+            vec!["muckwatch/v1/pos/+/+"]
+        );
         assert_eq!(
             subscriptions("muckwatch/v1", BucketSet::parse("7,9").unwrap()),
             vec!["muckwatch/v1/pos/07/+", "muckwatch/v1/pos/09/+"]

@@ -64,7 +64,10 @@ impl Batch {
             let started = Instant::now();
             let now_ms = chrono::Utc::now().timestamp_millis();
             let result = match store.insert_fixes(&self.fixes, now_ms).await {
-                Ok(n) => store.insert_dead_letters(&self.dead, cfg.dead_letter_max).await.map(|_| n),
+                Ok(n) => store
+                    .insert_dead_letters(&self.dead, cfg.dead_letter_max)
+                    .await
+                    .map(|_| n),
                 Err(e) => Err(e),
             };
             match result {
@@ -73,7 +76,9 @@ impl Batch {
                         metrics.batch_write_seconds.observe(started.elapsed());
                     }
                     metrics.fixes_ingested.fetch_add(inserted, Relaxed);
-                    metrics.fixes_duplicate.fetch_add(self.fixes.len() as u64 - inserted, Relaxed);
+                    metrics
+                        .fixes_duplicate
+                        .fetch_add(self.fixes.len() as u64 - inserted, Relaxed);
                     self.fixes.clear();
                     self.dead.clear();
                     return;

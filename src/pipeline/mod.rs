@@ -51,7 +51,11 @@ impl DetectionInput {
     /// Hands a fix to the shard that owns its vehicle; waits while that
     /// shard is busy (back-pressure). False once detection has stopped.
     pub async fn send(&self, fix: Fix) -> bool {
-        self.route(ShardInput { fix, warm_up: false }).await
+        self.route(ShardInput {
+            fix,
+            warm_up: false,
+        })
+        .await
     }
 
     /// Replays an already handled fix to rebuild state after a restart:
@@ -84,7 +88,9 @@ pub async fn warm_up(
     owns: impl Fn(&crate::fix::DeviceId) -> bool,
     window_ms: i64,
 ) -> crate::store::StoreResult<usize> {
-    let Some(latest) = store.latest_fix_ms().await? else { return Ok(0) };
+    let Some(latest) = store.latest_fix_ms().await? else {
+        return Ok(0);
+    };
     let fixes = store.fixes_since(latest - window_ms, 2_000_000).await?;
     let mut n = 0;
     for fix in fixes.into_iter().filter(|f| owns(&f.device_id)) {
@@ -100,7 +106,12 @@ pub struct Detection {
 }
 
 impl Detection {
-    pub fn spawn(rules: Arc<Rules>, registry: Arc<Registry>, outputs: Outputs, shard_count: usize) -> (DetectionInput, Detection) {
+    pub fn spawn(
+        rules: Arc<Rules>,
+        registry: Arc<Registry>,
+        outputs: Outputs,
+        shard_count: usize,
+    ) -> (DetectionInput, Detection) {
         let (events_tx, events_rx) = mpsc::channel(10_000);
         let watermark = Arc::new(AtomicI64::new(i64::MIN));
         let mut senders = Vec::new();
@@ -108,12 +119,21 @@ impl Detection {
         for _ in 0..shard_count.max(1) {
             let (tx, rx) = mpsc::channel(10_000);
             senders.push(tx);
-            let shard = shard::Shard::new(rules.clone(), registry.clone(), outputs.fences.clone(), watermark.clone(), events_tx.clone());
+            let shard = shard::Shard::new(
+                rules.clone(),
+                registry.clone(),
+                outputs.fences.clone(),
+                watermark.clone(),
+                events_tx.clone(),
+            );
             shards.push(tokio::spawn(shard.run(rx)));
         }
         drop(events_tx);
         let sink = tokio::spawn(sink::run(events_rx, outputs));
-        let input = DetectionInput { shards: senders.into(), hasher: Default::default() };
+        let input = DetectionInput {
+            shards: senders.into(),
+            hasher: Default::default(),
+        };
         (input, Detection { shards, sink })
     }
 

@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
+use super::ShardInput;
 use crate::fix::{DeviceId, Fix};
 use crate::geofence::FenceHandle;
 use crate::registry::Registry;
-use super::ShardInput;
 use crate::rules::{RuleEvent, Rules, VehicleState};
 
 /// How far the watermark must move before silent vehicles are looked for.
@@ -37,7 +37,17 @@ impl Shard {
         watermark: Arc<AtomicI64>,
         events: mpsc::Sender<RuleEvent>,
     ) -> Shard {
-        Shard { rules, registry, fences, watermark, events, states: HashMap::new(), scanned_at: i64::MIN, warming: false, out: Vec::new() }
+        Shard {
+            rules,
+            registry,
+            fences,
+            watermark,
+            events,
+            states: HashMap::new(),
+            scanned_at: i64::MIN,
+            warming: false,
+            out: Vec::new(),
+        }
     }
 
     pub async fn run(mut self, mut rx: mpsc::Receiver<ShardInput>) {
@@ -64,7 +74,9 @@ impl Shard {
             // Silence is judged before this fix counts for its own vehicle.
             self.scan(false).await;
         }
-        let Some(ctx) = self.registry.context_of(&fix.device_id) else { return };
+        let Some(ctx) = self.registry.context_of(&fix.device_id) else {
+            return;
+        };
         let fences = self.fences.load();
         let state = self.states.entry(fix.device_id).or_default();
         self.rules.on_fix(state, &ctx, &fences, fix, &mut self.out);

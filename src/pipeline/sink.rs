@@ -20,8 +20,17 @@ pub async fn run(mut rx: mpsc::Receiver<RuleEvent>, out: Outputs) -> Vec<i64> {
     while let Some(ev) = rx.recv().await {
         match ev {
             RuleEvent::Raised(v) => raised.push(raise(&v, &out).await),
-            RuleEvent::Ended { code, device_id, started_ms, ended_ms } => {
-                retry(|| out.store.end_violation(device_id.as_str(), code.as_str(), started_ms, ended_ms)).await;
+            RuleEvent::Ended {
+                code,
+                device_id,
+                started_ms,
+                ended_ms,
+            } => {
+                retry(|| {
+                    out.store
+                        .end_violation(device_id.as_str(), code.as_str(), started_ms, ended_ms)
+                })
+                .await;
             }
         }
     }
@@ -38,7 +47,11 @@ async fn raise(v: &Violation, out: &Outputs) -> i64 {
     }
     out.metrics.violation(v.code);
     let departments = out.routing.departments(v.code);
-    let parties = if v.code == ViolationCode::Overload { parties(v, out).await } else { Vec::new() };
+    let parties = if v.code == ViolationCode::Overload {
+        parties(v, out).await
+    } else {
+        Vec::new()
+    };
     let case = NewViolationCase {
         violation_id: id,
         code: v.code.as_str(),
@@ -53,7 +66,11 @@ async fn raise(v: &Violation, out: &Outputs) -> i64 {
     let case_id = retry(|| out.store.file_violation(&case, now_ms)).await;
     tracing::info!(id, case_id, code = %v.code, plate = %v.plate, measured = v.measured, "violation raised");
 
-    let place = if v.fences.is_empty() { format!("{:.5},{:.5}", v.lat, v.lon) } else { fence_names(v, out) };
+    let place = if v.fences.is_empty() {
+        format!("{:.5},{:.5}", v.lat, v.lon)
+    } else {
+        fence_names(v, out)
+    };
     let (message_zh, message_en) = messages(v.code, v.plate.as_str(), &place, v.measured);
     let alert = Arc::new(Alert {
         violation_id: id,
@@ -75,7 +92,10 @@ async fn raise(v: &Violation, out: &Outputs) -> i64 {
     if let Some(mqtt) = &out.mqtt {
         if mqtt.try_send(alert).is_err() {
             out.metrics.alerts_dropped.fetch_add(1, Relaxed);
-            tracing::error!(id, "alert queue to the broker is full; this alert is only on the SSE stream");
+            tracing::error!(
+                id,
+                "alert queue to the broker is full; this alert is only on the SSE stream"
+            );
         }
     }
     id

@@ -96,7 +96,9 @@ impl RulesConfig {
         ];
         for (name, v) in non_negative {
             if !(v.is_finite() && v >= 0.0) {
-                return Err(format!("rules.{name} must be a finite number >= 0, got {v}"));
+                return Err(format!(
+                    "rules.{name} must be a finite number >= 0, got {v}"
+                ));
             }
         }
         for (name, v) in [
@@ -141,7 +143,10 @@ mod tests {
         assert_eq!(c.speeding_s, 45);
         assert_eq!(c.moving_kmh, 3.0);
         assert_eq!(c.quiet_period_s, 600);
-        assert!(toml::from_str::<RulesConfig>("speeding = 45").is_err(), "typo refused");
+        assert!(
+            toml::from_str::<RulesConfig>("speeding = 45").is_err(),
+            "typo refused"
+        );
     }
 
     #[test]

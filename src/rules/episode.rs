@@ -244,6 +244,9 @@ mod tests {
         let mut pending = Episode::default();
         pending.step(0, q(0, Threshold::fixes(3)), 0);
         assert_eq!(pending.step(1, Verdict::Holds, 0), Outcome::Nothing);
-        assert!(!pending.in_run(), "a band fix ends a run that was never raised");
+        assert!(
+            !pending.in_run(),
+            "a band fix ends a run that was never raised"
+        );
     }
 }

@@ -25,7 +25,12 @@ use super::{RuleEvent, Rules, VehicleContext, VehicleState, Violation};
 const CODE: ViolationCode = ViolationCode::TrackGap;
 
 /// The fix side: a silence that just ended, or a jump.
-pub(crate) fn check(rules: &Rules, state: &mut VehicleState, obs: &Observation, out: &mut Vec<RuleEvent>) {
+pub(crate) fn check(
+    rules: &Rules,
+    state: &mut VehicleState,
+    obs: &Observation,
+    out: &mut Vec<RuleEvent>,
+) {
     let (Some(prev), Some(last)) = (obs.prev, state.last) else {
         return;
     };
@@ -34,7 +39,11 @@ pub(crate) fn check(rules: &Rules, state: &mut VehicleState, obs: &Observation, 
     let quiet_ms = rules.quiet_ms;
     let episode = state.episode(CODE);
     if !(silent || obs.jump) {
-        if let super::Outcome::Ended { started_ms, ended_ms } = episode.end(quiet_ms) {
+        if let super::Outcome::Ended {
+            started_ms,
+            ended_ms,
+        } = episode.end(quiet_ms)
+        {
             out.push(obs.ended(CODE, started_ms, ended_ms));
         }
         return;
@@ -72,7 +81,11 @@ pub(crate) fn check(rules: &Rules, state: &mut VehicleState, obs: &Observation, 
     if raised_now {
         out.push(RuleEvent::Raised(violation(Some(obs.ts_ms()))));
         episode.end(quiet_ms);
-    } else if let super::Outcome::Ended { started_ms, ended_ms } = episode.end(quiet_ms) {
+    } else if let super::Outcome::Ended {
+        started_ms,
+        ended_ms,
+    } = episode.end(quiet_ms)
+    {
         out.push(obs.ended(CODE, started_ms, ended_ms));
     }
 }
@@ -110,7 +123,11 @@ pub(crate) fn check_silence(
         plate: ctx.plate.clone(),
         device_id: ctx.device_id,
         firm_id: ctx.firm_id.clone(),
-        permit_id: ctx.permits.iter().find(|p| p.valid_on(date)).map(|p| p.id.clone()),
+        permit_id: ctx
+            .permits
+            .iter()
+            .find(|p| p.valid_on(date))
+            .map(|p| p.id.clone()),
         started_ms: last.ts_ms,
         ended_ms: None,
         lat: last.lat,

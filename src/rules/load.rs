@@ -14,7 +14,12 @@ use super::episode::{Threshold, Verdict};
 use super::observe::Observation;
 use super::{RuleEvent, Rules, VehicleState};
 
-pub(crate) fn check_overload(rules: &Rules, state: &mut VehicleState, obs: &Observation, out: &mut Vec<RuleEvent>) {
+pub(crate) fn check_overload(
+    rules: &Rules,
+    state: &mut VehicleState,
+    obs: &Observation,
+    out: &mut Vec<RuleEvent>,
+) {
     let code = ViolationCode::Overload;
     let rated = obs.ctx.rated_load_t;
     let verdict = match obs.fix.load_t {
@@ -30,7 +35,10 @@ pub(crate) fn check_overload(rules: &Rules, state: &mut VehicleState, obs: &Obse
     rules.settle(state, obs, code, verdict, out, |ep| {
         let source = match obs.primary {
             Some(p) => Some(p.source_site.clone()),
-            None => obs.inside_of(FenceKind::SourceSite).next().map(|s| obs.fence_id(s)),
+            None => obs
+                .inside_of(FenceKind::SourceSite)
+                .next()
+                .map(|s| obs.fence_id(s)),
         };
         obs.violation(
             code,

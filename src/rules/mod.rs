@@ -70,7 +70,11 @@ thread_local! {
 impl Rules {
     pub fn new(config: RulesConfig, tz: Tz) -> Rules {
         let quiet_ms = secs_to_ms(config.quiet_period_s);
-        Rules { config, tz, quiet_ms }
+        Rules {
+            config,
+            tz,
+            quiet_ms,
+        }
     }
 
     pub fn config(&self) -> &RulesConfig {
@@ -101,7 +105,15 @@ impl Rules {
                 self.run(state, ctx, fences, fix, inside, crossed, out);
             }
             // Only reachable if a caller re-entered on_fix from inside on_fix.
-            Err(_) => self.run(state, ctx, fences, fix, &mut Vec::new(), &mut Vec::new(), out),
+            Err(_) => self.run(
+                state,
+                ctx,
+                fences,
+                fix,
+                &mut Vec::new(),
+                &mut Vec::new(),
+                out,
+            ),
         });
     }
 
@@ -118,7 +130,15 @@ impl Rules {
     ) {
         let local = local_time(self.tz, fix.ts_ms);
         set.containing(set.project(fix.lat, fix.lon), inside);
-        let obs = Observation::new(&self.config, local, state.last.as_ref(), ctx, set, fix, inside);
+        let obs = Observation::new(
+            &self.config,
+            local,
+            state.last.as_ref(),
+            ctx,
+            set,
+            fix,
+            inside,
+        );
         if !obs.continuous {
             state.episodes.iter_mut().for_each(Episode::break_run);
         }
@@ -176,7 +196,10 @@ impl Rules {
         match episode.step(obs.ts_ms(), verdict, self.quiet_ms) {
             Outcome::Nothing => {}
             Outcome::Raise => out.push(RuleEvent::Raised(raise(episode))),
-            Outcome::Ended { started_ms, ended_ms } => out.push(obs.ended(code, started_ms, ended_ms)),
+            Outcome::Ended {
+                started_ms,
+                ended_ms,
+            } => out.push(obs.ended(code, started_ms, ended_ms)),
         }
     }
 }

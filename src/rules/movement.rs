@@ -17,7 +17,12 @@ use super::{RuleEvent, Rules, VehicleState};
 /// Moving without a permit valid today, outside the sites of its own permits (a truck
 /// manoeuvring inside a site is not transporting), for `no_permit_s`.
 /// Measured: seconds at raise time. No permit named, no fences.
-pub(crate) fn check_no_permit(rules: &Rules, state: &mut VehicleState, obs: &Observation, out: &mut Vec<RuleEvent>) {
+pub(crate) fn check_no_permit(
+    rules: &Rules,
+    state: &mut VehicleState,
+    obs: &Observation,
+    out: &mut Vec<RuleEvent>,
+) {
     let code = ViolationCode::NoPermit;
     let verdict = if obs.primary.is_none() && obs.moving && !obs.in_own_site {
         now(obs, Threshold::seconds(rules.config.no_permit_s))
@@ -25,13 +30,24 @@ pub(crate) fn check_no_permit(rules: &Rules, state: &mut VehicleState, obs: &Obs
         Verdict::Clear
     };
     rules.settle(state, obs, code, verdict, out, |ep| {
-        obs.violation(code, ep.started_ms, ep.duration_s(obs.ts_ms()), None, Vec::new())
+        obs.violation(
+            code,
+            ep.started_ms,
+            ep.duration_s(obs.ts_ms()),
+            None,
+            Vec::new(),
+        )
     });
 }
 
 /// On a permit, moving outside every window of its valid permits and outside their
 /// sites, for `out_of_hours_s`. Measured: seconds at raise time.
-pub(crate) fn check_out_of_hours(rules: &Rules, state: &mut VehicleState, obs: &Observation, out: &mut Vec<RuleEvent>) {
+pub(crate) fn check_out_of_hours(
+    rules: &Rules,
+    state: &mut VehicleState,
+    obs: &Observation,
+    out: &mut Vec<RuleEvent>,
+) {
     let code = ViolationCode::OutOfHours;
     let verdict = if obs.primary.is_some() && obs.moving && !obs.in_window && !obs.in_valid_site {
         now(obs, Threshold::seconds(rules.config.out_of_hours_s))
@@ -65,7 +81,9 @@ fn route_offset<'a>(obs: &Observation<'a>) -> Option<Offset<'a>> {
     let mut best: Option<Offset<'a>> = None;
     for permit in obs.valid_permits() {
         for id in &permit.routes {
-            let Some(route) = obs.set.get(id) else { continue };
+            let Some(route) = obs.set.get(id) else {
+                continue;
+            };
             let fence = obs.set.fence(route);
             if fence.kind != FenceKind::Route {
                 continue;
@@ -114,7 +132,10 @@ pub(crate) fn check_route_deviation(
     let code = ViolationCode::RouteDeviation;
     let raised = state.episode(code).raised;
     // The common case, answered by the containment query alone.
-    let offset = if obs.primary.is_none() || obs.in_valid_site || (!raised && (obs.in_valid_corridor || !obs.moving)) {
+    let offset = if obs.primary.is_none()
+        || obs.in_valid_site
+        || (!raised && (obs.in_valid_corridor || !obs.moving))
+    {
         None
     } else {
         route_offset(obs)
@@ -162,7 +183,12 @@ fn speed_limit(rules: &Rules, obs: &Observation) -> (f64, Option<FenceIdx>) {
 /// Above the applicable limit for `speeding_s`. Measured: the highest speed of the
 /// episode at raise time; fence: the zone whose limit applied at the raise (none when
 /// it was the city default).
-pub(crate) fn check_speeding(rules: &Rules, state: &mut VehicleState, obs: &Observation, out: &mut Vec<RuleEvent>) {
+pub(crate) fn check_speeding(
+    rules: &Rules,
+    state: &mut VehicleState,
+    obs: &Observation,
+    out: &mut Vec<RuleEvent>,
+) {
     let code = ViolationCode::Speeding;
     let (limit, zone) = speed_limit(rules, obs);
     let verdict = if obs.fix.speed_kmh > limit {
@@ -182,7 +208,12 @@ pub(crate) fn check_speeding(rules: &Rules, state: &mut VehicleState, obs: &Obse
 
 /// `cover_closed == false` while moving, for `cover_open_s`. A fix that does not
 /// report the cover is not evidence of an open one. Measured: seconds at raise time.
-pub(crate) fn check_cover_open(rules: &Rules, state: &mut VehicleState, obs: &Observation, out: &mut Vec<RuleEvent>) {
+pub(crate) fn check_cover_open(
+    rules: &Rules,
+    state: &mut VehicleState,
+    obs: &Observation,
+    out: &mut Vec<RuleEvent>,
+) {
     let code = ViolationCode::CoverOpen;
     let verdict = if obs.fix.cover_closed == Some(false) && obs.moving {
         now(obs, Threshold::seconds(rules.config.cover_open_s))

@@ -100,7 +100,8 @@ impl<'a> Observation<'a> {
                     }
                 }
                 FenceKind::Route => {
-                    obs.in_valid_corridor |= obs.valid_permits().any(|p| p.routes.contains(&fence.id));
+                    obs.in_valid_corridor |=
+                        obs.valid_permits().any(|p| p.routes.contains(&fence.id));
                 }
                 FenceKind::RestrictedZone | FenceKind::SpeedZone => {}
             }
@@ -138,7 +139,11 @@ impl<'a> Observation<'a> {
     /// The vehicle's permits that are active and valid on the fix's local date.
     pub fn valid_permits(&self) -> impl Iterator<Item = &'a Permit> + use<'a> {
         let date = self.local.date();
-        self.ctx.permits.iter().map(|p| &**p).filter(move |p| p.valid_on(date))
+        self.ctx
+            .permits
+            .iter()
+            .map(|p| &**p)
+            .filter(move |p| p.valid_on(date))
     }
 
     /// The fences of one kind containing the fix.

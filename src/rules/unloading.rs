@@ -59,7 +59,12 @@ fn place(obs: &Observation) -> Place {
 
 /// Runs both codes; returns whether unloading is allowed where this fix is (kept for
 /// the next fix's drop check).
-pub(crate) fn check(rules: &Rules, state: &mut VehicleState, obs: &Observation, out: &mut Vec<RuleEvent>) -> bool {
+pub(crate) fn check(
+    rules: &Rules,
+    state: &mut VehicleState,
+    obs: &Observation,
+    out: &mut Vec<RuleEvent>,
+) -> bool {
     let config = &rules.config;
     let here = place(obs);
     let prev = obs.prev.filter(|_| obs.continuous);
@@ -96,7 +101,10 @@ pub(crate) fn check(rules: &Rules, state: &mut VehicleState, obs: &Observation, 
 
     for (code, wanted) in [
         (ViolationCode::IllegalDumping, here == Place::Outside),
-        (ViolationCode::WrongDisposalSite, matches!(here, Place::WrongSite(_))),
+        (
+            ViolationCode::WrongDisposalSite,
+            matches!(here, Place::WrongSite(_)),
+        ),
     ] {
         let episode = state.episode(code);
         if !episode.in_run() {
@@ -108,7 +116,13 @@ pub(crate) fn check(rules: &Rules, state: &mut VehicleState, obs: &Observation, 
                 Place::WrongSite(site) => vec![obs.fence_id(site)],
                 _ => Vec::new(),
             };
-            obs.violation(code, ep.started_ms, unloaded(ep.baseline), obs.primary_id(), fences)
+            obs.violation(
+                code,
+                ep.started_ms,
+                unloaded(ep.baseline),
+                obs.primary_id(),
+                fences,
+            )
         });
     }
     here == Place::Allowed

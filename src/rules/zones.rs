@@ -46,7 +46,9 @@ pub(crate) fn check_restricted(
             }
         }
     }
-    let inside_active = obs.inside_of(FenceKind::RestrictedZone).any(|z| active_here(&z));
+    let inside_active = obs
+        .inside_of(FenceKind::RestrictedZone)
+        .any(|z| active_here(&z));
     let value = obs.fix.speed_kmh;
     let verdict = match crossing_began {
         // the zone lies between the two fixes: the episode starts at the earlier one

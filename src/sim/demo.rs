@@ -46,7 +46,8 @@ pub fn use_fresh_demo_database(settings: &mut Settings) -> anyhow::Result<Option
     for suffix in ["", "-wal", "-shm"] {
         let file = PathBuf::from(format!("{DEMO_DB}{suffix}"));
         if file.exists() {
-            std::fs::remove_file(&file).with_context(|| format!("cannot remove the previous demo's {}", file.display()))?;
+            std::fs::remove_file(&file)
+                .with_context(|| format!("cannot remove the previous demo's {}", file.display()))?;
         }
     }
     settings.database.url = format!("sqlite://{DEMO_DB}");
@@ -56,29 +57,63 @@ pub fn use_fresh_demo_database(settings: &mut Settings) -> anyhow::Result<Option
 async fn token(store: &Store, role: &str) -> anyhow::Result<String> {
     let token = new_token()?;
     let role = Role::parse(role).map_err(anyhow::Error::msg)?;
-    store.create_token(&token_hash(&token), &role, chrono::Utc::now().timestamp_millis()).await?;
+    store
+        .create_token(
+            &token_hash(&token),
+            &role,
+            chrono::Utc::now().timestamp_millis(),
+        )
+        .await?;
     Ok(token)
 }
 
 /// Runs the demo until `stop` completes (Ctrl-C).
-pub async fn run(settings: Settings, opts: DemoOptions, stop: impl Future<Output = ()>) -> anyhow::Result<()> {
+pub async fn run(
+    settings: Settings,
+    opts: DemoOptions,
+    stop: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
     let tz = settings.city_timezone()?;
     let prefix = settings.mqtt.topic_prefix.clone();
     let rules = settings.rules.clone();
     let app = Application::build(settings).await?;
     app.wait_subscribed(Duration::from_secs(30)).await?;
-    let (http, mqtt, store, metrics) = (app.http_addr, app.mqtt.clone(), app.store.clone(), app.metrics.clone());
+    let (http, mqtt, store, metrics) = (
+        app.http_addr,
+        app.mqtt.clone(),
+        app.store.clone(),
+        app.metrics.clone(),
+    );
     let fences = app.fences.load();
     let shutdown = app.shutdown_handle();
     let server = tokio::spawn(app.run_until_stopped());
     tokio::pin!(stop);
 
-    let config = SimConfig { seed: opts.seed, trucks: opts.trucks, hours: opts.hours, interval_s: opts.interval_s, sigma_m: opts.sigma_m, tz, rules, ..SimConfig::default() };
-    let mut fleet = Fleet::plan(fences.clone(), &config).map_err(|e| anyhow::anyhow!("cannot cast the demo fleet: {e}"))?;
+    let config = SimConfig {
+        seed: opts.seed,
+        trucks: opts.trucks,
+        hours: opts.hours,
+        interval_s: opts.interval_s,
+        sigma_m: opts.sigma_m,
+        tz,
+        rules,
+        ..SimConfig::default()
+    };
+    let mut fleet = Fleet::plan(fences.clone(), &config)
+        .map_err(|e| anyhow::anyhow!("cannot cast the demo fleet: {e}"))?;
     let admin = token(&store, "admin").await?;
-    let seeded = seed::through_api(&http.to_string(), &admin, &fleet.seed).await.context("seeding through the API")?;
+    let seeded = seed::through_api(&http.to_string(), &admin, &fleet.seed)
+        .await
+        .context("seeding through the API")?;
     let mut tokens = vec![("admin".to_string(), admin)];
-    for role in ["dept:urban", "dept:police", "dept:housing", "dept:transport", "dept:ecology", "firm:sim-firm-1"] {
+    for role in [
+        "dept:urban",
+        "dept:police",
+        "dept:housing",
+        "dept:transport",
+        "dept:ecology",
+        "firm:sim-firm-1",
+    ] {
         tokens.push((role.to_string(), token(&store, role).await?));
     }
 
@@ -86,23 +121,52 @@ pub async fn run(settings: Settings, opts: DemoOptions, stop: impl Future<Output
     let start = config.start.format("%Y-%m-%d %H:%M");
     println!("\nmuckwatch demo: {} fences of the sample city, {} trucks of {} firms, the night from {start} ({} h) at {}x",
         fences.len(), fleet.len(), fleet.seed.firms.len(), opts.hours, opts.speedup);
-    println!("seeded through the API: {} firms, {} vehicles, {} permits ({} created, {} already there)",
-        fleet.seed.firms.len(), fleet.seed.vehicles.len(), fleet.seed.permits.len(), seeded.created, seeded.existing);
+    println!(
+        "seeded through the API: {} firms, {} vehicles, {} permits ({} created, {} already there)",
+        fleet.seed.firms.len(),
+        fleet.seed.vehicles.len(),
+        fleet.seed.permits.len(),
+        seeded.created,
+        seeded.existing
+    );
     println!("\ntokens (Authorization: Bearer <token>):");
     for (role, t) in &tokens {
         println!("  {role:<16} {t}");
     }
     let police = &tokens[2].1;
-    let plate = fleet.seed.vehicles.first().map(|v| v.plate.clone()).unwrap_or_default();
+    let plate = fleet
+        .seed
+        .vehicles
+        .first()
+        .map(|v| v.plate.clone())
+        .unwrap_or_default();
     println!("\nwhere to look:");
-    println!("  violations   curl -s -H 'Authorization: Bearer {}' '{base}/api/v1/violations?limit=20'", tokens[0].1);
+    println!(
+        "  violations   curl -s -H 'Authorization: Bearer {}' '{base}/api/v1/violations?limit=20'",
+        tokens[0].1
+    );
     println!("  cases        curl -s -H 'Authorization: Bearer {police}' '{base}/api/v1/cases?department=police'");
-    println!("  live alerts  curl -sN -H 'Authorization: Bearer {police}' {base}/api/v1/alerts/stream");
-    println!("  stats        curl -s -H 'Authorization: Bearer {}' '{base}/api/v1/stats'", tokens[0].1);
-    println!("  a track      curl -s -H 'Authorization: Bearer {}' '{base}/api/v1/vehicles/{}/track'", tokens[0].1, encode(&plate));
-    println!("  geofences    curl -s -H 'Authorization: Bearer {}' {base}/api/v1/geofences", tokens[0].1);
+    println!(
+        "  live alerts  curl -sN -H 'Authorization: Bearer {police}' {base}/api/v1/alerts/stream"
+    );
+    println!(
+        "  stats        curl -s -H 'Authorization: Bearer {}' '{base}/api/v1/stats'",
+        tokens[0].1
+    );
+    println!(
+        "  a track      curl -s -H 'Authorization: Bearer {}' '{base}/api/v1/vehicles/{}/track'",
+        tokens[0].1,
+        encode(&plate)
+    );
+    println!(
+        "  geofences    curl -s -H 'Authorization: Bearer {}' {base}/api/v1/geofences",
+        tokens[0].1
+    );
     println!("  metrics      curl -s {base}/metrics");
-    println!("  MQTT alerts  mosquitto_sub -h {} -p {} -t '{prefix}/alerts/#'", mqtt.host, mqtt.port);
+    println!(
+        "  MQTT alerts  mosquitto_sub -h {} -p {} -t '{prefix}/alerts/#'",
+        mqtt.host, mqtt.port
+    );
     println!("  web console  {base}/  (sign in with one of the tokens above)\n");
 
     let options = PublishOptions {
@@ -127,17 +191,28 @@ pub async fn run(settings: Settings, opts: DemoOptions, stop: impl Future<Output
         let truth = fleet.finish();
         std::fs::write(&opts.truth, Fleet::truth_ndjson(&header, &truth, offset))
             .with_context(|| format!("cannot write {}", opts.truth.display()))?;
-        println!("the night is over: {} fixes in {:.0} s ({:.0} fixes/s); injected: {}",
-            summary.fixes, summary.wall.as_secs_f64(), summary.rate(), describe_counts(&count_by_code(&truth)));
+        println!(
+            "the night is over: {} fixes in {:.0} s ({:.0} fixes/s); injected: {}",
+            summary.fixes,
+            summary.wall.as_secs_f64(),
+            summary.rate(),
+            describe_counts(&count_by_code(&truth))
+        );
         // The broker has every fix; let muckwatch store them (and detection see them)
         // before scoring.
         let waited = std::time::Instant::now();
-        while metrics.fixes_ingested.load(Ordering::Relaxed) < summary.fixes && waited.elapsed() < Duration::from_secs(300) {
+        while metrics.fixes_ingested.load(Ordering::Relaxed) < summary.fixes
+            && waited.elapsed() < Duration::from_secs(300)
+        {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
         let detected = load_detected(&store, Some(&header), TOLERANCE_MS).await?;
-        println!("\ndetection against the ground truth ({}):\n{}", opts.truth.display(), table(&score(&truth, &detected, TOLERANCE_MS), offset));
+        println!(
+            "\ndetection against the ground truth ({}):\n{}",
+            opts.truth.display(),
+            table(&score(&truth, &detected, TOLERANCE_MS), offset)
+        );
         println!("muckwatch keeps serving at {base}; Ctrl-C to stop.");
         stop.await;
     }
@@ -148,6 +223,12 @@ pub async fn run(settings: Settings, opts: DemoOptions, stop: impl Future<Output
 
 fn encode(s: &str) -> String {
     s.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b"-_.".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
         .collect()
 }

@@ -34,7 +34,13 @@ pub enum Maneuver {
     /// `[from_s, to_s]`, reached over `ramp_m` at each end, at most `cap_kmh`:
     /// beyond the corridor it is a ROUTE_DEVIATION, inside it an honest truck
     /// brushing the corridor's edge.
-    Offset { from_s: f64, to_s: f64, lateral_m: f64, ramp_m: f64, cap_kmh: f64 },
+    Offset {
+        from_s: f64,
+        to_s: f64,
+        lateral_m: f64,
+        ramp_m: f64,
+        cap_kmh: f64,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -55,8 +61,25 @@ pub struct Drive {
 }
 
 impl Drive {
-    pub fn new(path: Arc<Path>, from_s: f64, to_s: f64, cruise_ms: f64, start_ms: f64, end_ms: f64) -> Drive {
-        Drive { path, from_s, to_s, cruise_ms, end_ms, maneuver: None, u: 0.0, v: start_ms, speeding_for: None }
+    pub fn new(
+        path: Arc<Path>,
+        from_s: f64,
+        to_s: f64,
+        cruise_ms: f64,
+        start_ms: f64,
+        end_ms: f64,
+    ) -> Drive {
+        Drive {
+            path,
+            from_s,
+            to_s,
+            cruise_ms,
+            end_ms,
+            maneuver: None,
+            u: 0.0,
+            v: start_ms,
+            speeding_for: None,
+        }
     }
 
     pub fn with(mut self, maneuver: Maneuver) -> Drive {
@@ -105,7 +128,14 @@ impl Drive {
     }
 
     fn lateral_m(&self, s: f64) -> f64 {
-        let Some(Maneuver::Offset { from_s, to_s, lateral_m, ramp_m, .. }) = &self.maneuver else {
+        let Some(Maneuver::Offset {
+            from_s,
+            to_s,
+            lateral_m,
+            ramp_m,
+            ..
+        }) = &self.maneuver
+        else {
             return 0.0;
         };
         if s <= *from_s || s >= *to_s {
@@ -127,7 +157,11 @@ impl Drive {
         let mut target = self.cruise_ms.min(self.path.cap_ms(s));
         let mut accel = ACCEL_MS2;
         match &self.maneuver {
-            Some(Maneuver::Speeding { at_s, secs, over_kmh }) => {
+            Some(Maneuver::Speeding {
+                at_s,
+                secs,
+                over_kmh,
+            }) => {
                 if self.speeding_for.is_none() && self.passed(*at_s) {
                     self.speeding_for = Some(0);
                 }
@@ -140,7 +174,12 @@ impl Drive {
                 }
             }
             // slow down before leaving the centre line, not once off it
-            Some(Maneuver::Offset { from_s, to_s, cap_kmh, .. }) if s > from_s - OFFSET_APPROACH_M && s < to_s + OFFSET_APPROACH_M => {
+            Some(Maneuver::Offset {
+                from_s,
+                to_s,
+                cap_kmh,
+                ..
+            }) if s > from_s - OFFSET_APPROACH_M && s < to_s + OFFSET_APPROACH_M => {
                 target = target.min(cap_kmh / 3.6)
             }
             _ => {}
@@ -177,7 +216,14 @@ mod tests {
     use crate::geofence::FenceSet;
 
     fn straight(len: f64) -> Arc<Path> {
-        Arc::new(Path::new(&[PlanePoint::new(0.0, 0.0), PlanePoint::new(len, 0.0)], &FenceSet::empty(), 40.0).expect("path"))
+        Arc::new(
+            Path::new(
+                &[PlanePoint::new(0.0, 0.0), PlanePoint::new(len, 0.0)],
+                &FenceSet::empty(),
+                40.0,
+            )
+            .expect("path"),
+        )
     }
 
     #[test]
@@ -190,17 +236,30 @@ mod tests {
             assert!(d.speed_ms() >= CRAWL_MS.min(d.speed_ms()), "never stalls");
             secs += 1;
         }
-        assert!((top * 3.6 - 32.0).abs() < 0.01, "city default 40 minus the margin: {}", top * 3.6);
+        assert!(
+            (top * 3.6 - 32.0).abs() < 0.01,
+            "city default 40 minus the margin: {}",
+            top * 3.6
+        );
         assert_eq!(d.speed_ms(), 0.0);
         assert_eq!(d.position(), PlanePoint::new(3000.0, 0.0));
-        assert_eq!(Drive::new(straight(3000.0), 0.0, 3000.0, 45.0 / 3.6, 0.0, 0.0).estimate_secs(), secs + 1);
+        assert_eq!(
+            Drive::new(straight(3000.0), 0.0, 3000.0, 45.0 / 3.6, 0.0, 0.0).estimate_secs(),
+            secs + 1
+        );
         assert!((340..420).contains(&secs), "about 3 km at 32 km/h: {secs}");
     }
 
     #[test]
     fn reverse_drives_and_offsets() {
         let path = straight(2000.0);
-        let m = Maneuver::Offset { from_s: 500.0, to_s: 1500.0, lateral_m: -300.0, ramp_m: 100.0, cap_kmh: 30.0 };
+        let m = Maneuver::Offset {
+            from_s: 500.0,
+            to_s: 1500.0,
+            lateral_m: -300.0,
+            ramp_m: 100.0,
+            cap_kmh: 30.0,
+        };
         let mut d = Drive::new(path, 2000.0, 0.0, 10.0, 0.0, 0.0).with(m);
         let mut widest: f64 = 0.0;
         while !d.tick() {
@@ -215,7 +274,11 @@ mod tests {
 
     #[test]
     fn speeding_holds_the_limit_plus_the_excess_for_the_burst() {
-        let m = Maneuver::Speeding { at_s: 1000.0, secs: 60, over_kmh: 20.0 };
+        let m = Maneuver::Speeding {
+            at_s: 1000.0,
+            secs: 60,
+            over_kmh: 20.0,
+        };
         let mut d = Drive::new(straight(5000.0), 0.0, 5000.0, 30.0 / 3.6, 0.0, 0.0).with(m);
         let mut above = 0;
         while !d.tick() {
@@ -224,6 +287,9 @@ mod tests {
                 assert!(d.speed_ms() * 3.6 <= 60.0 + 1e-9);
             }
         }
-        assert!((55..=62).contains(&above), "about a minute above the limit: {above}");
+        assert!(
+            (55..=62).contains(&above),
+            "about a minute above the limit: {above}"
+        );
     }
 }

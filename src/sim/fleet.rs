@@ -61,7 +61,13 @@ impl Fleet {
                 interval_s: config.interval_s,
                 plates: Vec::new(),
             },
-            seed: SeedData { firms: FIRMS.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect(), ..SeedData::default() },
+            seed: SeedData {
+                firms: FIRMS
+                    .iter()
+                    .map(|(a, b)| (a.to_string(), b.to_string()))
+                    .collect(),
+                ..SeedData::default()
+            },
             roles: Vec::new(),
             trucks: Vec::new(),
             devices: Vec::new(),
@@ -70,7 +76,8 @@ impl Fleet {
         };
         for (i, c) in casts.iter().enumerate() {
             let plate = plate_for(config.seed, i);
-            let device = DeviceId::parse(&format!("sim{}-{i:05}", config.seed % 100_000)).map_err(|e| e.to_string())?;
+            let device = DeviceId::parse(&format!("sim{}-{i:05}", config.seed % 100_000))
+                .map_err(|e| e.to_string())?;
             let firm = FIRMS[i % FIRMS.len()].0;
             let permit = fleet.permit_for(i, c, &plate, firm, start_date)?;
             let duty = Duty {
@@ -91,15 +98,32 @@ impl Fleet {
                 rng: Rng::stream(config.seed, i as u64, 100),
                 offset,
             };
-            let steps = expand(&c.route, c.cruise_ms, c.wait_secs, &c.trips, &strength, c.role != Role::Unpermitted);
+            let steps = expand(
+                &c.route,
+                c.cruise_ms,
+                c.wait_secs,
+                &c.trips,
+                &strength,
+                c.role != Role::Unpermitted,
+            );
             let truck = Truck::new(id, duty, steps, config.start_ms(), c.route.path.point(0.0));
             let truck = match c.role {
                 Role::Expired => truck.watch_always(&[C::NoPermit], "driving on an expired permit"),
-                Role::Unpermitted => truck.watch_always(&[C::NoPermit], "driving with no permit at all"),
-                Role::OutOfHours => truck.watch_always(&[C::OutOfHours], "driving before its permit's window opened"),
+                Role::Unpermitted => {
+                    truck.watch_always(&[C::NoPermit], "driving with no permit at all")
+                }
+                Role::OutOfHours => truck.watch_always(
+                    &[C::OutOfHours],
+                    "driving before its permit's window opened",
+                ),
                 _ => truck,
             };
-            fleet.seed.vehicles.push(SeedVehicle { plate: plate.clone(), device_id: device.to_string(), firm_id: firm.into(), rated_load_t: c.rated_load_t });
+            fleet.seed.vehicles.push(SeedVehicle {
+                plate: plate.clone(),
+                device_id: device.to_string(),
+                firm_id: firm.into(),
+                rated_load_t: c.rated_load_t,
+            });
             fleet.seed.permits.extend(permit);
             fleet.header.plates.push(plate);
             fleet.devices.push(device);
@@ -113,25 +137,48 @@ impl Fleet {
     }
 
     /// The permit a truck is registered with, as its part needs (none when unpermitted).
-    fn permit_for(&self, i: usize, c: &Cast, plate: &str, firm: &str, date: NaiveDate) -> Result<Option<Permit>, String> {
+    fn permit_for(
+        &self,
+        i: usize,
+        c: &Cast,
+        plate: &str,
+        firm: &str,
+        date: NaiveDate,
+    ) -> Result<Option<Permit>, String> {
         let cfg = &self.config;
         let hhmm = |ms: i64| {
             let t = local_time(cfg.tz, ms).time();
             format!("{:02}:{:02}", t.hour(), t.minute())
         };
-        let night = |from_ms: i64| TimeWindow::parse(&hhmm(from_ms), &hhmm(cfg.end_ms() + 3_600_000));
-        let mut windows = if cfg.hours <= 20.0 { vec![night(cfg.start_ms() - 3_600_000)?] } else { Vec::new() };
-        let (mut valid_from, mut valid_until) = (date - Duration::days(30), date + Duration::days(30));
+        let night =
+            |from_ms: i64| TimeWindow::parse(&hhmm(from_ms), &hhmm(cfg.end_ms() + 3_600_000));
+        let mut windows = if cfg.hours <= 20.0 {
+            vec![night(cfg.start_ms() - 3_600_000)?]
+        } else {
+            Vec::new()
+        };
+        let (mut valid_from, mut valid_until) =
+            (date - Duration::days(30), date + Duration::days(30));
         match c.role {
             Role::Unpermitted => return Ok(None),
-            Role::Expired => (valid_from, valid_until) = (date - Duration::days(90), date - Duration::days(1)),
+            Role::Expired => {
+                (valid_from, valid_until) = (date - Duration::days(90), date - Duration::days(1))
+            }
             Role::OutOfHours => {
                 let opens = match (c.trips.first(), c.trips.get(1)) {
-                    (_, Some(second)) => second.trip.start_ms + 500 * i64::from(second.trip.load_secs),
-                    (Some(t), None) => {
-                        t.trip.start_ms + 1000 * i64::from(t.trip.load_secs + t.trip.fwd_secs) + 500 * i64::from(t.trip.unload_secs)
+                    (_, Some(second)) => {
+                        second.trip.start_ms + 500 * i64::from(second.trip.load_secs)
                     }
-                    (None, None) => return Err(format!("truck {i} has no trip to drive out of hours; simulate more hours")),
+                    (Some(t), None) => {
+                        t.trip.start_ms
+                            + 1000 * i64::from(t.trip.load_secs + t.trip.fwd_secs)
+                            + 500 * i64::from(t.trip.unload_secs)
+                    }
+                    (None, None) => {
+                        return Err(format!(
+                            "truck {i} has no trip to drive out of hours; simulate more hours"
+                        ))
+                    }
                 };
                 windows = vec![night(opens)?];
             }
@@ -203,10 +250,17 @@ impl Fleet {
     /// The ground truth of the run (call once the run is over).
     pub fn finish(self) -> Vec<TruthEntry> {
         let end = self.sim_time_ms().min(self.header.end_ms);
-        self.trucks.into_iter().flat_map(|t| t.finish(end)).collect()
+        self.trucks
+            .into_iter()
+            .flat_map(|t| t.finish(end))
+            .collect()
     }
 
-    pub fn truth_ndjson(header: &FleetHeader, entries: &[TruthEntry], offset: FixedOffset) -> String {
+    pub fn truth_ndjson(
+        header: &FleetHeader,
+        entries: &[TruthEntry],
+        offset: FixedOffset,
+    ) -> String {
         to_ndjson(header, entries, offset)
     }
 
@@ -237,8 +291,15 @@ mod tests {
     /// in time order, inside their corridors (or sites), under every limit.
     #[test]
     fn honest_trucks_keep_to_their_corridors_and_under_the_limits() {
-        let fences = Arc::new(FenceSet::load_dir(std::path::Path::new("geofences")).expect("sample city"));
-        let config = SimConfig { trucks: 12, sigma_m: 0.0, ..SimConfig::default() }.with_scenario("honest").expect("scenario");
+        let fences =
+            Arc::new(FenceSet::load_dir(std::path::Path::new("geofences")).expect("sample city"));
+        let config = SimConfig {
+            trucks: 12,
+            sigma_m: 0.0,
+            ..SimConfig::default()
+        }
+        .with_scenario("honest")
+        .expect("scenario");
         let mut fleet = Fleet::plan(fences.clone(), &config).expect("cast");
         let corridor: Vec<(crate::geofence::FenceIdx, f64)> = (0..fleet.len())
             .map(|i| {
@@ -255,21 +316,42 @@ mod tests {
                 last_ts = f.ts_ms;
                 fixes += 1;
                 let v: serde_json::Value = serde_json::from_str(&f.json).expect("fix JSON");
-                let p = fences.project(v["lat"].as_f64().expect("lat"), v["lon"].as_f64().expect("lon"));
+                let p = fences.project(
+                    v["lat"].as_f64().expect("lat"),
+                    v["lon"].as_f64().expect("lon"),
+                );
                 fences.containing(p, &mut inside);
-                let in_site = inside.iter().any(|&i| matches!(fences.fence(i).kind, FenceKind::SourceSite | FenceKind::DisposalSite));
+                let in_site = inside.iter().any(|&i| {
+                    matches!(
+                        fences.fence(i).kind,
+                        FenceKind::SourceSite | FenceKind::DisposalSite
+                    )
+                });
                 let (route, hw) = corridor[f.truck];
                 let off = fences.distance_to_routes(p, &[route]).expect("distance").1;
-                assert!(in_site || off <= hw - 9.0, "truck {} {} m off a {hw} m corridor: {}", f.truck, off, f.json);
+                assert!(
+                    in_site || off <= hw - 9.0,
+                    "truck {} {} m off a {hw} m corridor: {}",
+                    f.truck,
+                    off,
+                    f.json
+                );
                 brushing += usize::from(off > hw / 2.0 && !in_site);
                 let speed = v["speed_kmh"].as_f64().expect("speed");
                 let limit = speed_limit_at(&fences, p, 40.0, &mut inside);
                 // the margin is 8 km/h, the terminal's speed noise 0.5 km/h (6 sigma = 3)
-                assert!(speed <= limit - 5.0, "{speed} km/h where the limit is {limit}: {}", f.json);
+                assert!(
+                    speed <= limit - 5.0,
+                    "{speed} km/h where the limit is {limit}: {}",
+                    f.json
+                );
                 parked += usize::from(v["acc"] == false && !in_site);
             }
         }
-        assert!(fixes > 30_000 && parked > 0 && brushing > 100, "{fixes} fixes, {parked} parked, {brushing} brushing");
+        assert!(
+            fixes > 30_000 && parked > 0 && brushing > 100,
+            "{fixes} fixes, {parked} parked, {brushing} brushing"
+        );
         assert!(fleet.finish().is_empty());
     }
 }

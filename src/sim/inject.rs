@@ -26,7 +26,10 @@ struct Probe<'a> {
 
 impl<'a> Probe<'a> {
     fn new(fences: &'a FenceSet) -> Probe<'a> {
-        Probe { fences, inside: Vec::new() }
+        Probe {
+            fences,
+            inside: Vec::new(),
+        }
     }
 
     /// No fence that matters for off-route driving within `radius` of `p` (the point
@@ -54,7 +57,11 @@ impl<'a> Probe<'a> {
 
     fn kinds_at(&mut self, p: PlanePoint, kind: FenceKind) -> Vec<FenceIdx> {
         self.fences.containing(p, &mut self.inside);
-        self.inside.iter().copied().filter(|&i| self.fences.fence(i).kind == kind).collect()
+        self.inside
+            .iter()
+            .copied()
+            .filter(|&i| self.fences.fence(i).kind == kind)
+            .collect()
     }
 }
 
@@ -65,10 +72,16 @@ fn steps(from: f64, to: f64, step: f64) -> impl Iterator<Item = f64> {
 
 /// The first candidate, from a random starting place round the list, that passes
 /// `test`: a random spot without testing every spot (the fence checks are the cost).
-fn first_fit<T: Copy>(rng: &mut Rng, candidates: &[T], mut test: impl FnMut(T) -> bool) -> Option<T> {
+fn first_fit<T: Copy>(
+    rng: &mut Rng,
+    candidates: &[T],
+    mut test: impl FnMut(T) -> bool,
+) -> Option<T> {
     let n = candidates.len();
     let start = rng.below(n);
-    (0..n).map(|k| candidates[(start + k) % n]).find(|&c| test(c))
+    (0..n)
+        .map(|k| candidates[(start + k) % n])
+        .find(|&c| test(c))
 }
 
 /// SPEEDING: where a burst of `metres` fits on a stretch with one limit throughout
@@ -76,7 +89,9 @@ fn first_fit<T: Copy>(rng: &mut Rng, candidates: &[T], mut test: impl FnMut(T) -
 pub fn speeding_at(route: &Route, metres: f64, rng: &mut Rng) -> Option<f64> {
     let p = &route.path;
     let l = p.length();
-    let candidates: Vec<f64> = steps(0.25 * l, 0.7 * l, 50.0).filter(|&s| s + metres + 600.0 < l).collect();
+    let candidates: Vec<f64> = steps(0.25 * l, 0.7 * l, 50.0)
+        .filter(|&s| s + metres + 600.0 < l)
+        .collect();
     first_fit(rng, &candidates, |s| {
         let (lo, hi) = p.limit_range(s - 100.0, s + metres + 100.0);
         lo == hi && p.min_cap_kmh(s, s + metres) >= 25.0
@@ -86,21 +101,31 @@ pub fn speeding_at(route: &Route, metres: f64, rng: &mut Rng) -> Option<f64> {
 /// ROUTE_DEVIATION: a straight stretch where the truck can drive [`DEVIATION_M`] to
 /// one side for `hold_m`, with nothing else there (150 m of margin beyond), and far
 /// from every other part of its own route. Returns `(from_s, to_s, lateral_m)`.
-pub fn deviation(route: &Route, fences: &FenceSet, hold_m: f64, rng: &mut Rng) -> Option<(f64, f64, f64)> {
+pub fn deviation(
+    route: &Route,
+    fences: &FenceSet,
+    hold_m: f64,
+    rng: &mut Rng,
+) -> Option<(f64, f64, f64)> {
     let p = &route.path;
     let ramp = 200.0;
     let span = hold_m + 2.0 * ramp;
     let mut probe = Probe::new(fences);
     let candidates: Vec<(f64, f64)> = steps(0.2 * p.length(), 0.6 * p.length(), 100.0)
-        .filter(|&s0| s0 + span + 400.0 <= p.length() && p.max_turn_deg(s0 - 100.0, s0 + span + 100.0) <= 15.0)
+        .filter(|&s0| {
+            s0 + span + 400.0 <= p.length() && p.max_turn_deg(s0 - 100.0, s0 + span + 100.0) <= 15.0
+        })
         .flat_map(|s0| [(s0, 1.0), (s0, -1.0)])
         .collect();
     let (s0, side) = first_fit(rng, &candidates, |(s0, side)| {
         steps(s0 + ramp, s0 + span - ramp, 50.0).all(|s| {
             let q = p.offset_point(s, side * DEVIATION_M);
-            fences.distance_to_routes(q, &[route.idx]).is_some_and(|(_, d)| d > route.half_width_m + 150.0)
+            fences
+                .distance_to_routes(q, &[route.idx])
+                .is_some_and(|(_, d)| d > route.half_width_m + 150.0)
         }) && steps(s0, s0 + span, 50.0).all(|s| {
-            steps(0.0, DEVIATION_M + 150.0, 50.0).all(|l| probe.clear(p.offset_point(s, side * l), 0.0, None))
+            steps(0.0, DEVIATION_M + 150.0, 50.0)
+                .all(|l| probe.clear(p.offset_point(s, side * l), 0.0, None))
         })
     })?;
     Some((s0, s0 + span, side * DEVIATION_M))
@@ -121,8 +146,14 @@ pub fn detour(route: &Route, fences: &FenceSet, city_limit_kmh: f64) -> Option<D
     let p = &route.path;
     let mut probe = Probe::new(fences);
     let mut best: Option<(f64, Detour)> = None;
-    for (zone, fence) in fences.iter().filter(|(_, f)| f.kind == FenceKind::RestrictedZone && f.schedule.is_none()) {
-        let Some(target) = interior_point(fence.shape()).filter(|&c| fences.contains(zone, c)) else { continue };
+    for (zone, fence) in fences
+        .iter()
+        .filter(|(_, f)| f.kind == FenceKind::RestrictedZone && f.schedule.is_none())
+    {
+        let Some(target) = interior_point(fence.shape()).filter(|&c| fences.contains(zone, c))
+        else {
+            continue;
+        };
         let (s_near, d) = p.nearest(target);
         // The sample city keeps every route more than a block away from its always-on
         // zones (their road sections are closed), so a detour is a few kilometres.
@@ -130,18 +161,36 @@ pub fn detour(route: &Route, fences: &FenceSet, city_limit_kmh: f64) -> Option<D
             continue;
         }
         let (s1, s2) = (s_near - 300.0, s_near + 300.0);
-        let Some(path) = Path::new(&[p.point(s1), target, p.point(s2)], fences, city_limit_kmh) else { continue };
+        let Some(path) = Path::new(&[p.point(s1), target, p.point(s2)], fences, city_limit_kmh)
+        else {
+            continue;
+        };
         let len = path.length();
         let clean = steps(0.0, len, 25.0).all(|s| {
             let q = path.point(s);
-            let other_zone = probe.kinds_at(q, FenceKind::RestrictedZone).iter().any(|&z| z != zone);
-            let site = !probe.kinds_at(q, FenceKind::SourceSite).is_empty() || !probe.kinds_at(q, FenceKind::DisposalSite).is_empty();
-            let away = s < 150.0 || s > len - 150.0
-                || fences.distance_to_routes(q, &[route.idx]).is_some_and(|(_, d)| d > route.half_width_m + 30.0);
+            let other_zone = probe
+                .kinds_at(q, FenceKind::RestrictedZone)
+                .iter()
+                .any(|&z| z != zone);
+            let site = !probe.kinds_at(q, FenceKind::SourceSite).is_empty()
+                || !probe.kinds_at(q, FenceKind::DisposalSite).is_empty();
+            let away = s < 150.0
+                || s > len - 150.0
+                || fences
+                    .distance_to_routes(q, &[route.idx])
+                    .is_some_and(|(_, d)| d > route.half_width_m + 30.0);
             !other_zone && !site && away
         });
         if clean && best.as_ref().is_none_or(|(bd, _)| d < *bd) {
-            best = Some((d, Detour { zone: fence.id.clone(), s1, s2, path: Arc::new(path) }));
+            best = Some((
+                d,
+                Detour {
+                    zone: fence.id.clone(),
+                    s1,
+                    s2,
+                    path: Arc::new(path),
+                },
+            ));
         }
     }
     best.map(|(_, d)| d)
@@ -170,40 +219,50 @@ pub fn dump_at(route: &Route, fences: &FenceSet, rng: &mut Rng) -> Option<f64> {
 /// causes is one clear episode.
 pub fn wrong_route<'r>(route: &Route, all: &'r [Route], fences: &FenceSet) -> Option<&'r Route> {
     let mut probe = Probe::new(fences);
-    all.iter().filter(|r| r.source == route.source && r.disposal != route.disposal).find(|r| {
-        let mut runs = 0;
-        let mut run_start = None;
-        let mut longest: f64 = 0.0;
-        for s in steps(0.0, r.path.length(), 10.0) {
-            let q = r.path.point(s);
-            let own_site = probe
-                .kinds_at(q, FenceKind::SourceSite)
-                .into_iter()
-                .chain(probe.kinds_at(q, FenceKind::DisposalSite))
-                .any(|i| [&route.source, &route.disposal].contains(&&fences.fence(i).id));
-            let off = !own_site && fences.distance_to_routes(q, &[route.idx]).is_some_and(|(_, d)| d > route.half_width_m);
-            match (off, run_start) {
-                (true, None) => {
-                    runs += 1;
-                    run_start = Some(s);
+    all.iter()
+        .filter(|r| r.source == route.source && r.disposal != route.disposal)
+        .find(|r| {
+            let mut runs = 0;
+            let mut run_start = None;
+            let mut longest: f64 = 0.0;
+            for s in steps(0.0, r.path.length(), 10.0) {
+                let q = r.path.point(s);
+                let own_site = probe
+                    .kinds_at(q, FenceKind::SourceSite)
+                    .into_iter()
+                    .chain(probe.kinds_at(q, FenceKind::DisposalSite))
+                    .any(|i| [&route.source, &route.disposal].contains(&&fences.fence(i).id));
+                let off = !own_site
+                    && fences
+                        .distance_to_routes(q, &[route.idx])
+                        .is_some_and(|(_, d)| d > route.half_width_m);
+                match (off, run_start) {
+                    (true, None) => {
+                        runs += 1;
+                        run_start = Some(s);
+                    }
+                    (false, Some(a)) => {
+                        longest = longest.max(s - a);
+                        run_start = None;
+                    }
+                    _ => {}
                 }
-                (false, Some(a)) => {
-                    longest = longest.max(s - a);
-                    run_start = None;
-                }
-                _ => {}
             }
-        }
-        if let Some(a) = run_start {
-            longest = longest.max(r.path.length() - a);
-        }
-        runs == 1 && run_start.is_some() && longest >= 1000.0
-    })
+            if let Some(a) = run_start {
+                longest = longest.max(r.path.length() - a);
+            }
+            runs == 1 && run_start.is_some() && longest >= 1000.0
+        })
 }
 
 /// An honest truck keeping to one side of its corridor: `lateral` from the centre line,
 /// `margin_m` inside the edge, along a straight kilometre with nothing near.
-pub fn brush(route: &Route, fences: &FenceSet, margin_m: f64, rng: &mut Rng) -> Option<(f64, f64, f64)> {
+pub fn brush(
+    route: &Route,
+    fences: &FenceSet,
+    margin_m: f64,
+    rng: &mut Rng,
+) -> Option<(f64, f64, f64)> {
     let lateral = route.half_width_m - margin_m;
     if lateral < 5.0 {
         return None;
@@ -219,7 +278,8 @@ pub fn brush(route: &Route, fences: &FenceSet, margin_m: f64, rng: &mut Rng) -> 
         })
         .collect();
     let s0 = first_fit(rng, &candidates, |s0| {
-        steps(s0, s0 + 1000.0, 50.0).all(|s| probe.clear(p.offset_point(s, side * (lateral + margin_m)), 0.0, None))
+        steps(s0, s0 + 1000.0, 50.0)
+            .all(|s| probe.clear(p.offset_point(s, side * (lateral + margin_m)), 0.0, None))
     })?;
     Some((s0, s0 + 1000.0, side * lateral))
 }
@@ -230,11 +290,21 @@ pub fn brush(route: &Route, fences: &FenceSet, margin_m: f64, rng: &mut Rng) -> 
 pub fn near_zone(route: &Route, fences: &FenceSet, margin_m: f64) -> Option<(f64, f64, f64)> {
     let p = &route.path;
     let mut best: Option<(f64, f64, f64)> = None; // (distance, s, side)
-    for (_, fence) in fences.iter().filter(|(_, f)| f.kind == FenceKind::RestrictedZone) {
+    for (_, fence) in fences
+        .iter()
+        .filter(|(_, f)| f.kind == FenceKind::RestrictedZone)
+    {
         for s in steps(0.15 * p.length(), 0.85 * p.length(), 25.0) {
             let (left, right) = (p.offset_point(s, 20.0), p.offset_point(s, -20.0));
-            let (dl, dr) = (distance_to_area(fence.shape(), left), distance_to_area(fence.shape(), right));
-            let (d, side) = if dl < dr { (dl + 20.0, 1.0) } else { (dr + 20.0, -1.0) };
+            let (dl, dr) = (
+                distance_to_area(fence.shape(), left),
+                distance_to_area(fence.shape(), right),
+            );
+            let (d, side) = if dl < dr {
+                (dl + 20.0, 1.0)
+            } else {
+                (dr + 20.0, -1.0)
+            };
             if d < 300.0 && best.is_none_or(|b| d < b.0) {
                 best = Some((d, s, side));
             }
@@ -243,7 +313,10 @@ pub fn near_zone(route: &Route, fences: &FenceSet, margin_m: f64) -> Option<(f64
     let (d, s, side) = best?;
     let lateral = (route.half_width_m - margin_m).min(d - margin_m - 30.0);
     let (s0, s1) = (s - 400.0, s + 400.0);
-    (lateral >= 5.0 && s0 > 300.0 && s1 + 300.0 < p.length() && p.max_turn_deg(s0 - 50.0, s1 + 50.0) <= 15.0)
+    (lateral >= 5.0
+        && s0 > 300.0
+        && s1 + 300.0 < p.length()
+        && p.max_turn_deg(s0 - 50.0, s1 + 50.0) <= 15.0)
         .then_some((s0, s1, side * lateral))
 }
 
@@ -257,7 +330,8 @@ fn distance_to_area(shape: &Shape, p: PlanePoint) -> f64 {
                 for seg in poly.exterior().lines() {
                     let (a, b) = (PlanePoint::from(seg.start), PlanePoint::from(seg.end));
                     let (dx, dy) = (b.x - a.x, b.y - a.y);
-                    let t = (((p.x - a.x) * dx + (p.y - a.y) * dy) / (dx * dx + dy * dy)).clamp(0.0, 1.0);
+                    let t = (((p.x - a.x) * dx + (p.y - a.y) * dy) / (dx * dx + dy * dy))
+                        .clamp(0.0, 1.0);
                     best = best.min(PlanePoint::new(a.x + t * dx, a.y + t * dy).distance(p));
                 }
             }
@@ -278,13 +352,24 @@ mod tests {
         let mut rng = Rng::new(1);
         let (mut detours, mut wrong, mut deviations, mut near) = (0, 0, 0, 0);
         for r in &routes {
-            assert!(speeding_at(r, 1500.0, &mut rng).is_some(), "speeding on {}", r.id);
-            assert!(dump_at(r, &fences, &mut rng).is_some(), "dumping on {}", r.id);
+            assert!(
+                speeding_at(r, 1500.0, &mut rng).is_some(),
+                "speeding on {}",
+                r.id
+            );
+            assert!(
+                dump_at(r, &fences, &mut rng).is_some(),
+                "dumping on {}",
+                r.id
+            );
             deviations += usize::from(deviation(r, &fences, 1500.0, &mut rng).is_some());
             detours += usize::from(detour(r, &fences, 40.0).is_some());
             wrong += usize::from(wrong_route(r, &routes, &fences).is_some());
             near += usize::from(near_zone(r, &fences, 25.0).is_some());
         }
-        assert!(deviations >= 10 && detours >= 4 && wrong >= 4 && near >= 3, "{deviations} {detours} {wrong} {near}");
+        assert!(
+            deviations >= 10 && detours >= 4 && wrong >= 4 && near >= 3,
+            "{deviations} {detours} {wrong} {near}"
+        );
     }
 }

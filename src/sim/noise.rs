@@ -91,7 +91,10 @@ impl SensorNoise {
     }
 
     pub fn position(&self, rng: &mut Rng, p: PlanePoint) -> PlanePoint {
-        PlanePoint::new(p.x + self.sigma_m * rng.normal(), p.y + self.sigma_m * rng.normal())
+        PlanePoint::new(
+            p.x + self.sigma_m * rng.normal(),
+            p.y + self.sigma_m * rng.normal(),
+        )
     }
 
     pub fn speed_kmh(&self, rng: &mut Rng, true_kmh: f64) -> f64 {
@@ -117,7 +120,10 @@ mod tests {
     #[test]
     fn streams_are_reproducible_and_independent() {
         let a: Vec<u64> = (0..5).map(|_| Rng::stream(7, 1, 2).next_u64()).collect();
-        assert!(a.windows(2).all(|w| w[0] == w[1]), "same stream, same numbers");
+        assert!(
+            a.windows(2).all(|w| w[0] == w[1]),
+            "same stream, same numbers"
+        );
         let mut x = Rng::stream(7, 1, 2);
         let mut y = Rng::stream(7, 2, 2);
         let same = (0..100).filter(|_| x.next_u64() == y.next_u64()).count();
@@ -138,9 +144,15 @@ mod tests {
         }
         let mean_x = sx / n as f64;
         let sd_x = (sxx / n as f64 - mean_x * mean_x).sqrt();
-        assert!(mean_x.abs() < 0.15 && (sy / n as f64).abs() < 0.15, "unbiased");
+        assert!(
+            mean_x.abs() < 0.15 && (sy / n as f64).abs() < 0.15,
+            "unbiased"
+        );
         assert!((sd_x - 8.0).abs() < 0.15, "sigma per axis {sd_x}");
-        assert_eq!(SensorNoise::gps(0.0).position(&mut rng, PlanePoint::new(1.0, 2.0)), PlanePoint::new(1.0, 2.0));
+        assert_eq!(
+            SensorNoise::gps(0.0).position(&mut rng, PlanePoint::new(1.0, 2.0)),
+            PlanePoint::new(1.0, 2.0)
+        );
     }
 
     #[test]

@@ -46,9 +46,15 @@ impl Strength {
             .max(180)
             .max(secs(r.route_deviation_s).saturating_add(fixes(r.route_deviation_fixes + 2)));
         Strength {
-            speeding_secs: secs(r.speeding_s).saturating_mul(2).max(60).max(secs(r.speeding_s).saturating_add(fixes(3))),
+            speeding_secs: secs(r.speeding_s)
+                .saturating_mul(2)
+                .max(60)
+                .max(secs(r.speeding_s).saturating_add(fixes(3))),
             speeding_over_kmh: 20.0,
-            cover_secs: secs(r.cover_open_s).saturating_mul(3).max(240).max(secs(r.cover_open_s).saturating_add(fixes(3))),
+            cover_secs: secs(r.cover_open_s)
+                .saturating_mul(3)
+                .max(240)
+                .max(secs(r.cover_open_s).saturating_add(fixes(3))),
             silence_secs: secs(r.gap_silence_s).saturating_mul(2).max(600),
             deviation_hold_m: f64::from(deviation_secs) * off_route_ms,
             // the tipper is up for 35% of the stop
@@ -70,7 +76,8 @@ pub struct Trip {
 
 impl Trip {
     pub fn end_ms(&self) -> i64 {
-        self.start_ms + 1000 * i64::from(self.load_secs + self.fwd_secs + self.unload_secs + self.back_secs)
+        self.start_ms
+            + 1000 * i64::from(self.load_secs + self.fwd_secs + self.unload_secs + self.back_secs)
     }
 }
 
@@ -78,16 +85,36 @@ impl Trip {
 #[derive(Debug, Clone)]
 pub enum Leg {
     Plain,
-    Speeding { at_s: f64 },
-    Deviation { from_s: f64, to_s: f64, lateral_m: f64 },
+    Speeding {
+        at_s: f64,
+    },
+    Deviation {
+        from_s: f64,
+        to_s: f64,
+        lateral_m: f64,
+    },
     Detour(Detour),
-    Dump { at_s: f64 },
-    CoverOpen { at_s: f64 },
-    Silence { at_s: f64, for_good: bool },
+    Dump {
+        at_s: f64,
+    },
+    CoverOpen {
+        at_s: f64,
+    },
+    Silence {
+        at_s: f64,
+        for_good: bool,
+    },
     /// Honest: keeping to one side of the corridor.
-    Brush { from_s: f64, to_s: f64, lateral_m: f64 },
+    Brush {
+        from_s: f64,
+        to_s: f64,
+        lateral_m: f64,
+    },
     /// Honest: a stop at the roadside, ignition off.
-    Park { at_s: f64, secs: u32 },
+    Park {
+        at_s: f64,
+        secs: u32,
+    },
 }
 
 impl Leg {
@@ -115,7 +142,15 @@ impl TripPlan {
 }
 
 /// Trips from `first_ms` while the whole trip ends `margin_ms` before `end_ms`.
-pub fn schedule(route: &Route, cruise_ms: f64, first_ms: i64, end_ms: i64, margin_ms: i64, min_dwell: u32, rng: &mut Rng) -> Vec<Trip> {
+pub fn schedule(
+    route: &Route,
+    cruise_ms: f64,
+    first_ms: i64,
+    end_ms: i64,
+    margin_ms: i64,
+    min_dwell: u32,
+    rng: &mut Rng,
+) -> Vec<Trip> {
     let len = route.path.length();
     let fwd_secs = Drive::new(route.path.clone(), 0.0, len, cruise_ms, 0.0, 0.0).estimate_secs();
     let back_secs = Drive::new(route.path.clone(), len, 0.0, cruise_ms, 0.0, 0.0).estimate_secs();
@@ -123,7 +158,13 @@ pub fn schedule(route: &Route, cruise_ms: f64, first_ms: i64, end_ms: i64, margi
     let mut t = first_ms;
     loop {
         let dwell = |rng: &mut Rng| min_dwell + rng.below(240) as u32;
-        let trip = Trip { start_ms: t, load_secs: dwell(rng), fwd_secs, unload_secs: dwell(rng), back_secs };
+        let trip = Trip {
+            start_ms: t,
+            load_secs: dwell(rng),
+            fwd_secs,
+            unload_secs: dwell(rng),
+            back_secs,
+        };
         if trip.end_ms() > end_ms - margin_ms {
             return trips;
         }
@@ -139,7 +180,9 @@ fn extra_secs(leg: &Leg, cruise_ms: f64, st: &Strength) -> f64 {
         Leg::Dump { .. } => f64::from(st.dump_secs) + 60.0,
         Leg::Park { secs, .. } => f64::from(*secs) + 60.0,
         Leg::Detour(d) => d.path.length() / slow_ms + 60.0 - (d.s2 - d.s1) / cruise_ms,
-        Leg::Deviation { from_s, to_s, .. } => ((to_s - from_s) / slow_ms - (to_s - from_s) / cruise_ms).max(0.0),
+        Leg::Deviation { from_s, to_s, .. } => {
+            ((to_s - from_s) / slow_ms - (to_s - from_s) / cruise_ms).max(0.0)
+        }
         _ => 0.0,
     }
 }
@@ -147,8 +190,16 @@ fn extra_secs(leg: &Leg, cruise_ms: f64, st: &Strength) -> f64 {
 /// Re-estimates the trips' times once their scripts are known (a trip to another
 /// disposal site takes another route; stops and detours take time), and drops the
 /// trips that no longer end by `end_limit_ms`. Err if a dropped trip had a script.
-pub fn retime(trips: &mut Vec<TripPlan>, route: &Route, cruise_ms: f64, st: &Strength, end_limit_ms: i64) -> Result<(), String> {
-    let Some(first) = trips.first() else { return Ok(()) };
+pub fn retime(
+    trips: &mut Vec<TripPlan>,
+    route: &Route,
+    cruise_ms: f64,
+    st: &Strength,
+    end_limit_ms: i64,
+) -> Result<(), String> {
+    let Some(first) = trips.first() else {
+        return Ok(());
+    };
     let mut t = first.trip.start_ms;
     for tp in trips.iter_mut() {
         let path = tp.wrong.as_ref().unwrap_or(route).path.clone();
@@ -160,10 +211,20 @@ pub fn retime(trips: &mut Vec<TripPlan>, route: &Route, cruise_ms: f64, st: &Str
         tp.trip.back_secs = back + extra_secs(&tp.back, cruise_ms, st) as u32;
         t = tp.trip.end_ms();
     }
-    while trips.last().is_some_and(|tp| tp.trip.end_ms() > end_limit_ms) {
-        if let Some(tp) = trips.pop().filter(|tp| !tp.is_clean() && !is_honest_variety(tp)) {
-            let at = chrono::DateTime::from_timestamp_millis(tp.trip.start_ms).map(|t| t.to_rfc3339()).unwrap_or_default();
-            return Err(format!("a scripted trip starting at {at} no longer fits the night"));
+    while trips
+        .last()
+        .is_some_and(|tp| tp.trip.end_ms() > end_limit_ms)
+    {
+        if let Some(tp) = trips
+            .pop()
+            .filter(|tp| !tp.is_clean() && !is_honest_variety(tp))
+        {
+            let at = chrono::DateTime::from_timestamp_millis(tp.trip.start_ms)
+                .map(|t| t.to_rfc3339())
+                .unwrap_or_default();
+            return Err(format!(
+                "a scripted trip starting at {at} no longer fits the night"
+            ));
         }
     }
     Ok(())
@@ -172,23 +233,39 @@ pub fn retime(trips: &mut Vec<TripPlan>, route: &Route, cruise_ms: f64, st: &Str
 fn is_honest_variety(tp: &TripPlan) -> bool {
     !tp.overload
         && tp.wrong.is_none()
-        && [&tp.fwd, &tp.back].iter().all(|l| matches!(l, Leg::Plain | Leg::Brush { .. } | Leg::Park { .. }))
+        && [&tp.fwd, &tp.back]
+            .iter()
+            .all(|l| matches!(l, Leg::Plain | Leg::Brush { .. } | Leg::Park { .. }))
 }
 
 /// The steps of a night: an optional wait (ignition off), then the trips. A truck
 /// that does not `haul` stands at the sites instead of loading and unloading (an
 /// unpermitted truck moving between them empty: tipping at a disposal site would
 /// also be a WRONG_DISPOSAL_SITE for a truck with no permit naming one).
-pub fn expand(route: &Route, cruise_ms: f64, wait_secs: u32, trips: &[TripPlan], strength: &Strength, hauls: bool) -> Vec<Step> {
+pub fn expand(
+    route: &Route,
+    cruise_ms: f64,
+    wait_secs: u32,
+    trips: &[TripPlan],
+    strength: &Strength,
+    hauls: bool,
+) -> Vec<Step> {
     let mut steps = Vec::new();
     if wait_secs > 0 {
         steps.push(Step::dwell(wait_secs, Dwell::Park, false));
     }
-    let leg = LegBuilder { cruise_ms, strength };
+    let leg = LegBuilder {
+        cruise_ms,
+        strength,
+    };
     for tp in trips {
         let overload: &[C] = if tp.overload { &[C::Overload] } else { &[] };
         const OVER: &str = "loaded above its rated load";
-        let (load, unload) = if hauls { (Dwell::Load { to_t: tp.load_t }, Dwell::Unload) } else { (Dwell::Park, Dwell::Park) };
+        let (load, unload) = if hauls {
+            (Dwell::Load { to_t: tp.load_t }, Dwell::Unload)
+        } else {
+            (Dwell::Park, Dwell::Park)
+        };
         steps.push(Step::dwell(tp.trip.load_secs, load, true).watching(overload, OVER));
         let unload = Step::dwell(tp.trip.unload_secs, unload, true);
         match &tp.wrong {
@@ -196,7 +273,10 @@ pub fn expand(route: &Route, cruise_ms: f64, wait_secs: u32, trips: &[TripPlan],
                 const OFF: &str = "side effect: off its route, to and from another disposal site";
                 let path = &other.path;
                 steps.push(leg.drive(path, true).watching(&[C::RouteDeviation], OFF));
-                steps.push(unload.watching(&[C::WrongDisposalSite, C::RouteDeviation], "unloaded at another disposal site"));
+                steps.push(unload.watching(
+                    &[C::WrongDisposalSite, C::RouteDeviation],
+                    "unloaded at another disposal site",
+                ));
                 steps.push(leg.drive(path, false).watching(&[C::RouteDeviation], OFF));
             }
             None => {
@@ -240,39 +320,86 @@ impl LegBuilder<'_> {
         match leg {
             Leg::Plain => out.push(plain(self.part(path, a, b, 0.0, 0.0))),
             Leg::Speeding { at_s } => {
-                let m = Maneuver::Speeding { at_s: *at_s, secs: st.speeding_secs, over_kmh: st.speeding_over_kmh };
-                out.push(with(&[C::Speeding], "speeding burst")(self.part(path, a, b, 0.0, 0.0).with(m)));
+                let m = Maneuver::Speeding {
+                    at_s: *at_s,
+                    secs: st.speeding_secs,
+                    over_kmh: st.speeding_over_kmh,
+                };
+                out.push(with(&[C::Speeding], "speeding burst")(
+                    self.part(path, a, b, 0.0, 0.0).with(m),
+                ));
             }
-            Leg::Deviation { from_s, to_s, lateral_m } => {
-                let m = Maneuver::Offset { from_s: *from_s, to_s: *to_s, lateral_m: *lateral_m, ramp_m: 200.0, cap_kmh: OFF_ROUTE_KMH };
-                out.push(with(&[C::RouteDeviation], "drove 300 m beside its corridor")(self.part(path, a, b, 0.0, 0.0).with(m)));
+            Leg::Deviation {
+                from_s,
+                to_s,
+                lateral_m,
+            } => {
+                let m = Maneuver::Offset {
+                    from_s: *from_s,
+                    to_s: *to_s,
+                    lateral_m: *lateral_m,
+                    ramp_m: 200.0,
+                    cap_kmh: OFF_ROUTE_KMH,
+                };
+                out.push(with(
+                    &[C::RouteDeviation],
+                    "drove 300 m beside its corridor",
+                )(self.part(path, a, b, 0.0, 0.0).with(m)));
             }
             Leg::Detour(d) => {
                 let note = "detour into a restricted zone";
                 let off = with(&[C::RouteDeviation], note);
                 out.push(off(self.part(path, a, d.s1, 0.0, JUNCTION_MS)));
                 let slow = self.cruise_ms.min(OFF_ROUTE_KMH / 3.6);
-                let inner = Drive::new(d.path.clone(), 0.0, d.path.length(), slow, JUNCTION_MS, JUNCTION_MS);
+                let inner = Drive::new(
+                    d.path.clone(),
+                    0.0,
+                    d.path.length(),
+                    slow,
+                    JUNCTION_MS,
+                    JUNCTION_MS,
+                );
                 out.push(with(&[C::RouteDeviation, C::RestrictedZone], note)(inner));
                 out.push(off(self.part(path, d.s2, b, JUNCTION_MS, 0.0)));
             }
             Leg::Dump { at_s } => {
                 out.push(plain(self.part(path, a, *at_s, 0.0, 0.0)));
-                out.push(Step::dwell(st.dump_secs, Dwell::Unload, true).watching(&[C::IllegalDumping], "tipped its load at the roadside"));
+                out.push(
+                    Step::dwell(st.dump_secs, Dwell::Unload, true)
+                        .watching(&[C::IllegalDumping], "tipped its load at the roadside"),
+                );
                 out.push(Step::drive(self.part(path, *at_s, b, 0.0, 0.0)));
             }
             Leg::CoverOpen { at_s } => {
-                let mut step = with(&[C::CoverOpen], "drove with the cover open")(self.part(path, a, b, 0.0, 0.0));
-                step.trigger = Some(Trigger::CoverOpen { at_s: *at_s, secs: st.cover_secs });
+                let mut step = with(&[C::CoverOpen], "drove with the cover open")(
+                    self.part(path, a, b, 0.0, 0.0),
+                );
+                step.trigger = Some(Trigger::CoverOpen {
+                    at_s: *at_s,
+                    secs: st.cover_secs,
+                });
                 out.push(step);
             }
             Leg::Silence { at_s, for_good } => {
                 let mut step = plain(self.part(path, a, b, 0.0, 0.0));
-                step.trigger = Some(Trigger::Silence { at_s: *at_s, secs: (!for_good).then_some(st.silence_secs) });
+                step.trigger = Some(Trigger::Silence {
+                    at_s: *at_s,
+                    secs: (!for_good).then_some(st.silence_secs),
+                });
                 out.push(step);
             }
-            Leg::Brush { from_s, to_s, lateral_m } => {
-                let m = Maneuver::Offset { from_s: *from_s, to_s: *to_s, lateral_m: *lateral_m, ramp_m: 150.0, cap_kmh: 200.0 };
+            Leg::Brush {
+                from_s,
+                to_s,
+                lateral_m,
+            } => {
+                let m = Maneuver::Offset {
+                    from_s: *from_s,
+                    to_s: *to_s,
+                    lateral_m: *lateral_m,
+                    ramp_m: 150.0,
+                    cap_kmh: 200.0,
+                };
                 out.push(plain(self.part(path, a, b, 0.0, 0.0).with(m)));
             }
             Leg::Park { at_s, secs } => {

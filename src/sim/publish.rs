@@ -73,7 +73,9 @@ impl Drop for Connection {
 
 fn connect(opts: &PublishOptions) -> (AsyncClient, Connection) {
     let mut mqtt = MqttOptions::new(opts.client_id.clone(), opts.host.clone(), opts.port);
-    mqtt.set_keep_alive(Duration::from_secs(30)).set_max_packet_size(1 << 20, 1 << 20).set_inflight(1000);
+    mqtt.set_keep_alive(Duration::from_secs(30))
+        .set_max_packet_size(1 << 20, 1 << 20)
+        .set_inflight(1000);
     let (client, mut eventloop) = AsyncClient::new(mqtt, 10_000);
     let acked = Arc::new(AtomicU64::new(0));
     let connected = Arc::new(AtomicBool::new(false));
@@ -103,23 +105,40 @@ fn connect(opts: &PublishOptions) -> (AsyncClient, Connection) {
             }
         }
     });
-    (client, Connection { task, acked, connected, disconnected })
+    (
+        client,
+        Connection {
+            task,
+            acked,
+            connected,
+            disconnected,
+        },
+    )
 }
 
 /// Publishes the fleet's night (or until `max_wall`).
 pub async fn publish(fleet: &mut Fleet, opts: &PublishOptions) -> anyhow::Result<PublishSummary> {
     if opts.batch == 0 || opts.batch > 1000 {
-        bail!("batch must be 1..=1000 fixes (the contract's limit), got {}", opts.batch);
+        bail!(
+            "batch must be 1..=1000 fixes (the contract's limit), got {}",
+            opts.batch
+        );
     }
     let (client, conn) = connect(opts);
     let deadline = Instant::now() + Duration::from_secs(10);
     while !conn.connected.load(Ordering::Relaxed) {
         if Instant::now() > deadline {
-            bail!("cannot connect to the MQTT broker at {}:{} within 10 s", opts.host, opts.port);
+            bail!(
+                "cannot connect to the MQTT broker at {}:{} within 10 s",
+                opts.host,
+                opts.port
+            );
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let topics: Vec<String> = (0..fleet.len()).map(|i| position_topic(&opts.prefix, fleet.device(i))).collect();
+    let topics: Vec<String> = (0..fleet.len())
+        .map(|i| position_topic(&opts.prefix, fleet.device(i)))
+        .collect();
     let mut pending: Vec<Vec<String>> = vec![Vec::new(); fleet.len()];
     let start_ms = fleet.header.start_ms;
     let began = Instant::now();
@@ -127,7 +146,11 @@ pub async fn publish(fleet: &mut Fleet, opts: &PublishOptions) -> anyhow::Result
     let (mut fixes, mut messages) = (0u64, 0u64);
     let mut tick = Vec::new();
     let send = |topic: &str, parts: &mut Vec<String>| {
-        let payload = if parts.len() == 1 { parts.pop().unwrap_or_default() } else { format!("[{}]", parts.join(",")) };
+        let payload = if parts.len() == 1 {
+            parts.pop().unwrap_or_default()
+        } else {
+            format!("[{}]", parts.join(","))
+        };
         parts.clear();
         client.publish(topic.to_string(), opts.qos, false, payload)
     };
@@ -139,12 +162,16 @@ pub async fn publish(fleet: &mut Fleet, opts: &PublishOptions) -> anyhow::Result
         for fix in tick.drain(..) {
             let mut due = Duration::ZERO;
             if let Some(x) = opts.speedup {
-                due = Duration::from_secs_f64(((fix.ts_ms - start_ms) as f64 / 1000.0 / x).max(0.0));
+                due =
+                    Duration::from_secs_f64(((fix.ts_ms - start_ms) as f64 / 1000.0 / x).max(0.0));
             }
             if let Some(r) = opts.rate {
                 due = due.max(Duration::from_secs_f64(fixes as f64 / r));
             }
-            if let Some(wait) = due.checked_sub(began.elapsed()).filter(|w| *w > Duration::from_millis(2)) {
+            if let Some(wait) = due
+                .checked_sub(began.elapsed())
+                .filter(|w| *w > Duration::from_millis(2))
+            {
                 tokio::time::sleep(wait).await;
             }
             if opts.max_wall.is_some_and(|m| began.elapsed() >= m) {
@@ -157,7 +184,13 @@ pub async fn publish(fleet: &mut Fleet, opts: &PublishOptions) -> anyhow::Result
                 send(&topics[fix.truck], parts).await.context("publish")?;
                 messages += 1;
             }
-            progress.update(fleet.progress(), fleet.sim_time_ms(), fixes, began.elapsed(), false);
+            progress.update(
+                fleet.progress(),
+                fleet.sim_time_ms(),
+                fixes,
+                began.elapsed(),
+                false,
+            );
         }
     }
     for (truck, parts) in pending.iter_mut().enumerate() {
@@ -170,7 +203,10 @@ pub async fn publish(fleet: &mut Fleet, opts: &PublishOptions) -> anyhow::Result
         let deadline = Instant::now() + Duration::from_secs(120);
         while conn.acked.load(Ordering::Relaxed) < messages {
             if Instant::now() > deadline {
-                bail!("the broker acknowledged {} of {messages} messages within 120 s", conn.acked.load(Ordering::Relaxed));
+                bail!(
+                    "the broker acknowledged {} of {messages} messages within 120 s",
+                    conn.acked.load(Ordering::Relaxed)
+                );
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
@@ -182,7 +218,12 @@ pub async fn publish(fleet: &mut Fleet, opts: &PublishOptions) -> anyhow::Result
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     progress.update(fleet.progress(), fleet.sim_time_ms(), fixes, wall, true);
-    Ok(PublishSummary { fixes, messages, wall, sim_ms: fleet.sim_time_ms() })
+    Ok(PublishSummary {
+        fixes,
+        messages,
+        wall,
+        sim_ms: fleet.sim_time_ms(),
+    })
 }
 
 /// `[#########.........]  45%  sim 01:23  12345 fixes  4567/s` on stderr, redrawn in
@@ -196,11 +237,20 @@ struct Progress {
 
 impl Progress {
     fn new(enabled: bool, offset: chrono::FixedOffset) -> Progress {
-        Progress { enabled, tty: std::io::stderr().is_terminal(), offset, last: None }
+        Progress {
+            enabled,
+            tty: std::io::stderr().is_terminal(),
+            offset,
+            last: None,
+        }
     }
 
     fn update(&mut self, done: f64, sim_ms: i64, fixes: u64, wall: Duration, last: bool) {
-        let every = if self.tty { Duration::from_millis(250) } else { Duration::from_secs(10) };
+        let every = if self.tty {
+            Duration::from_millis(250)
+        } else {
+            Duration::from_secs(10)
+        };
         if !self.enabled || !(last || self.last.is_none_or(|t| t.elapsed() >= every)) {
             return;
         }
@@ -218,7 +268,11 @@ impl Progress {
             done * 100.0
         );
         let mut err = std::io::stderr().lock();
-        let _ = if self.tty { write!(err, "\r{line}   ") } else { writeln!(err, "{line}") };
+        let _ = if self.tty {
+            write!(err, "\r{line}   ")
+        } else {
+            writeln!(err, "{line}")
+        };
         if last && self.tty {
             let _ = writeln!(err);
         }

@@ -56,11 +56,23 @@ impl Path {
         for w in pts.windows(2) {
             cum.push(cum[cum.len() - 1] + w[0].distance(w[1]));
         }
-        let mut path = Path { pts, cum, limit_kmh: Vec::new(), cap_ms: Vec::new() };
+        let mut path = Path {
+            pts,
+            cum,
+            limit_kmh: Vec::new(),
+            cap_ms: Vec::new(),
+        };
         let n = (path.length() / SAMPLE_M).ceil() as usize + 1;
         let mut scratch = Vec::new();
         path.limit_kmh = (0..n)
-            .map(|i| speed_limit_at(fences, path.point(i as f64 * SAMPLE_M), city_limit_kmh, &mut scratch))
+            .map(|i| {
+                speed_limit_at(
+                    fences,
+                    path.point(i as f64 * SAMPLE_M),
+                    city_limit_kmh,
+                    &mut scratch,
+                )
+            })
             .collect();
         path.cap_ms = path.honest_caps();
         Some(path)
@@ -131,13 +143,18 @@ impl Path {
         let (a, b) = (self.sample(s0.max(0.0)), self.sample(s1.min(self.length())));
         self.limit_kmh[a..=b.max(a)]
             .iter()
-            .fold((f64::INFINITY, 0.0_f64), |(lo, hi), &l| (lo.min(l), hi.max(l)))
+            .fold((f64::INFINITY, 0.0_f64), |(lo, hi), &l| {
+                (lo.min(l), hi.max(l))
+            })
     }
 
     /// Lowest honest cap over `[s0, s1]`, km/h.
     pub fn min_cap_kmh(&self, s0: f64, s1: f64) -> f64 {
         let (a, b) = (self.sample(s0.max(0.0)), self.sample(s1.min(self.length())));
-        self.cap_ms[a..=b.max(a)].iter().fold(f64::INFINITY, |m, &v| m.min(v)) * 3.6
+        self.cap_ms[a..=b.max(a)]
+            .iter()
+            .fold(f64::INFINITY, |m, &v| m.min(v))
+            * 3.6
     }
 
     /// The sharpest turn, in degrees, at a vertex strictly inside `(s0, s1)`: offsets
@@ -153,7 +170,10 @@ impl Path {
     fn turn_deg(&self, i: usize) -> f64 {
         let (a, b, c) = (self.pts[i - 1], self.pts[i], self.pts[i + 1]);
         let (ux, uy, vx, vy) = (b.x - a.x, b.y - a.y, c.x - b.x, c.y - b.y);
-        (ux * vy - uy * vx).atan2(ux * vx + uy * vy).abs().to_degrees()
+        (ux * vy - uy * vx)
+            .atan2(ux * vx + uy * vy)
+            .abs()
+            .to_degrees()
     }
 
     /// Arc length of the point of the path nearest to `p`, and the distance.
@@ -191,7 +211,10 @@ impl Path {
             }
             let bend_ms = (50.0 - 0.42 * theta).max(MIN_CAP_KMH) / 3.6;
             let centre = self.cum[i] / SAMPLE_M;
-            let (a, b) = ((centre - 2.0).floor().max(0.0) as usize, ((centre + 2.0).ceil() as usize).min(n - 1));
+            let (a, b) = (
+                (centre - 2.0).floor().max(0.0) as usize,
+                ((centre + 2.0).ceil() as usize).min(n - 1),
+            );
             for c in &mut cap[a..=b] {
                 *c = c.min(bend_ms);
             }
@@ -211,13 +234,20 @@ impl Path {
 /// containing it (the 60 km/h ring raises it), else the city default. Speed zones with
 /// a schedule are taken as always on: the honest driver is careful, and the sample
 /// city has none.
-pub fn speed_limit_at(fences: &FenceSet, p: PlanePoint, city_kmh: f64, scratch: &mut Vec<FenceIdx>) -> f64 {
+pub fn speed_limit_at(
+    fences: &FenceSet,
+    p: PlanePoint,
+    city_kmh: f64,
+    scratch: &mut Vec<FenceIdx>,
+) -> f64 {
     fences.containing(p, scratch);
     let zoned = scratch
         .iter()
         .filter_map(|&i| {
             let f = fences.fence(i);
-            (f.kind == FenceKind::SpeedZone).then_some(f.speed_limit_kmh).flatten()
+            (f.kind == FenceKind::SpeedZone)
+                .then_some(f.speed_limit_kmh)
+                .flatten()
         })
         .fold(f64::INFINITY, f64::min);
     if zoned.is_finite() {
@@ -245,16 +275,34 @@ pub fn routes(fences: &FenceSet, city_limit_kmh: f64) -> Vec<Route> {
     let mut scratch = Vec::new();
     let mut site_at = |p: PlanePoint, kind: FenceKind| {
         fences.containing(p, &mut scratch);
-        scratch.iter().map(|&i| fences.fence(i)).find(|f| f.kind == kind).map(|f| f.id.clone())
+        scratch
+            .iter()
+            .map(|&i| fences.fence(i))
+            .find(|f| f.kind == kind)
+            .map(|f| f.id.clone())
     };
     for (idx, fence) in fences.iter() {
-        let Shape::Corridor { lines, half_width_m } = fence.shape() else { continue };
+        let Shape::Corridor {
+            lines,
+            half_width_m,
+        } = fence.shape()
+        else {
+            continue;
+        };
         let [line] = lines.0.as_slice() else { continue };
         let mut pts: Vec<PlanePoint> = line.0.iter().map(|&c| PlanePoint::from(c)).collect();
-        let (Some(&first), Some(&last)) = (pts.first(), pts.last()) else { continue };
-        let ends = match (site_at(first, FenceKind::SourceSite), site_at(last, FenceKind::DisposalSite)) {
+        let (Some(&first), Some(&last)) = (pts.first(), pts.last()) else {
+            continue;
+        };
+        let ends = match (
+            site_at(first, FenceKind::SourceSite),
+            site_at(last, FenceKind::DisposalSite),
+        ) {
             (Some(s), Some(d)) => Some((s, d)),
-            _ => match (site_at(last, FenceKind::SourceSite), site_at(first, FenceKind::DisposalSite)) {
+            _ => match (
+                site_at(last, FenceKind::SourceSite),
+                site_at(first, FenceKind::DisposalSite),
+            ) {
                 (Some(s), Some(d)) => {
                     pts.reverse();
                     Some((s, d))
@@ -262,8 +310,12 @@ pub fn routes(fences: &FenceSet, city_limit_kmh: f64) -> Vec<Route> {
                 _ => None,
             },
         };
-        let Some((source, disposal)) = ends else { continue };
-        let Some(path) = Path::new(&pts, fences, city_limit_kmh) else { continue };
+        let Some((source, disposal)) = ends else {
+            continue;
+        };
+        let Some(path) = Path::new(&pts, fences, city_limit_kmh) else {
+            continue;
+        };
         out.push(Route {
             id: fence.id.clone(),
             idx,
@@ -293,11 +345,23 @@ mod tests {
     #[test]
     fn points_offsets_and_bearings_follow_the_polyline() {
         let set = FenceSet::empty();
-        let p = Path::new(&[PlanePoint::new(0.0, 0.0), PlanePoint::new(1000.0, 0.0), PlanePoint::new(1000.0, 500.0)], &set, 40.0)
-            .expect("path");
+        let p = Path::new(
+            &[
+                PlanePoint::new(0.0, 0.0),
+                PlanePoint::new(1000.0, 0.0),
+                PlanePoint::new(1000.0, 500.0),
+            ],
+            &set,
+            40.0,
+        )
+        .expect("path");
         assert_eq!(p.length(), 1500.0);
         assert_eq!(p.point(1200.0), PlanePoint::new(1000.0, 200.0));
-        assert_eq!(p.offset_point(500.0, 30.0), PlanePoint::new(500.0, 30.0), "left of eastbound is north");
+        assert_eq!(
+            p.offset_point(500.0, 30.0),
+            PlanePoint::new(500.0, 30.0),
+            "left of eastbound is north"
+        );
         assert!((p.bearing_deg(500.0, false) - 90.0).abs() < 1e-9);
         assert!((p.bearing_deg(1200.0, true) - 180.0).abs() < 1e-9);
         assert!((p.max_turn_deg(0.0, 1500.0) - 90.0).abs() < 1e-9);
@@ -317,11 +381,21 @@ mod tests {
         assert_eq!(path.limit_kmh(zone_start + 50.0), 30.0);
         assert_eq!(path.limit_kmh(zone_start - 50.0), 40.0);
         let cap = |s: f64| path.cap_ms(s) * 3.6;
-        assert!(cap(zone_start - LIMIT_BUFFER_M + 5.0) <= 22.0 + 1e-9, "slowed before the zone");
+        assert!(
+            cap(zone_start - LIMIT_BUFFER_M + 5.0) <= 22.0 + 1e-9,
+            "slowed before the zone"
+        );
         assert!(cap(zone_start + 100.0) <= 22.0 + 1e-9);
-        assert!(cap(1000.0) > 31.9 && cap(1000.0) <= 32.0 + 1e-9, "city default 40 minus margin");
+        assert!(
+            cap(1000.0) > 31.9 && cap(1000.0) <= 32.0 + 1e-9,
+            "city default 40 minus margin"
+        );
         let corner = path.nearest(b).0;
-        assert!(cap(corner) <= 13.0, "a right-angle bend is taken slowly: {}", cap(corner));
+        assert!(
+            cap(corner) <= 13.0,
+            "a right-angle bend is taken slowly: {}",
+            cap(corner)
+        );
         // braking is gradual: at most ACCEL_MS2 over each sample
         for s in (0..path.length() as usize - 10).step_by(10) {
             let (v0, v1) = (path.cap_ms(s as f64), path.cap_ms(s as f64 + SAMPLE_M));
@@ -336,7 +410,13 @@ mod tests {
         assert_eq!(routes.len(), 30);
         let mut scratch = Vec::new();
         for r in &routes {
-            assert!(r.id.contains(&r.source) && r.id.contains(&r.disposal), "{} {} {}", r.id, r.source, r.disposal);
+            assert!(
+                r.id.contains(&r.source) && r.id.contains(&r.disposal),
+                "{} {} {}",
+                r.id,
+                r.source,
+                r.disposal
+            );
             let end = r.path.point(r.path.length());
             set.containing(end, &mut scratch);
             assert!(scratch.iter().any(|&i| set.fence(i).id == r.disposal));

@@ -78,7 +78,11 @@ impl SimConfig {
         self.injections = match name {
             "honest" => Injections::none(),
             "mixed" => Injections::mixed(),
-            other => return Err(format!("scenario `{other}` is not known (available: mixed, honest)")),
+            other => {
+                return Err(format!(
+                    "scenario `{other}` is not known (available: mixed, honest)"
+                ))
+            }
         };
         self.scenario = name.to_string();
         Ok(self)
@@ -111,9 +115,15 @@ impl Injections {
     /// `SPEEDING=3,COVER_OPEN=0` changes those counts.
     pub fn apply(&mut self, spec: &str) -> Result<(), String> {
         for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let (code, n) = part.split_once('=').ok_or_else(|| format!("`{part}`: expected CODE=N"))?;
-            let code = C::parse(code.trim()).ok_or_else(|| format!("`{code}` is not a violation code"))?;
-            self.0[code.index()] = n.trim().parse().map_err(|_| format!("`{part}`: N must be a whole number"))?;
+            let (code, n) = part
+                .split_once('=')
+                .ok_or_else(|| format!("`{part}`: expected CODE=N"))?;
+            let code =
+                C::parse(code.trim()).ok_or_else(|| format!("`{code}` is not a violation code"))?;
+            self.0[code.index()] = n
+                .trim()
+                .parse()
+                .map_err(|_| format!("`{part}`: N must be a whole number"))?;
         }
         Ok(())
     }
@@ -156,7 +166,14 @@ pub fn cast(fences: &FenceSet, routes: &[Route], config: &SimConfig) -> Result<V
     let mut caster = Caster::new(fences, routes, config);
     let inj = config.injections;
     for k in 0..inj.get(C::NoPermit) {
-        caster.add(if k % 2 == 0 { Role::Expired } else { Role::Unpermitted }, None);
+        caster.add(
+            if k % 2 == 0 {
+                Role::Expired
+            } else {
+                Role::Unpermitted
+            },
+            None,
+        );
     }
     for _ in 0..inj.get(C::OutOfHours) {
         caster.add(Role::OutOfHours, None);
@@ -165,8 +182,23 @@ pub fn cast(fences: &FenceSet, routes: &[Route], config: &SimConfig) -> Result<V
     if gaps >= 2 {
         caster.add(Role::DeadTerminal, None);
     }
-    let trip_codes = [C::Speeding, C::RouteDeviation, C::RestrictedZone, C::IllegalDumping, C::WrongDisposalSite, C::Overload, C::CoverOpen, C::TrackGap];
-    let count = |c: C| if c == C::TrackGap { gaps.saturating_sub(u32::from(gaps >= 2)) } else { inj.get(c) };
+    let trip_codes = [
+        C::Speeding,
+        C::RouteDeviation,
+        C::RestrictedZone,
+        C::IllegalDumping,
+        C::WrongDisposalSite,
+        C::Overload,
+        C::CoverOpen,
+        C::TrackGap,
+    ];
+    let count = |c: C| {
+        if c == C::TrackGap {
+            gaps.saturating_sub(u32::from(gaps >= 2))
+        } else {
+            inj.get(c)
+        }
+    };
     let rounds = trip_codes.iter().map(|&c| count(c)).max().unwrap_or(0);
     for round in 0..rounds {
         for &code in trip_codes.iter().filter(|&&c| round < count(c)) {
@@ -185,8 +217,14 @@ pub fn cast(fences: &FenceSet, routes: &[Route], config: &SimConfig) -> Result<V
     }
     let end_limit = config.end_ms() - NIGHT_MARGIN_MS;
     for (i, c) in caster.cast.iter_mut().enumerate() {
-        super::plan::retime(&mut c.trips, &c.route, c.cruise_ms, &caster.strength, end_limit)
-            .map_err(|e| format!("truck {i}: {e}; simulate more hours or inject less"))?;
+        super::plan::retime(
+            &mut c.trips,
+            &c.route,
+            c.cruise_ms,
+            &caster.strength,
+            end_limit,
+        )
+        .map_err(|e| format!("truck {i}: {e}; simulate more hours or inject less"))?;
     }
     Ok(caster.cast)
 }
@@ -202,7 +240,14 @@ struct Caster<'a> {
 
 impl<'a> Caster<'a> {
     fn new(fences: &'a FenceSet, routes: &'a [Route], config: &'a SimConfig) -> Caster<'a> {
-        Caster { fences, routes, config, strength: Strength::for_rules(&config.rules, config.interval_s), cast: Vec::new(), next_route: 0 }
+        Caster {
+            fences,
+            routes,
+            config,
+            strength: Strength::for_rules(&config.rules, config.interval_s),
+            cast: Vec::new(),
+            next_route: 0,
+        }
     }
 
     fn rng(&self, index: usize, purpose: u64) -> Rng {
@@ -223,22 +268,52 @@ impl<'a> Caster<'a> {
         let phase_s = rng.below(self.config.interval_s.max(1) as usize) as u32;
         let wait_secs = rng.below(900) as u32;
         let first = self.config.start_ms() + 1000 * i64::from(wait_secs);
-        let trips = schedule(&route, cruise_ms, first, self.config.end_ms(), NIGHT_MARGIN_MS, self.strength.min_dwell_secs, &mut rng);
+        let trips = schedule(
+            &route,
+            cruise_ms,
+            first,
+            self.config.end_ms(),
+            NIGHT_MARGIN_MS,
+            self.strength.min_dwell_secs,
+            &mut rng,
+        );
         let hauls = role != Role::Unpermitted;
         let trips = trips
             .into_iter()
             .map(|trip| {
-                let load_t = if hauls { rated_load_t - rng.range(4.0, 10.0) } else { 0.0 };
-                TripPlan { trip, load_t, overload: false, wrong: None, fwd: Leg::Plain, back: Leg::Plain }
+                let load_t = if hauls {
+                    rated_load_t - rng.range(4.0, 10.0)
+                } else {
+                    0.0
+                };
+                TripPlan {
+                    trip,
+                    load_t,
+                    overload: false,
+                    wrong: None,
+                    fwd: Leg::Plain,
+                    back: Leg::Plain,
+                }
             })
             .collect();
-        let mut cast = Cast { role, route, cruise_ms, rated_load_t, phase_s, wait_secs, trips };
+        let mut cast = Cast {
+            role,
+            route,
+            cruise_ms,
+            rated_load_t,
+            phase_s,
+            wait_secs,
+            trips,
+        };
         match role {
             Role::Honest => self.honest_extras(index, &mut cast),
             Role::DeadTerminal => {
                 let half = cast.trips.len() / 2;
                 if let Some(tp) = cast.trips.get_mut(half) {
-                    tp.fwd = Leg::Silence { at_s: 0.4 * cast.route.path.length(), for_good: true };
+                    tp.fwd = Leg::Silence {
+                        at_s: 0.4 * cast.route.path.length(),
+                        for_good: true,
+                    };
                 }
             }
             _ => {}
@@ -250,8 +325,15 @@ impl<'a> Caster<'a> {
     /// One trip-level injection: on the least busy cheat with a free trip whose route
     /// allows it, else on a new cheat on the next route that does.
     fn inject(&mut self, code: C) -> Result<(), String> {
-        let mut cheats: Vec<usize> = (0..self.cast.len()).filter(|&i| self.cast[i].role == Role::Cheat).collect();
-        cheats.sort_by_key(|&i| (self.cast[i].trips.iter().filter(|t| !t.is_clean()).count(), i));
+        let mut cheats: Vec<usize> = (0..self.cast.len())
+            .filter(|&i| self.cast[i].role == Role::Cheat)
+            .collect();
+        cheats.sort_by_key(|&i| {
+            (
+                self.cast[i].trips.iter().filter(|t| !t.is_clean()).count(),
+                i,
+            )
+        });
         for i in cheats {
             if self.try_inject(i, code) {
                 return Ok(());
@@ -267,31 +349,46 @@ impl<'a> Caster<'a> {
                 }
             }
         }
-        Err(format!("no route of the city has room for {code} within the simulated hours"))
+        Err(format!(
+            "no route of the city has room for {code} within the simulated hours"
+        ))
     }
 
     /// Puts the injection on the first free trip of truck `i` that still lets every
     /// scripted trip end before the night does.
     fn try_inject(&mut self, i: usize, code: C) -> bool {
-        let r = self.routes.iter().position(|r| r.idx == self.cast[i].route.idx).unwrap_or_default();
+        let r = self
+            .routes
+            .iter()
+            .position(|r| r.idx == self.cast[i].route.idx)
+            .unwrap_or_default();
         let back_leg = matches!(code, C::CoverOpen | C::TrackGap);
         let (leg, wrong) = match code {
-            C::WrongDisposalSite => match inject::wrong_route(&self.routes[r], self.routes, self.fences) {
-                Some(other) => (Leg::Plain, Some(other.clone())),
-                None => return false,
-            },
+            C::WrongDisposalSite => {
+                match inject::wrong_route(&self.routes[r], self.routes, self.fences) {
+                    Some(other) => (Leg::Plain, Some(other.clone())),
+                    None => return false,
+                }
+            }
             _ => match self.spot(code, r, i) {
                 Some(leg) => (leg, None),
                 None => return false,
             },
         };
-        let over = self.cast[i].rated_load_t + Rng::stream(self.config.seed, i as u64, 7).range(5.0, 9.0);
+        let over =
+            self.cast[i].rated_load_t + Rng::stream(self.config.seed, i as u64, 7).range(5.0, 9.0);
         let end_limit = self.config.end_ms() - NIGHT_MARGIN_MS;
         for t in 0..self.cast[i].trips.len() {
             let tp = &self.cast[i].trips[t];
             let free = tp.wrong.is_none()
                 && !tp.overload
-                && if code == C::WrongDisposalSite { tp.is_clean() } else if back_leg { tp.back.is_plain() } else { tp.fwd.is_plain() };
+                && if code == C::WrongDisposalSite {
+                    tp.is_clean()
+                } else if back_leg {
+                    tp.back.is_plain()
+                } else {
+                    tp.fwd.is_plain()
+                };
             if !free {
                 continue;
             }
@@ -307,7 +404,9 @@ impl<'a> Caster<'a> {
                 _ => tp.fwd = leg.clone(),
             }
             let c = &self.cast[i];
-            if super::plan::retime(&mut trips, &c.route, c.cruise_ms, &self.strength, end_limit).is_ok() {
+            if super::plan::retime(&mut trips, &c.route, c.cruise_ms, &self.strength, end_limit)
+                .is_ok()
+            {
                 self.cast[i].trips = trips;
                 return true;
             }
@@ -326,14 +425,31 @@ impl<'a> Caster<'a> {
                 let metres = f64::from(st.speeding_secs) * (60.0 + st.speeding_over_kmh) / 3.6;
                 inject::speeding_at(route, metres, &mut rng).map(|at_s| Leg::Speeding { at_s })
             }
-            C::RouteDeviation => inject::deviation(route, self.fences, st.deviation_hold_m, &mut rng)
-                .map(|(from_s, to_s, lateral_m)| Leg::Deviation { from_s, to_s, lateral_m }),
-            C::RestrictedZone => inject::detour(route, self.fences, self.config.rules.speed_default_kmh).map(Leg::Detour),
-            C::IllegalDumping => inject::dump_at(route, self.fences, &mut rng).map(|at_s| Leg::Dump { at_s }),
-            C::WrongDisposalSite => inject::wrong_route(route, self.routes, self.fences).map(|_| Leg::Plain),
+            C::RouteDeviation => {
+                inject::deviation(route, self.fences, st.deviation_hold_m, &mut rng).map(
+                    |(from_s, to_s, lateral_m)| Leg::Deviation {
+                        from_s,
+                        to_s,
+                        lateral_m,
+                    },
+                )
+            }
+            C::RestrictedZone => {
+                inject::detour(route, self.fences, self.config.rules.speed_default_kmh)
+                    .map(Leg::Detour)
+            }
+            C::IllegalDumping => {
+                inject::dump_at(route, self.fences, &mut rng).map(|at_s| Leg::Dump { at_s })
+            }
+            C::WrongDisposalSite => {
+                inject::wrong_route(route, self.routes, self.fences).map(|_| Leg::Plain)
+            }
             C::Overload => Some(Leg::Plain),
             C::CoverOpen => Some(Leg::CoverOpen { at_s: 0.5 * len }),
-            C::TrackGap => Some(Leg::Silence { at_s: 0.4 * len, for_good: false }),
+            C::TrackGap => Some(Leg::Silence {
+                at_s: 0.4 * len,
+                for_good: false,
+            }),
             C::NoPermit | C::OutOfHours => None,
         }
     }
@@ -350,13 +466,25 @@ impl<'a> Caster<'a> {
             for fwd in [true, false] {
                 let roll = rng.unit();
                 let leg = if roll < 0.25 {
-                    inject::brush(&cast.route, self.fences, margin, &mut rng)
-                        .map(|(from_s, to_s, lateral_m)| Leg::Brush { from_s, to_s, lateral_m })
+                    inject::brush(&cast.route, self.fences, margin, &mut rng).map(
+                        |(from_s, to_s, lateral_m)| Leg::Brush {
+                            from_s,
+                            to_s,
+                            lateral_m,
+                        },
+                    )
                 } else if roll < 0.45 {
-                    near.map(|(from_s, to_s, lateral_m)| Leg::Brush { from_s, to_s, lateral_m })
+                    near.map(|(from_s, to_s, lateral_m)| Leg::Brush {
+                        from_s,
+                        to_s,
+                        lateral_m,
+                    })
                 } else if roll < 0.6 && parks < 2 {
                     parks += 1;
-                    Some(Leg::Park { at_s: rng.range(0.3, 0.7) * len, secs: 600 + rng.below(600) as u32 })
+                    Some(Leg::Park {
+                        at_s: rng.range(0.3, 0.7) * len,
+                        secs: 600 + rng.below(600) as u32,
+                    })
                 } else {
                     None
                 };

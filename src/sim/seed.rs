@@ -31,11 +31,17 @@ impl SeedData {
     /// The request bodies, in the order they must be sent (firms before the vehicles
     /// and permits that name them).
     pub fn requests(&self) -> Vec<(&'static str, Value)> {
-        let firms = self.firms.iter().map(|(id, name)| ("/api/v1/firms", json!({"id": id, "name": name})));
+        let firms = self
+            .firms
+            .iter()
+            .map(|(id, name)| ("/api/v1/firms", json!({"id": id, "name": name})));
         let vehicles = self.vehicles.iter().map(|v| {
             ("/api/v1/vehicles", json!({"plate": v.plate, "device_id": v.device_id, "firm_id": v.firm_id, "rated_load_t": v.rated_load_t}))
         });
-        let permits = self.permits.iter().map(|p| ("/api/v1/permits", p.to_json()));
+        let permits = self
+            .permits
+            .iter()
+            .map(|p| ("/api/v1/permits", p.to_json()));
         firms.chain(vehicles).chain(permits).collect()
     }
 }
@@ -50,7 +56,11 @@ pub struct SeedReport {
 
 /// Sends the seed to muckwatch's API at `addr` (`host:port`, or an `http://` URL).
 /// 201 and 409 (already there) are fine; anything else stops with the server's answer.
-pub async fn through_api(addr: &str, admin_token: &str, seed: &SeedData) -> anyhow::Result<SeedReport> {
+pub async fn through_api(
+    addr: &str,
+    admin_token: &str,
+    seed: &SeedData,
+) -> anyhow::Result<SeedReport> {
     let addr = addr.trim_start_matches("http://").trim_end_matches('/');
     let mut report = SeedReport::default();
     for (path, body) in seed.requests() {
@@ -65,9 +75,16 @@ pub async fn through_api(addr: &str, admin_token: &str, seed: &SeedData) -> anyh
 }
 
 /// One request on its own connection (HTTP/1.1, `Connection: close`).
-pub async fn post_json(addr: &str, path: &str, token: &str, body: &Value) -> anyhow::Result<(u16, String)> {
+pub async fn post_json(
+    addr: &str,
+    path: &str,
+    token: &str,
+    body: &Value,
+) -> anyhow::Result<(u16, String)> {
     let exchange = async {
-        let mut stream = TcpStream::connect(addr).await.with_context(|| format!("cannot connect to muckwatch at {addr}"))?;
+        let mut stream = TcpStream::connect(addr)
+            .await
+            .with_context(|| format!("cannot connect to muckwatch at {addr}"))?;
         let body = body.to_string();
         let request = format!(
             "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAuthorization: Bearer {token}\r\n\
@@ -84,7 +101,11 @@ pub async fn post_json(addr: &str, path: &str, token: &str, body: &Value) -> any
         .with_context(|| format!("POST {path}: no answer from {addr} within 30 s"))??;
     let text = String::from_utf8_lossy(&raw);
     let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     Ok((status, rest.to_string()))
 }
 
@@ -99,11 +120,19 @@ mod tests {
         .expect("permit");
         let seed = SeedData {
             firms: vec![("f1".into(), "F".into())],
-            vehicles: vec![SeedVehicle { plate: "苏J1".into(), device_id: "d1".into(), firm_id: "f1".into(), rated_load_t: 31.0 }],
+            vehicles: vec![SeedVehicle {
+                plate: "苏J1".into(),
+                device_id: "d1".into(),
+                firm_id: "f1".into(),
+                rated_load_t: 31.0,
+            }],
             permits: vec![permit],
         };
         let paths: Vec<&str> = seed.requests().iter().map(|(p, _)| *p).collect();
-        assert_eq!(paths, ["/api/v1/firms", "/api/v1/vehicles", "/api/v1/permits"]);
+        assert_eq!(
+            paths,
+            ["/api/v1/firms", "/api/v1/vehicles", "/api/v1/permits"]
+        );
         assert_eq!(seed.requests()[2].1["valid_until"], "2021-06-02");
     }
 }

@@ -37,9 +37,15 @@ pub enum Dwell {
 /// A moment on a drive when something starts.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Trigger {
-    CoverOpen { at_s: f64, secs: u32 },
+    CoverOpen {
+        at_s: f64,
+        secs: u32,
+    },
     /// The terminal stops reporting, for `secs` or (None) for good.
-    Silence { at_s: f64, secs: Option<u32> },
+    Silence {
+        at_s: f64,
+        secs: Option<u32>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -59,11 +65,21 @@ pub struct Step {
 
 impl Step {
     pub fn drive(drive: Drive) -> Step {
-        Step { action: Action::Drive(drive), watch: Codes::NONE, note: "", trigger: None }
+        Step {
+            action: Action::Drive(drive),
+            watch: Codes::NONE,
+            note: "",
+            trigger: None,
+        }
     }
 
     pub fn dwell(secs: u32, what: Dwell, acc: bool) -> Step {
-        Step { action: Action::Dwell { secs, what, acc }, watch: Codes::NONE, note: "", trigger: None }
+        Step {
+            action: Action::Dwell { secs, what, acc },
+            watch: Codes::NONE,
+            note: "",
+            trigger: None,
+        }
     }
 
     pub fn watching(mut self, codes: &[ViolationCode], note: &'static str) -> Step {
@@ -186,9 +202,12 @@ impl Truck {
                         if let Some(trigger) = step.trigger.filter(|t| d.passed(trigger_at(t))) {
                             step.trigger = None;
                             match trigger {
-                                Trigger::CoverOpen { secs, .. } => self.cover_open_until = self.t_ms + i64::from(secs) * 1000,
+                                Trigger::CoverOpen { secs, .. } => {
+                                    self.cover_open_until = self.t_ms + i64::from(secs) * 1000
+                                }
                                 Trigger::Silence { secs, .. } => {
-                                    self.silent_until = secs.map_or(i64::MAX, |s| self.t_ms + i64::from(s) * 1000)
+                                    self.silent_until =
+                                        secs.map_or(i64::MAX, |s| self.t_ms + i64::from(s) * 1000)
                                 }
                             }
                         }
@@ -203,10 +222,14 @@ impl Truck {
                         self.elapsed_s += 1;
                         let f = f64::from(self.elapsed_s) / f64::from((*secs).max(1));
                         match *what {
-                            Dwell::Load { to_t } => self.load_t = self.dwell_from_t + (to_t - self.dwell_from_t) * (f / 0.7).min(1.0),
+                            Dwell::Load { to_t } => {
+                                self.load_t = self.dwell_from_t
+                                    + (to_t - self.dwell_from_t) * (f / 0.7).min(1.0)
+                            }
                             Dwell::Unload => {
                                 self.tipper_up = (0.25..0.6).contains(&f);
-                                self.load_t = self.dwell_from_t * (1.0 - ((f - 0.25) / 0.3).clamp(0.0, 1.0));
+                                self.load_t =
+                                    self.dwell_from_t * (1.0 - ((f - 0.25) / 0.3).clamp(0.0, 1.0));
                             }
                             Dwell::Park => {}
                         }
@@ -222,7 +245,10 @@ impl Truck {
             }
         };
         if self.p.distance(before) > 0.3 {
-            self.heading = (self.p.x - before.x).atan2(self.p.y - before.y).to_degrees().rem_euclid(360.0);
+            self.heading = (self.p.x - before.x)
+                .atan2(self.p.y - before.y)
+                .to_degrees()
+                .rem_euclid(360.0);
         }
         if self.acc {
             self.acc_off_since = None;
@@ -243,10 +269,15 @@ impl Truck {
             cover_open: self.t_ms < self.cover_open_until,
             load_t: self.load_t,
         };
-        self.oracle.judge(&self.duty, watch, &state, &mut self.judged);
+        self.oracle
+            .judge(&self.duty, watch, &state, &mut self.judged);
         for code in ViolationCode::ALL {
             let active = self.judged.iter().any(|&(c, a)| c == code && a);
-            let note = if self.always.has(code) && !step_watch.has(code) { self.always_note } else { note };
+            let note = if self.always.has(code) && !step_watch.has(code) {
+                self.always_note
+            } else {
+                note
+            };
             self.recorder.observe(code, active, self.t_ms, note);
         }
     }
@@ -267,10 +298,19 @@ impl Truck {
             self.next_sleep_fix = t + SLEEP_REPORT_MS.max(self.id.interval_ms);
         }
         if let Some(from) = self.silence_from.take() {
-            self.recorder.push(ViolationCode::TrackGap, from, t, "terminal silent while driving");
+            self.recorder.push(
+                ViolationCode::TrackGap,
+                from,
+                t,
+                "terminal silent while driving",
+            );
         }
         self.last_fix_ms = Some(t);
-        Some(SimFix { truck: self.id.index, ts_ms: t, json: self.fix_json(t) })
+        Some(SimFix {
+            truck: self.id.index,
+            ts_ms: t,
+            json: self.fix_json(t),
+        })
     }
 
     fn fix_json(&mut self, t: i64) -> String {
@@ -281,7 +321,10 @@ impl Truck {
         let heading = id.noise.heading_deg(&mut id.rng, self.heading);
         let load = id.noise.load_t(&mut id.rng, self.load_t);
         let ts = DateTime::from_timestamp_millis(t)
-            .map(|d| d.with_timezone(&id.offset).to_rfc3339_opts(SecondsFormat::Secs, false))
+            .map(|d| {
+                d.with_timezone(&id.offset)
+                    .to_rfc3339_opts(SecondsFormat::Secs, false)
+            })
             .unwrap_or_default();
         format!(
             r#"{{"device_id":"{}","ts":"{}","lat":{:.6},"lon":{:.6},"speed_kmh":{:.1},"heading":{:.0},"acc":{},"tipper_up":{},"cover_closed":{},"load_t":{:.1}}}"#,
@@ -301,7 +344,12 @@ impl Truck {
     /// The truth of this truck's night, closed at `end_ms`.
     pub fn finish(mut self, end_ms: i64) -> Vec<TruthEntry> {
         if let Some(from) = self.silence_from.take() {
-            self.recorder.push(ViolationCode::TrackGap, from, end_ms, "terminal went silent for good");
+            self.recorder.push(
+                ViolationCode::TrackGap,
+                from,
+                end_ms,
+                "terminal went silent for good",
+            );
         }
         let (plate, device) = (self.id.plate.clone(), self.id.device.to_string());
         self.recorder

@@ -44,12 +44,17 @@ pub struct FleetHeader {
 
 fn rfc3339(ms: i64, offset: FixedOffset) -> String {
     DateTime::from_timestamp_millis(ms)
-        .map(|t| t.with_timezone(&offset).to_rfc3339_opts(SecondsFormat::Secs, false))
+        .map(|t| {
+            t.with_timezone(&offset)
+                .to_rfc3339_opts(SecondsFormat::Secs, false)
+        })
         .unwrap_or_default()
 }
 
 fn parse_time(v: &Value, field: &str, line: usize) -> Result<i64, String> {
-    let s = v[field].as_str().ok_or_else(|| format!("line {line}: `{field}` must be an RFC 3339 string"))?;
+    let s = v[field]
+        .as_str()
+        .ok_or_else(|| format!("line {line}: `{field}` must be an RFC 3339 string"))?;
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.timestamp_millis())
         .map_err(|e| format!("line {line}: `{field}` {s:?}: {e}"))
@@ -87,25 +92,42 @@ pub fn to_ndjson(header: &FleetHeader, entries: &[TruthEntry], offset: FixedOffs
 pub fn parse(text: &str) -> Result<(Option<FleetHeader>, Vec<TruthEntry>), String> {
     let mut header = None;
     let mut entries = Vec::new();
-    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
         let n = i + 1;
-        let v: Value = serde_json::from_str(line).map_err(|e| format!("line {n}: not JSON: {e}"))?;
+        let v: Value =
+            serde_json::from_str(line).map_err(|e| format!("line {n}: not JSON: {e}"))?;
         if let Some(f) = v.get("fleet") {
-            let plates = f["plates"].as_array().map(|a| a.iter().filter_map(|p| p.as_str().map(String::from)).collect());
+            let plates = f["plates"].as_array().map(|a| {
+                a.iter()
+                    .filter_map(|p| p.as_str().map(String::from))
+                    .collect()
+            });
             header = Some(FleetHeader {
                 scenario: f["scenario"].as_str().unwrap_or_default().to_string(),
                 seed: f["seed"].as_u64().unwrap_or_default(),
                 start_ms: parse_time(f, "start", n)?,
                 end_ms: parse_time(f, "end", n)?,
                 sigma_m: f["sigma_m"].as_f64().unwrap_or_default(),
-                interval_s: f["interval_s"].as_u64().and_then(|x| u32::try_from(x).ok()).unwrap_or_default(),
+                interval_s: f["interval_s"]
+                    .as_u64()
+                    .and_then(|x| u32::try_from(x).ok())
+                    .unwrap_or_default(),
                 plates: plates.unwrap_or_default(),
             });
             continue;
         }
-        let code = v["code"].as_str().ok_or_else(|| format!("line {n}: `code` is missing"))?;
-        let code = ViolationCode::parse(code).ok_or_else(|| format!("line {n}: `{code}` is not a violation code"))?;
-        let plate = v["plate"].as_str().ok_or_else(|| format!("line {n}: `plate` is missing"))?;
+        let code = v["code"]
+            .as_str()
+            .ok_or_else(|| format!("line {n}: `code` is missing"))?;
+        let code = ViolationCode::parse(code)
+            .ok_or_else(|| format!("line {n}: `{code}` is not a violation code"))?;
+        let plate = v["plate"]
+            .as_str()
+            .ok_or_else(|| format!("line {n}: `plate` is missing"))?;
         entries.push(TruthEntry {
             plate: plate.to_string(),
             device_id: v["device_id"].as_str().unwrap_or_default().to_string(),
@@ -142,7 +164,13 @@ impl Recorder {
     }
 
     /// An episode known as a whole (a silence: last fix before, first fix after).
-    pub fn push(&mut self, code: ViolationCode, start_ms: i64, end_ms: i64, note: impl Into<String>) {
+    pub fn push(
+        &mut self,
+        code: ViolationCode,
+        start_ms: i64,
+        end_ms: i64,
+        note: impl Into<String>,
+    ) {
         self.done.push((code, start_ms, end_ms, note.into()));
     }
 
@@ -171,8 +199,16 @@ mod tests {
         }
         let done = r.finish();
         assert_eq!(done.len(), 2, "{done:?}");
-        assert_eq!((done[0].1, done[0].2), (10_000, 59_000), "10 s lapse merged");
-        assert_eq!((done[1].1, done[1].2), (95_000, 99_000), "closed at the end");
+        assert_eq!(
+            (done[0].1, done[0].2),
+            (10_000, 59_000),
+            "10 s lapse merged"
+        );
+        assert_eq!(
+            (done[1].1, done[1].2),
+            (95_000, 99_000),
+            "closed at the end"
+        );
     }
 
     #[test]
@@ -188,17 +224,36 @@ mod tests {
             plates: vec!["苏J00001".into(), "苏J00002".into()],
         };
         let entries = vec![
-            TruthEntry { plate: "苏J00002".into(), device_id: "d2".into(), code: ViolationCode::Speeding,
-                         start_ms: 1_622_553_000_000, end_ms: 1_622_553_060_000, note: "burst".into() },
-            TruthEntry { plate: "苏J00001".into(), device_id: "d1".into(), code: ViolationCode::TrackGap,
-                         start_ms: 1_622_552_500_000, end_ms: 1_622_553_100_000, note: "silent".into() },
+            TruthEntry {
+                plate: "苏J00002".into(),
+                device_id: "d2".into(),
+                code: ViolationCode::Speeding,
+                start_ms: 1_622_553_000_000,
+                end_ms: 1_622_553_060_000,
+                note: "burst".into(),
+            },
+            TruthEntry {
+                plate: "苏J00001".into(),
+                device_id: "d1".into(),
+                code: ViolationCode::TrackGap,
+                start_ms: 1_622_552_500_000,
+                end_ms: 1_622_553_100_000,
+                note: "silent".into(),
+            },
         ];
         let text = to_ndjson(&header, &entries, offset);
-        assert!(text.lines().nth(1).is_some_and(|l| l.contains("TRACK_GAP") && l.contains("+08:00")), "{text}");
+        assert!(
+            text.lines()
+                .nth(1)
+                .is_some_and(|l| l.contains("TRACK_GAP") && l.contains("+08:00")),
+            "{text}"
+        );
         let (h, e) = parse(&text).expect("parses");
         assert_eq!(h, Some(header));
         assert_eq!(e.len(), 2);
         assert!(e.contains(&entries[0]) && e.contains(&entries[1]));
-        assert!(parse("{\"code\":\"FAST\",\"plate\":\"x\"}").unwrap_err().contains("line 1"));
+        assert!(parse("{\"code\":\"FAST\",\"plate\":\"x\"}")
+            .unwrap_err()
+            .contains("line 1"));
     }
 }

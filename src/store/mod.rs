@@ -70,7 +70,13 @@ pub struct DeadLetter {
 impl DeadLetter {
     pub const MAX_PAYLOAD: usize = 4096;
 
-    pub fn new(received_ms: i64, topic: &str, reason: &'static str, detail: String, payload: &[u8]) -> DeadLetter {
+    pub fn new(
+        received_ms: i64,
+        topic: &str,
+        reason: &'static str,
+        detail: String,
+        payload: &[u8],
+    ) -> DeadLetter {
         let cut = &payload[..payload.len().min(Self::MAX_PAYLOAD)];
         DeadLetter {
             received_ms,
@@ -266,7 +272,11 @@ impl Store {
         dispatch!(self, s => s.insert_dead_letters(items, keep).await)
     }
 
-    pub async fn dead_letters(&self, limit: i64, offset: i64) -> StoreResult<(Vec<StoredDeadLetter>, i64)> {
+    pub async fn dead_letters(
+        &self,
+        limit: i64,
+        offset: i64,
+    ) -> StoreResult<(Vec<StoredDeadLetter>, i64)> {
         dispatch!(self, s => s.dead_letters(limit, offset).await)
     }
 
@@ -291,7 +301,13 @@ impl Store {
     }
 
     /// Fixes of one device in `[from_ms, to_ms]`, oldest first, at most `limit`.
-    pub async fn track(&self, device: &str, from_ms: i64, to_ms: i64, limit: i64) -> StoreResult<Vec<Fix>> {
+    pub async fn track(
+        &self,
+        device: &str,
+        from_ms: i64,
+        to_ms: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<Fix>> {
         dispatch!(self, s => s.track(device, from_ms, to_ms, limit).await)
     }
 
@@ -337,7 +353,12 @@ impl Store {
         dispatch!(self, s => s.permit(id).await)
     }
 
-    pub async fn permits(&self, f: &PermitFilter, limit: i64, offset: i64) -> StoreResult<(Vec<Permit>, i64)> {
+    pub async fn permits(
+        &self,
+        f: &PermitFilter,
+        limit: i64,
+        offset: i64,
+    ) -> StoreResult<(Vec<Permit>, i64)> {
         dispatch!(self, s => s.permits(f, limit, offset).await)
     }
 
@@ -345,7 +366,12 @@ impl Store {
         dispatch!(self, s => s.all_permits().await)
     }
 
-    pub async fn set_permit_status(&self, id: &str, status: PermitStatus, now_ms: i64) -> StoreResult<Option<Permit>> {
+    pub async fn set_permit_status(
+        &self,
+        id: &str,
+        status: PermitStatus,
+        now_ms: i64,
+    ) -> StoreResult<Option<Permit>> {
         dispatch!(self, s => s.set_permit_status(id, status, now_ms).await)
     }
 
@@ -359,11 +385,22 @@ impl Store {
         dispatch!(self, s => s.violation_case(id).await)
     }
 
-    pub async fn end_violation(&self, device: &str, code: &str, started_ms: i64, ended_ms: i64) -> StoreResult<()> {
+    pub async fn end_violation(
+        &self,
+        device: &str,
+        code: &str,
+        started_ms: i64,
+        ended_ms: i64,
+    ) -> StoreResult<()> {
         dispatch!(self, s => s.end_violation(device, code, started_ms, ended_ms).await)
     }
 
-    pub async fn violations(&self, f: &ViolationFilter, limit: i64, offset: i64) -> StoreResult<(Vec<StoredViolation>, i64)> {
+    pub async fn violations(
+        &self,
+        f: &ViolationFilter,
+        limit: i64,
+        offset: i64,
+    ) -> StoreResult<(Vec<StoredViolation>, i64)> {
         dispatch!(self, s => s.violations(f, limit, offset).await)
     }
 
@@ -375,7 +412,12 @@ impl Store {
         dispatch!(self, s => s.case(id).await)
     }
 
-    pub async fn cases(&self, f: &CaseFilter, limit: i64, offset: i64) -> StoreResult<(Vec<CaseRecord>, i64)> {
+    pub async fn cases(
+        &self,
+        f: &CaseFilter,
+        limit: i64,
+        offset: i64,
+    ) -> StoreResult<(Vec<CaseRecord>, i64)> {
         dispatch!(self, s => s.cases(f, limit, offset).await)
     }
 
@@ -383,7 +425,14 @@ impl Store {
         dispatch!(self, s => s.case_audit(id).await)
     }
 
-    pub async fn update_check(&self, case_id: i64, dept: Department, u: &CheckUpdate, actor: &str, now_ms: i64) -> Result<(), CheckError> {
+    pub async fn update_check(
+        &self,
+        case_id: i64,
+        dept: Department,
+        u: &CheckUpdate,
+        actor: &str,
+        now_ms: i64,
+    ) -> Result<(), CheckError> {
         dispatch!(self, s => s.update_check(case_id, dept, u, actor, now_ms).await)
     }
 

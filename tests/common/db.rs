@@ -8,7 +8,6 @@ use sqlx::Connection;
 
 static NEXT_DB: AtomicU64 = AtomicU64::new(0);
 
-
 /// A store on a database of its own, removed when this is dropped.
 pub struct TestDb {
     pub store: Store,
@@ -40,18 +39,27 @@ pub async fn sqlite_db() -> TestDb {
             let _ = std::fs::remove_file(format!("{}{suffix}", file.display()));
         }
     };
-    TestDb { store, url, cleanup: Some(Box::new(cleanup)) }
+    TestDb {
+        store,
+        url,
+        cleanup: Some(Box::new(cleanup)),
+    }
 }
 
 pub fn postgres_admin_url() -> String {
-    std::env::var("MUCKWATCH_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    std::env::var("MUCKWATCH_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
 /// `url` with its database (the path) replaced by `db`, query kept.
 pub fn with_database(url: &str, db: &str) -> String {
-    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
     let authority_start = base.find("://").map_or(0, |i| i + 3);
-    let path_start = base[authority_start..].find('/').map_or(base.len(), |i| authority_start + i);
+    let path_start = base[authority_start..]
+        .find('/')
+        .map_or(base.len(), |i| authority_start + i);
     let query = query.map(|q| format!("?{q}")).unwrap_or_default();
     format!("{}/{db}{query}", &base[..path_start])
 }
@@ -61,14 +69,19 @@ pub fn with_database(url: &str, db: &str) -> String {
 /// `FORCE`: a database someone is still connected to (a run in another pid
 /// namespace sharing this server) is left alone.
 async fn drop_abandoned_databases(admin: &mut sqlx::PgConnection) {
-    let names: Vec<String> = sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'mw\\_test\\_%'")
-        .fetch_all(&mut *admin)
-        .await
-        .expect("list test databases");
+    let names: Vec<String> =
+        sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'mw\\_test\\_%'")
+            .fetch_all(&mut *admin)
+            .await
+            .expect("list test databases");
     for name in names {
         let pid = name.split('_').nth(2).and_then(|p| p.parse::<u32>().ok());
-        if pid.is_some_and(|p| p != std::process::id() && !std::path::Path::new(&format!("/proc/{p}")).exists()) {
-            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\"")).execute(&mut *admin).await;
+        if pid.is_some_and(|p| {
+            p != std::process::id() && !std::path::Path::new(&format!("/proc/{p}")).exists()
+        }) {
+            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\""))
+                .execute(&mut *admin)
+                .await;
         }
     }
 }
@@ -77,11 +90,26 @@ pub async fn postgres_db() -> TestDb {
     let admin_url = postgres_admin_url();
     let mut admin = sqlx::PgConnection::connect(&admin_url)
         .await
-        .unwrap_or_else(|e| panic!("PostgreSQL at {} (MUCKWATCH_TEST_POSTGRES_URL): {e}", muckwatch::store::redact_url(&admin_url)));
+        .unwrap_or_else(|e| {
+            panic!(
+                "PostgreSQL at {} (MUCKWATCH_TEST_POSTGRES_URL): {e}",
+                muckwatch::store::redact_url(&admin_url)
+            )
+        });
     drop_abandoned_databases(&mut admin).await;
-    let name = format!("mw_test_{}_{}", std::process::id(), NEXT_DB.fetch_add(1, Ordering::Relaxed));
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut admin).await.expect("drop old");
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await.expect("create test database");
+    let name = format!(
+        "mw_test_{}_{}",
+        std::process::id(),
+        NEXT_DB.fetch_add(1, Ordering::Relaxed)
+    );
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&mut admin)
+        .await
+        .expect("drop old");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await
+        .expect("create test database");
     let _ = admin.close().await;
     let url = with_database(&admin_url, &name);
     let store = Store::connect(&url).await.expect("PostgreSQL store opens");
@@ -90,10 +118,15 @@ pub async fn postgres_db() -> TestDb {
     // with `FORCE` ending the pool's connections that are still open.
     let cleanup = move || {
         let dropped = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
             rt.block_on(async {
                 let mut admin = sqlx::PgConnection::connect(&admin_url).await?;
-                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut admin).await?;
+                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut admin)
+                    .await?;
                 admin.close().await
             })
         })
@@ -102,5 +135,9 @@ pub async fn postgres_db() -> TestDb {
             eprintln!("could not drop a test database: {dropped:?}");
         }
     };
-    TestDb { store, url, cleanup: Some(Box::new(cleanup)) }
+    TestDb {
+        store,
+        url,
+        cleanup: Some(Box::new(cleanup)),
+    }
 }

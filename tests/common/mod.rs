@@ -28,7 +28,11 @@ pub fn unique(prefix: &str) -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0);
-    format!("{prefix}-{}-{n}-{}", std::process::id(), nanos % 1_000_000_000)
+    format!(
+        "{prefix}-{}-{n}-{}",
+        std::process::id(),
+        nanos % 1_000_000_000
+    )
 }
 
 pub fn temp_db() -> PathBuf {
@@ -66,21 +70,37 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_with(settings: Settings) -> TestApp {
     let db = PathBuf::from(settings.database.url.trim_start_matches("sqlite://"));
     let prefix = settings.mqtt.topic_prefix.clone();
-    let app = Application::build(settings).await.expect("muckwatch starts");
-    app.wait_subscribed(Duration::from_secs(10)).await.expect("subscribed");
+    let app = Application::build(settings)
+        .await
+        .expect("muckwatch starts");
+    app.wait_subscribed(Duration::from_secs(10))
+        .await
+        .expect("subscribed");
     let http = app.http_addr;
     let mqtt = app.mqtt.clone();
     let store = app.store.clone();
     let shutdown = app.shutdown_handle();
     let handle = tokio::spawn(app.run_until_stopped());
     let admin = create_token(&store, "admin").await;
-    TestApp { http, mqtt, db, prefix, store, admin, shutdown, handle }
+    TestApp {
+        http,
+        mqtt,
+        db,
+        prefix,
+        store,
+        admin,
+        shutdown,
+        handle,
+    }
 }
 
 pub async fn create_token(store: &Store, role: &str) -> String {
     let token = new_token().expect("token");
     let role = Role::parse(role).expect("role");
-    store.create_token(&token_hash(&token), &role, 0).await.expect("token stored");
+    store
+        .create_token(&token_hash(&token), &role, 0)
+        .await
+        .expect("token stored");
     token
 }
 
@@ -116,14 +136,28 @@ impl TestApp {
     pub async fn metric(&self, line_prefix: &str) -> f64 {
         let text = self.get("/metrics", None).await.body;
         text.lines()
-            .find_map(|l| l.strip_prefix(line_prefix).and_then(|v| v.trim().parse().ok()))
+            .find_map(|l| {
+                l.strip_prefix(line_prefix)
+                    .and_then(|v| v.trim().parse().ok())
+            })
             .unwrap_or_else(|| panic!("metric {line_prefix} not found in\n{text}"))
     }
 
     /// Registers a firm and a vehicle with the admin token.
     pub async fn register(&self, firm: &str, plate: &str, device: &str) {
-        let r = self.post("/api/v1/firms", Some(&self.admin), &serde_json::json!({"id": firm, "name": firm})).await;
-        assert!(r.status == 201 || r.status == 409, "firm: {} {}", r.status, r.body);
+        let r = self
+            .post(
+                "/api/v1/firms",
+                Some(&self.admin),
+                &serde_json::json!({"id": firm, "name": firm}),
+            )
+            .await;
+        assert!(
+            r.status == 201 || r.status == 409,
+            "firm: {} {}",
+            r.status,
+            r.body
+        );
         let r = self
             .post(
                 "/api/v1/vehicles",
@@ -135,7 +169,11 @@ impl TestApp {
     }
 
     pub async fn track(&self, plate: &str, token: &str) -> Response {
-        self.get(&format!("/api/v1/vehicles/{}/track", encode(plate)), Some(token)).await
+        self.get(
+            &format!("/api/v1/vehicles/{}/track", encode(plate)),
+            Some(token),
+        )
+        .await
     }
 
     pub async fn publisher(&self) -> Publisher {
@@ -174,7 +212,11 @@ impl Publisher {
                 }
             }
         });
-        Publisher { client, prefix: prefix.to_string(), task }
+        Publisher {
+            client,
+            prefix: prefix.to_string(),
+            task,
+        }
     }
 
     /// Publishes to `{prefix}/pos/{bucket}/{device}` with the default bucket.
@@ -185,7 +227,10 @@ impl Publisher {
     }
 
     pub async fn send_to(&self, topic: &str, payload: impl Into<Vec<u8>>) {
-        self.client.publish(topic, QoS::AtLeastOnce, false, payload).await.expect("publish queued");
+        self.client
+            .publish(topic, QoS::AtLeastOnce, false, payload)
+            .await
+            .expect("publish queued");
     }
 }
 
@@ -233,26 +278,50 @@ pub fn encode(s: &str) -> String {
 }
 
 /// A minimal HTTP/1.1 client: one request per connection.
-pub async fn http(addr: SocketAddr, method: &str, path: &str, token: Option<&str>, body: Option<String>) -> Response {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect to HTTP");
+pub async fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<String>,
+) -> Response {
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connect to HTTP");
     let body = body.unwrap_or_default();
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     if let Some(t) = token {
         req.push_str(&format!("Authorization: Bearer {t}\r\n"));
     }
     if !body.is_empty() {
-        req.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n", body.len()));
+        req.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
     }
     req.push_str("\r\n");
     req.push_str(&body);
-    stream.write_all(req.as_bytes()).await.expect("send request");
+    stream
+        .write_all(req.as_bytes())
+        .await
+        .expect("send request");
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).await.expect("read response");
     let text = String::from_utf8_lossy(&raw).into_owned();
     let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let chunked = head.to_ascii_lowercase().contains("transfer-encoding: chunked");
-    let body = if chunked { dechunk(rest) } else { rest.to_string() };
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    let body = if chunked {
+        dechunk(rest)
+    } else {
+        rest.to_string()
+    };
     Response { status, body }
 }
 
@@ -271,13 +340,18 @@ fn dechunk(mut s: &str) -> String {
 
 /// Sends a request and returns only the status (for endless SSE responses).
 pub async fn http_status_only(addr: SocketAddr, path: &str, token: Option<&str>) -> u16 {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect to HTTP");
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connect to HTTP");
     let mut req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     if let Some(t) = token {
         req.push_str(&format!("Authorization: Bearer {t}\r\n"));
     }
     req.push_str("\r\n");
-    stream.write_all(req.as_bytes()).await.expect("send request");
+    stream
+        .write_all(req.as_bytes())
+        .await
+        .expect("send request");
     let mut buf = vec![0u8; 64];
     let mut got = Vec::new();
     while !got.windows(2).any(|w| w == b"\r\n") {
@@ -287,16 +361,29 @@ pub async fn http_status_only(addr: SocketAddr, path: &str, token: Option<&str>)
         }
         got.extend_from_slice(&buf[..n]);
     }
-    String::from_utf8_lossy(&got).split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+    String::from_utf8_lossy(&got)
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Files a violation the way detection does (store + case), for tests that
 /// start from "this truck was caught doing X".
-pub async fn seed_violation(store: &Store, code: &str, plate: &str, device: &str, firm: &str, started: &str) -> (i64, i64) {
+pub async fn seed_violation(
+    store: &Store,
+    code: &str,
+    plate: &str,
+    device: &str,
+    firm: &str,
+    started: &str,
+) -> (i64, i64) {
     use muckwatch::cases::{overload_parties, Routing};
     use muckwatch::violation::ViolationCode;
     let code = ViolationCode::parse(code).expect("code");
-    let started_ms = chrono::DateTime::parse_from_rfc3339(started).expect("time").timestamp_millis();
+    let started_ms = chrono::DateTime::parse_from_rfc3339(started)
+        .expect("time")
+        .timestamp_millis();
     let v = muckwatch::rules::Violation {
         code,
         plate: muckwatch::registry::Plate::parse(plate).expect("plate"),
@@ -310,9 +397,16 @@ pub async fn seed_violation(store: &Store, code: &str, plate: &str, device: &str
         measured: 1.0,
         fences: vec![],
     };
-    let id = store.insert_violation(&v, started_ms).await.expect("violation stored");
+    let id = store
+        .insert_violation(&v, started_ms)
+        .await
+        .expect("violation stored");
     let routing = Routing::default();
-    let parties = if code == ViolationCode::Overload { overload_parties(plate, firm, "s01") } else { vec![] };
+    let parties = if code == ViolationCode::Overload {
+        overload_parties(plate, firm, "s01")
+    } else {
+        vec![]
+    };
     let case = muckwatch::store::NewViolationCase {
         violation_id: id,
         code: code.as_str(),
@@ -324,7 +418,10 @@ pub async fn seed_violation(store: &Store, code: &str, plate: &str, device: &str
         departments: routing.departments(code),
         parties: &parties,
     };
-    let case_id = store.file_violation(&case, started_ms).await.expect("filed");
+    let case_id = store
+        .file_violation(&case, started_ms)
+        .await
+        .expect("filed");
     (id, case_id)
 }
 
@@ -336,10 +433,18 @@ pub struct SseClient {
 
 impl SseClient {
     pub async fn connect(addr: SocketAddr, path: &str, token: &str) -> SseClient {
-        let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect to HTTP");
+        let mut stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .expect("connect to HTTP");
         let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\nAuthorization: Bearer {token}\r\n\r\n");
-        stream.write_all(req.as_bytes()).await.expect("send request");
-        SseClient { stream, buf: String::new() }
+        stream
+            .write_all(req.as_bytes())
+            .await
+            .expect("send request");
+        SseClient {
+            stream,
+            buf: String::new(),
+        }
     }
 
     /// The next `(event, data)` within `limit`.
@@ -351,9 +456,15 @@ impl SseClient {
                 let mut event = String::new();
                 let mut data = String::new();
                 for line in block.lines() {
-                    if let Some(e) = line.strip_prefix("event: ").or_else(|| line.strip_prefix("event:")) {
+                    if let Some(e) = line
+                        .strip_prefix("event: ")
+                        .or_else(|| line.strip_prefix("event:"))
+                    {
                         event = e.trim().to_string();
-                    } else if let Some(d) = line.strip_prefix("data: ").or_else(|| line.strip_prefix("data:")) {
+                    } else if let Some(d) = line
+                        .strip_prefix("data: ")
+                        .or_else(|| line.strip_prefix("data:"))
+                    {
                         data.push_str(d);
                     }
                 }
@@ -364,7 +475,10 @@ impl SseClient {
             }
             let left = deadline.checked_duration_since(Instant::now())?;
             let mut chunk = vec![0u8; 16 * 1024];
-            let n = tokio::time::timeout(left, self.stream.read(&mut chunk)).await.ok()?.ok()?;
+            let n = tokio::time::timeout(left, self.stream.read(&mut chunk))
+                .await
+                .ok()?
+                .ok()?;
             if n == 0 {
                 return None;
             }
@@ -372,7 +486,9 @@ impl SseClient {
             let text = String::from_utf8_lossy(&chunk[..n]).replace("\r\n", "\n");
             for line in text.split_inclusive('\n') {
                 let bare = line.trim_end();
-                let is_chunk_size = !bare.is_empty() && bare.len() <= 8 && bare.chars().all(|c| c.is_ascii_hexdigit());
+                let is_chunk_size = !bare.is_empty()
+                    && bare.len() <= 8
+                    && bare.chars().all(|c| c.is_ascii_hexdigit());
                 if !is_chunk_size {
                     self.buf.push_str(line);
                 }

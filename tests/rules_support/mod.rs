@@ -21,7 +21,8 @@ pub const TZ: chrono_tz::Tz = chrono_tz::Asia::Shanghai;
 pub fn city() -> &'static FenceSet {
     static CITY: OnceLock<FenceSet> = OnceLock::new();
     CITY.get_or_init(|| {
-        FenceSet::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("geofences")).expect("sample city loads")
+        FenceSet::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("geofences"))
+            .expect("sample city loads")
     })
 }
 
@@ -58,7 +59,10 @@ pub fn permit(
     routes: &[&str],
     windows: &[(&str, &str)],
 ) -> Arc<Permit> {
-    let windows: Vec<_> = windows.iter().map(|(s, e)| json!({"start": s, "end": e})).collect();
+    let windows: Vec<_> = windows
+        .iter()
+        .map(|(s, e)| json!({"start": s, "end": e}))
+        .collect();
     let body = json!({"id": id, "firm_id": "firm-1", "plates": [plate], "source_site": source,
         "disposal_site": disposal, "routes": routes, "windows": windows,
         "valid_from": "2024-06-01", "valid_until": "2024-06-30"});
@@ -69,7 +73,14 @@ pub fn permit(
 pub fn truck(dev: &str) -> VehicleContext {
     vehicle(
         dev,
-        vec![permit("P-1", "苏J00001", "s01", "d01", &["route-s01-d01"], &[])],
+        vec![permit(
+            "P-1",
+            "苏J00001",
+            "s01",
+            "d01",
+            &["route-s01-d01"],
+            &[],
+        )],
     )
 }
 
@@ -102,7 +113,12 @@ pub fn run(rules: &Rules, ctx: &VehicleContext, fixes: &[Fix]) -> Vec<RuleEvent>
     run_with(rules, &mut state, ctx, fixes)
 }
 
-pub fn run_with(rules: &Rules, state: &mut VehicleState, ctx: &VehicleContext, fixes: &[Fix]) -> Vec<RuleEvent> {
+pub fn run_with(
+    rules: &Rules,
+    state: &mut VehicleState,
+    ctx: &VehicleContext,
+    fixes: &[Fix],
+) -> Vec<RuleEvent> {
     let mut out = Vec::new();
     for fix in fixes {
         rules.on_fix(state, ctx, city(), fix, &mut out);
@@ -180,12 +196,18 @@ impl Route {
     /// direction of travel (negative: to the right).
     pub fn at(&self, s: f64, left_m: f64) -> PlanePoint {
         let s = s.clamp(0.0, self.len());
-        let k = self.cum.partition_point(|&c| c <= s).clamp(1, self.pts.len() - 1);
+        let k = self
+            .cum
+            .partition_point(|&c| c <= s)
+            .clamp(1, self.pts.len() - 1);
         let (a, b) = (self.pts[k - 1], self.pts[k]);
         let seg = a.distance(b).max(1e-9);
         let f = (s - self.cum[k - 1]) / seg;
         let (dx, dy) = ((b.x - a.x) / seg, (b.y - a.y) / seg);
-        PlanePoint::new(a.x + f * (b.x - a.x) - dy * left_m, a.y + f * (b.y - a.y) + dx * left_m)
+        PlanePoint::new(
+            a.x + f * (b.x - a.x) - dy * left_m,
+            a.y + f * (b.y - a.y) + dx * left_m,
+        )
     }
 
     pub fn lat_lon(&self, s: f64, left_m: f64) -> (f64, f64) {

@@ -14,7 +14,10 @@ use sqlx::{Postgres, QueryBuilder, Transaction};
 use super::{col, PgStore};
 use crate::auth::Department;
 use crate::cases::{CheckStatus, CheckUpdate};
-use crate::store::{AuditRecord, CaseFilter, CaseRecord, CheckError, CheckRecord, NewViolationCase, StoreResult, Stats};
+use crate::store::{
+    AuditRecord, CaseFilter, CaseRecord, CheckError, CheckRecord, NewViolationCase, Stats,
+    StoreResult,
+};
 
 /// First key of the advisory lock taken while filing into a vehicle's case
 /// ("mwca"); the second is `hashtext(plate)`. A hash collision between two
@@ -58,12 +61,36 @@ impl PgStore {
                 .bind(f.started_ms)
                 .fetch_one(&mut *tx)
                 .await?;
-                audit(&mut tx, id, now_ms, "system", None, "case", None, Some("open")).await?;
+                audit(
+                    &mut tx,
+                    id,
+                    now_ms,
+                    "system",
+                    None,
+                    "case",
+                    None,
+                    Some("open"),
+                )
+                .await?;
                 id
             }
         };
-        sqlx::query("UPDATE violations SET case_id = $1 WHERE id = $2").bind(case_id).bind(f.violation_id).execute(&mut *tx).await?;
-        audit(&mut tx, case_id, now_ms, "system", None, "violation", None, Some(&format!("{} #{}", f.code, f.violation_id))).await?;
+        sqlx::query("UPDATE violations SET case_id = $1 WHERE id = $2")
+            .bind(case_id)
+            .bind(f.violation_id)
+            .execute(&mut *tx)
+            .await?;
+        audit(
+            &mut tx,
+            case_id,
+            now_ms,
+            "system",
+            None,
+            "violation",
+            None,
+            Some(&format!("{} #{}", f.code, f.violation_id)),
+        )
+        .await?;
         for d in f.departments {
             let added = sqlx::query(
                 "INSERT INTO case_checks (case_id, department, status, updated_ms) VALUES ($1, $2, 'pending', $3) \
@@ -76,7 +103,17 @@ impl PgStore {
             .await?
             .rows_affected();
             if added > 0 {
-                audit(&mut tx, case_id, now_ms, "system", Some(d.as_str()), "check", None, Some("pending")).await?;
+                audit(
+                    &mut tx,
+                    case_id,
+                    now_ms,
+                    "system",
+                    Some(d.as_str()),
+                    "check",
+                    None,
+                    Some("pending"),
+                )
+                .await?;
             }
         }
         for (role, name) in f.parties {
@@ -88,7 +125,17 @@ impl PgStore {
                 .await?
                 .rows_affected();
             if added > 0 {
-                audit(&mut tx, case_id, now_ms, "system", None, &format!("party.{role}"), None, Some(name)).await?;
+                audit(
+                    &mut tx,
+                    case_id,
+                    now_ms,
+                    "system",
+                    None,
+                    &format!("party.{role}"),
+                    None,
+                    Some(name),
+                )
+                .await?;
             }
         }
         tx.commit().await?;
@@ -96,21 +143,33 @@ impl PgStore {
     }
 
     pub async fn case(&self, id: i64) -> StoreResult<Option<CaseRecord>> {
-        let filter = CaseFilter { id: Some(id), ..Default::default() };
+        let filter = CaseFilter {
+            id: Some(id),
+            ..Default::default()
+        };
         Ok(self.cases(&filter, 1, 0).await?.0.into_iter().next())
     }
 
-    pub async fn cases(&self, f: &CaseFilter, limit: i64, offset: i64) -> StoreResult<(Vec<CaseRecord>, i64)> {
+    pub async fn cases(
+        &self,
+        f: &CaseFilter,
+        limit: i64,
+        offset: i64,
+    ) -> StoreResult<(Vec<CaseRecord>, i64)> {
         let filtered = |q: &mut QueryBuilder<Postgres>| {
             q.push(" WHERE TRUE");
             if let Some(id) = f.id {
                 q.push(" AND c.id = ").push_bind(id);
             }
             if let Some(d) = f.visible_to {
-                q.push(" AND c.id IN (SELECT case_id FROM case_checks WHERE department = ").push_bind(d.as_str()).push(")");
+                q.push(" AND c.id IN (SELECT case_id FROM case_checks WHERE department = ")
+                    .push_bind(d.as_str())
+                    .push(")");
             }
             if let Some(d) = f.department {
-                q.push(" AND c.id IN (SELECT case_id FROM case_checks WHERE department = ").push_bind(d.as_str()).push(")");
+                q.push(" AND c.id IN (SELECT case_id FROM case_checks WHERE department = ")
+                    .push_bind(d.as_str())
+                    .push(")");
             }
             if let Some(s) = &f.status {
                 q.push(" AND c.status = ").push_bind(s.clone());
@@ -122,7 +181,9 @@ impl PgStore {
                 q.push(" AND c.plate = ").push_bind(plate.clone());
             }
             if let Some(code) = &f.code {
-                q.push(" AND c.id IN (SELECT case_id FROM violations WHERE code = ").push_bind(code.clone()).push(")");
+                q.push(" AND c.id IN (SELECT case_id FROM violations WHERE code = ")
+                    .push_bind(code.clone())
+                    .push(")");
             }
             if let Some(from) = f.from_ms {
                 q.push(" AND c.opened_ms >= ").push_bind(from);
@@ -133,12 +194,18 @@ impl PgStore {
         };
         let mut q = QueryBuilder::<Postgres>::new("SELECT c.id, c.plate, c.device_id, c.firm_id, c.status, c.opened_ms, c.closed_ms FROM cases c");
         filtered(&mut q);
-        q.push(" ORDER BY c.opened_ms DESC, c.id DESC LIMIT ").push_bind(limit).push(" OFFSET ").push_bind(offset);
+        q.push(" ORDER BY c.opened_ms DESC, c.id DESC LIMIT ")
+            .push_bind(limit)
+            .push(" OFFSET ")
+            .push_bind(offset);
         let rows = q.build().fetch_all(&self.pool).await?;
         let mut c = QueryBuilder::<Postgres>::new("SELECT COUNT(*) FROM cases c");
         filtered(&mut c);
         let total: i64 = c.build_query_scalar().fetch_one(&self.pool).await?;
-        let mut items = rows.iter().map(case_from_row).collect::<StoreResult<Vec<_>>>()?;
+        let mut items = rows
+            .iter()
+            .map(case_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
         self.fill_cases(&mut items).await?;
         Ok((items, total))
     }
@@ -151,7 +218,8 @@ impl PgStore {
             return Ok(());
         }
         let ids: Vec<i64> = cases.iter().map(|c| c.id).collect();
-        let mut by_id: HashMap<i64, &mut CaseRecord> = cases.iter_mut().map(|c| (c.id, c)).collect();
+        let mut by_id: HashMap<i64, &mut CaseRecord> =
+            cases.iter_mut().map(|c| (c.id, c)).collect();
         let codes = sqlx::query("SELECT DISTINCT case_id, code FROM violations WHERE case_id = ANY($1) ORDER BY case_id, code")
             .bind(&ids)
             .fetch_all(&self.pool)
@@ -226,7 +294,10 @@ impl PgStore {
         now_ms: i64,
     ) -> Result<(), CheckError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT id FROM cases WHERE id = $1 FOR UPDATE").bind(case_id).fetch_optional(&mut *tx).await?;
+        sqlx::query("SELECT id FROM cases WHERE id = $1 FOR UPDATE")
+            .bind(case_id)
+            .fetch_optional(&mut *tx)
+            .await?;
         let row = sqlx::query(
             "SELECT status, finding, penalty_party, penalty_amount_cny FROM case_checks WHERE case_id = $1 AND department = $2",
         )
@@ -236,12 +307,15 @@ impl PgStore {
         .await?
         .ok_or(CheckError::NoSuchCheck)?;
         let from: String = col(&row, "status").map_err(CheckError::Store)?;
-        let from = CheckStatus::parse(&from).ok_or_else(|| CheckError::Illegal(format!("stored status `{from}` is unknown")))?;
+        let from = CheckStatus::parse(&from)
+            .ok_or_else(|| CheckError::Illegal(format!("stored status `{from}` is unknown")))?;
         if from.next() != Some(u.status) {
             return Err(CheckError::Illegal(format!(
                 "the {dept} check is {}; it can only move to {}",
                 from.as_str(),
-                from.next().map(|s| s.as_str()).unwrap_or("nothing (closed)")
+                from.next()
+                    .map(|s| s.as_str())
+                    .unwrap_or("nothing (closed)")
             )));
         }
         let old_finding: Option<String> = col(&row, "finding").map_err(CheckError::Store)?;
@@ -268,16 +342,50 @@ impl PgStore {
         .await?
         .rows_affected();
         if changed == 0 {
-            return Err(CheckError::Illegal(format!("the {dept} check was changed meanwhile; read it again")));
+            return Err(CheckError::Illegal(format!(
+                "the {dept} check was changed meanwhile; read it again"
+            )));
         }
         let d = Some(dept.as_str());
-        audit(&mut tx, case_id, now_ms, actor, d, "status", Some(from.as_str()), Some(u.status.as_str())).await?;
+        audit(
+            &mut tx,
+            case_id,
+            now_ms,
+            actor,
+            d,
+            "status",
+            Some(from.as_str()),
+            Some(u.status.as_str()),
+        )
+        .await?;
         if finding != old_finding {
-            audit(&mut tx, case_id, now_ms, actor, d, "finding", old_finding.as_deref(), finding.as_deref()).await?;
+            audit(
+                &mut tx,
+                case_id,
+                now_ms,
+                actor,
+                d,
+                "finding",
+                old_finding.as_deref(),
+                finding.as_deref(),
+            )
+            .await?;
         }
         if party != old_party || amount != old_amount {
-            let show = |p: &Option<String>, a: Option<f64>| p.as_ref().map(|p| format!("{p}: {} CNY", a.unwrap_or(0.0)));
-            audit(&mut tx, case_id, now_ms, actor, d, "penalty", show(&old_party, old_amount).as_deref(), show(&party, amount).as_deref()).await?;
+            let show = |p: &Option<String>, a: Option<f64>| {
+                p.as_ref().map(|p| format!("{p}: {} CNY", a.unwrap_or(0.0)))
+            };
+            audit(
+                &mut tx,
+                case_id,
+                now_ms,
+                actor,
+                d,
+                "penalty",
+                show(&old_party, old_amount).as_deref(),
+                show(&party, amount).as_deref(),
+            )
+            .await?;
         }
         let closed = sqlx::query(
             "UPDATE cases SET status = 'closed', closed_ms = $1 WHERE id = $2 AND status = 'open' \
@@ -289,7 +397,17 @@ impl PgStore {
         .await?
         .rows_affected();
         if closed > 0 {
-            audit(&mut tx, case_id, now_ms, actor, None, "case", Some("open"), Some("closed")).await?;
+            audit(
+                &mut tx,
+                case_id,
+                now_ms,
+                actor,
+                None,
+                "case",
+                Some("open"),
+                Some("closed"),
+            )
+            .await?;
         }
         tx.commit().await?;
         Ok(())
@@ -301,8 +419,14 @@ impl PgStore {
         let counts = |sql: &'static str| {
             let pool = self.pool.clone();
             async move {
-                let rows = sqlx::query(sql).bind(from_ms).bind(to_ms).fetch_all(&pool).await?;
-                rows.iter().map(|r| Ok((col::<String>(r, "k")?, col::<i64>(r, "n")?))).collect::<StoreResult<BTreeMap<_, _>>>()
+                let rows = sqlx::query(sql)
+                    .bind(from_ms)
+                    .bind(to_ms)
+                    .fetch_all(&pool)
+                    .await?;
+                rows.iter()
+                    .map(|r| Ok((col::<String>(r, "k")?, col::<i64>(r, "n")?)))
+                    .collect::<StoreResult<BTreeMap<_, _>>>()
             }
         };
         let by_code = counts(

@@ -19,10 +19,26 @@ use crate::fix::{DeviceId, Fix};
 use crate::registry::{Firm, FirmId, Plate, Vehicle};
 
 const MIGRATIONS: &[(i64, &str, &str)] = &[
-    (1, "init", include_str!("../../../migrations/postgres/0001_init.sql")),
-    (2, "permits_violations", include_str!("../../../migrations/postgres/0002_permits_violations.sql")),
-    (3, "cases", include_str!("../../../migrations/postgres/0003_cases.sql")),
-    (4, "fixes_by_time", include_str!("../../../migrations/postgres/0004_fixes_by_time.sql")),
+    (
+        1,
+        "init",
+        include_str!("../../../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        2,
+        "permits_violations",
+        include_str!("../../../migrations/postgres/0002_permits_violations.sql"),
+    ),
+    (
+        3,
+        "cases",
+        include_str!("../../../migrations/postgres/0003_cases.sql"),
+    ),
+    (
+        4,
+        "fixes_by_time",
+        include_str!("../../../migrations/postgres/0004_fixes_by_time.sql"),
+    ),
 ];
 
 /// Advisory lock key held while migrating ("muckwatc" in ASCII): instances
@@ -54,7 +70,8 @@ impl PgStore {
     /// migrates. Errors name the URL with its password hidden.
     pub async fn connect(url: &str) -> anyhow::Result<PgStore> {
         let shown = redact_url(url);
-        let opts = PgConnectOptions::from_str(url).map_err(|e| anyhow::anyhow!("database url `{shown}`: {e}"))?;
+        let opts = PgConnectOptions::from_str(url)
+            .map_err(|e| anyhow::anyhow!("database url `{shown}`: {e}"))?;
         // One plain connection first: the pool retries until its timeout and
         // then reports only "timed out", hiding "connection refused",
         // "password authentication failed" or "database does not exist".
@@ -69,7 +86,10 @@ impl PgStore {
             .await
             .map_err(|e| anyhow::anyhow!("cannot connect to PostgreSQL `{shown}`: {e}"))?;
         let store = PgStore { pool };
-        store.migrate().await.map_err(|e| anyhow::anyhow!("PostgreSQL `{shown}`: {e}"))?;
+        store
+            .migrate()
+            .await
+            .map_err(|e| anyhow::anyhow!("PostgreSQL `{shown}`: {e}"))?;
         Ok(store)
     }
 
@@ -79,17 +99,21 @@ impl PgStore {
     async fn migrate(&self) -> anyhow::Result<()> {
         for (version, name, sql) in MIGRATIONS {
             let mut tx = self.pool.begin().await?;
-            sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(MIGRATION_LOCK).execute(&mut *tx).await?;
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(MIGRATION_LOCK)
+                .execute(&mut *tx)
+                .await?;
             sqlx::query(
                 "CREATE TABLE IF NOT EXISTS schema_migrations \
                  (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_ms BIGINT NOT NULL)",
             )
             .execute(&mut *tx)
             .await?;
-            let done: Option<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = $1")
-                .bind(version)
-                .fetch_optional(&mut *tx)
-                .await?;
+            let done: Option<i64> =
+                sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = $1")
+                    .bind(version)
+                    .fetch_optional(&mut *tx)
+                    .await?;
             if done.is_some() {
                 continue;
             }
@@ -97,12 +121,14 @@ impl PgStore {
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| anyhow::anyhow!("migration {version} ({name}) failed: {e}"))?;
-            sqlx::query("INSERT INTO schema_migrations (version, name, applied_ms) VALUES ($1, $2, $3)")
-                .bind(version)
-                .bind(name)
-                .bind(chrono::Utc::now().timestamp_millis())
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "INSERT INTO schema_migrations (version, name, applied_ms) VALUES ($1, $2, $3)",
+            )
+            .bind(version)
+            .bind(name)
+            .bind(chrono::Utc::now().timestamp_millis())
+            .execute(&mut *tx)
+            .await?;
             tx.commit().await?;
             tracing::info!(version, name, "applied migration");
         }
@@ -115,7 +141,8 @@ impl PgStore {
     /// cannot deadlock.
     pub async fn insert_fixes(&self, fixes: &[Fix], received_ms: i64) -> StoreResult<u64> {
         let mut sorted: Vec<&Fix> = fixes.iter().collect();
-        sorted.sort_by(|a, b| (a.device_id.as_str(), a.ts_ms).cmp(&(b.device_id.as_str(), b.ts_ms)));
+        sorted
+            .sort_by(|a, b| (a.device_id.as_str(), a.ts_ms).cmp(&(b.device_id.as_str(), b.ts_ms)));
         let mut tx = self.pool.begin().await?;
         let mut inserted = 0;
         for chunk in sorted.chunks(FIXES_PER_INSERT) {
@@ -155,7 +182,9 @@ impl PgStore {
         }
         let mut tx = self.pool.begin().await?;
         for chunk in items.chunks(DEAD_LETTERS_PER_INSERT) {
-            let mut q = QueryBuilder::<Postgres>::new("INSERT INTO dead_letters (received_ms, topic, reason, detail, payload) ");
+            let mut q = QueryBuilder::<Postgres>::new(
+                "INSERT INTO dead_letters (received_ms, topic, reason, detail, payload) ",
+            );
             q.push_values(chunk, |mut b, d| {
                 b.push_bind(d.received_ms)
                     .push_bind(&d.topic)
@@ -176,7 +205,11 @@ impl PgStore {
         Ok(())
     }
 
-    pub async fn dead_letters(&self, limit: i64, offset: i64) -> StoreResult<(Vec<StoredDeadLetter>, i64)> {
+    pub async fn dead_letters(
+        &self,
+        limit: i64,
+        offset: i64,
+    ) -> StoreResult<(Vec<StoredDeadLetter>, i64)> {
         let rows = sqlx::query(
             "SELECT id, received_ms, topic, reason, detail, payload FROM dead_letters \
              ORDER BY id DESC LIMIT $1 OFFSET $2",
@@ -185,7 +218,9 @@ impl PgStore {
         .bind(offset)
         .fetch_all(&self.pool)
         .await?;
-        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM dead_letters").fetch_one(&self.pool).await?;
+        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM dead_letters")
+            .fetch_one(&self.pool)
+            .await?;
         let items = rows
             .iter()
             .map(|r| {
@@ -209,7 +244,13 @@ impl PgStore {
             .bind(now_ms)
             .execute(&self.pool)
             .await
-            .map_err(|e| classify(e, || format!("firm `{}` exists already", firm.id), String::new))?;
+            .map_err(|e| {
+                classify(
+                    e,
+                    || format!("firm `{}` exists already", firm.id),
+                    String::new,
+                )
+            })?;
         Ok(())
     }
 
@@ -220,7 +261,10 @@ impl PgStore {
             .await?;
         row.map(|r| {
             let id: String = col(&r, "id")?;
-            Ok(Firm { id: FirmId::parse(&id).map_err(StoreError::Corrupt)?, name: col(&r, "name")? })
+            Ok(Firm {
+                id: FirmId::parse(&id).map_err(StoreError::Corrupt)?,
+                name: col(&r, "name")?,
+            })
         })
         .transpose()
     }
@@ -247,21 +291,31 @@ impl PgStore {
     }
 
     pub async fn vehicle(&self, plate: &Plate) -> StoreResult<Option<Vehicle>> {
-        let row = sqlx::query("SELECT plate, device_id, firm_id, rated_load_t FROM vehicles WHERE plate = $1")
-            .bind(plate.as_str())
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(
+            "SELECT plate, device_id, firm_id, rated_load_t FROM vehicles WHERE plate = $1",
+        )
+        .bind(plate.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
         row.as_ref().map(vehicle_from_row).transpose()
     }
 
     pub async fn vehicles(&self) -> StoreResult<Vec<Vehicle>> {
-        let rows = sqlx::query("SELECT plate, device_id, firm_id, rated_load_t FROM vehicles ORDER BY plate")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT plate, device_id, firm_id, rated_load_t FROM vehicles ORDER BY plate",
+        )
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(vehicle_from_row).collect()
     }
 
-    pub async fn track(&self, device: &str, from_ms: i64, to_ms: i64, limit: i64) -> StoreResult<Vec<Fix>> {
+    pub async fn track(
+        &self,
+        device: &str,
+        from_ms: i64,
+        to_ms: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<Fix>> {
         let rows = sqlx::query(
             "SELECT device_id, ts_ms, lat, lon, speed_kmh, heading, acc, tipper_up, cover_closed, load_t \
              FROM fixes WHERE device_id = $1 AND ts_ms BETWEEN $2 AND $3 ORDER BY ts_ms LIMIT $4",
@@ -289,7 +343,9 @@ impl PgStore {
 
     /// The latest fix time stored (event time), if any.
     pub async fn latest_fix_ms(&self) -> StoreResult<Option<i64>> {
-        Ok(sqlx::query_scalar("SELECT MAX(ts_ms) FROM fixes").fetch_one(&self.pool).await?)
+        Ok(sqlx::query_scalar("SELECT MAX(ts_ms) FROM fixes")
+            .fetch_one(&self.pool)
+            .await?)
     }
 
     /// Fixes of every device from `since_ms` on, oldest first.
@@ -320,7 +376,9 @@ impl PgStore {
     }
 
     pub async fn fix_count(&self) -> StoreResult<i64> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM fixes").fetch_one(&self.pool).await?)
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM fixes")
+            .fetch_one(&self.pool)
+            .await?)
     }
 
     pub async fn create_token(&self, hash: &str, role: &Role, now_ms: i64) -> StoreResult<()> {
@@ -334,11 +392,13 @@ impl PgStore {
     }
 
     pub async fn token_role(&self, hash: &str) -> StoreResult<Option<Role>> {
-        let role: Option<String> = sqlx::query_scalar("SELECT role FROM api_tokens WHERE hash = $1")
-            .bind(hash)
-            .fetch_optional(&self.pool)
-            .await?;
-        role.map(|r| Role::parse(&r).map_err(StoreError::Corrupt)).transpose()
+        let role: Option<String> =
+            sqlx::query_scalar("SELECT role FROM api_tokens WHERE hash = $1")
+                .bind(hash)
+                .fetch_optional(&self.pool)
+                .await?;
+        role.map(|r| Role::parse(&r).map_err(StoreError::Corrupt))
+            .transpose()
     }
 }
 
@@ -352,7 +412,9 @@ impl PgStore {
 /// assert_eq!(redact_url("postgres://mw@db/mw"), "postgres://mw@db/mw");
 /// ```
 pub fn redact_url(url: &str) -> String {
-    let Some(scheme_end) = url.find("://").map(|i| i + 3) else { return url.to_string() };
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.to_string();
+    };
     let (head, rest) = url.split_at(scheme_end);
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let (authority, tail) = rest.split_at(authority_end);
@@ -385,12 +447,17 @@ pub(super) fn col<'r, T>(row: &'r PgRow, name: &str) -> StoreResult<T>
 where
     T: Decode<'r, Postgres> + Type<Postgres>,
 {
-    row.try_get(name).map_err(|e| StoreError::Corrupt(format!("column `{name}`: {e}")))
+    row.try_get(name)
+        .map_err(|e| StoreError::Corrupt(format!("column `{name}`: {e}")))
 }
 
 /// Turns key violations into errors that name the object (SQLSTATE 23505
 /// unique, 23503 foreign key), as the SQLite backend does.
-pub(super) fn classify(e: sqlx::Error, conflict: impl FnOnce() -> String, missing: impl FnOnce() -> String) -> StoreError {
+pub(super) fn classify(
+    e: sqlx::Error,
+    conflict: impl FnOnce() -> String,
+    missing: impl FnOnce() -> String,
+) -> StoreError {
     if let Some(db) = e.as_database_error() {
         if db.is_unique_violation() {
             return StoreError::Conflict(conflict());

@@ -8,7 +8,10 @@ use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 use super::SqliteStore;
 use crate::auth::Department;
 use crate::cases::{CheckStatus, CheckUpdate};
-use crate::store::{AuditRecord, CaseFilter, CaseRecord, CheckError, CheckRecord, NewViolationCase, StoreResult, Stats};
+use crate::store::{
+    AuditRecord, CaseFilter, CaseRecord, CheckError, CheckRecord, NewViolationCase, Stats,
+    StoreResult,
+};
 
 impl SqliteStore {
     /// Files violation `violation_id` into the vehicle's open case of the
@@ -17,7 +20,10 @@ impl SqliteStore {
     pub async fn file_violation(&self, f: &NewViolationCase<'_>, now_ms: i64) -> StoreResult<i64> {
         let mut tx = self.pool.begin().await?;
         // A write first, so the transaction takes SQLite's write lock at once.
-        sqlx::query("UPDATE violations SET case_id = case_id WHERE id = ?").bind(f.violation_id).execute(&mut *tx).await?;
+        sqlx::query("UPDATE violations SET case_id = case_id WHERE id = ?")
+            .bind(f.violation_id)
+            .execute(&mut *tx)
+            .await?;
         let open: Option<i64> = sqlx::query_scalar(
             "SELECT id FROM cases WHERE plate = ? AND status = 'open' AND opened_ms >= ? AND opened_ms <= ? \
              ORDER BY opened_ms DESC LIMIT 1",
@@ -39,12 +45,36 @@ impl SqliteStore {
                 .bind(f.started_ms)
                 .fetch_one(&mut *tx)
                 .await?;
-                audit(&mut tx, id, now_ms, "system", None, "case", None, Some("open")).await?;
+                audit(
+                    &mut tx,
+                    id,
+                    now_ms,
+                    "system",
+                    None,
+                    "case",
+                    None,
+                    Some("open"),
+                )
+                .await?;
                 id
             }
         };
-        sqlx::query("UPDATE violations SET case_id = ? WHERE id = ?").bind(case_id).bind(f.violation_id).execute(&mut *tx).await?;
-        audit(&mut tx, case_id, now_ms, "system", None, "violation", None, Some(&format!("{} #{}", f.code, f.violation_id))).await?;
+        sqlx::query("UPDATE violations SET case_id = ? WHERE id = ?")
+            .bind(case_id)
+            .bind(f.violation_id)
+            .execute(&mut *tx)
+            .await?;
+        audit(
+            &mut tx,
+            case_id,
+            now_ms,
+            "system",
+            None,
+            "violation",
+            None,
+            Some(&format!("{} #{}", f.code, f.violation_id)),
+        )
+        .await?;
         for d in f.departments {
             let added = sqlx::query(
                 "INSERT INTO case_checks (case_id, department, status, updated_ms) VALUES (?, ?, 'pending', ?) \
@@ -57,7 +87,17 @@ impl SqliteStore {
             .await?
             .rows_affected();
             if added > 0 {
-                audit(&mut tx, case_id, now_ms, "system", Some(d.as_str()), "check", None, Some("pending")).await?;
+                audit(
+                    &mut tx,
+                    case_id,
+                    now_ms,
+                    "system",
+                    Some(d.as_str()),
+                    "check",
+                    None,
+                    Some("pending"),
+                )
+                .await?;
             }
         }
         for (role, name) in f.parties {
@@ -69,7 +109,17 @@ impl SqliteStore {
                 .await?
                 .rows_affected();
             if added > 0 {
-                audit(&mut tx, case_id, now_ms, "system", None, &format!("party.{role}"), None, Some(name)).await?;
+                audit(
+                    &mut tx,
+                    case_id,
+                    now_ms,
+                    "system",
+                    None,
+                    &format!("party.{role}"),
+                    None,
+                    Some(name),
+                )
+                .await?;
             }
         }
         tx.commit().await?;
@@ -77,21 +127,33 @@ impl SqliteStore {
     }
 
     pub async fn case(&self, id: i64) -> StoreResult<Option<CaseRecord>> {
-        let filter = CaseFilter { id: Some(id), ..Default::default() };
+        let filter = CaseFilter {
+            id: Some(id),
+            ..Default::default()
+        };
         Ok(self.cases(&filter, 1, 0).await?.0.into_iter().next())
     }
 
-    pub async fn cases(&self, f: &CaseFilter, limit: i64, offset: i64) -> StoreResult<(Vec<CaseRecord>, i64)> {
+    pub async fn cases(
+        &self,
+        f: &CaseFilter,
+        limit: i64,
+        offset: i64,
+    ) -> StoreResult<(Vec<CaseRecord>, i64)> {
         let filtered = |q: &mut QueryBuilder<Sqlite>| {
             q.push(" WHERE 1=1");
             if let Some(id) = f.id {
                 q.push(" AND c.id = ").push_bind(id);
             }
             if let Some(d) = f.visible_to {
-                q.push(" AND c.id IN (SELECT case_id FROM case_checks WHERE department = ").push_bind(d.as_str()).push(")");
+                q.push(" AND c.id IN (SELECT case_id FROM case_checks WHERE department = ")
+                    .push_bind(d.as_str())
+                    .push(")");
             }
             if let Some(d) = f.department {
-                q.push(" AND c.id IN (SELECT case_id FROM case_checks WHERE department = ").push_bind(d.as_str()).push(")");
+                q.push(" AND c.id IN (SELECT case_id FROM case_checks WHERE department = ")
+                    .push_bind(d.as_str())
+                    .push(")");
             }
             if let Some(s) = &f.status {
                 q.push(" AND c.status = ").push_bind(s.clone());
@@ -103,7 +165,9 @@ impl SqliteStore {
                 q.push(" AND c.plate = ").push_bind(plate.clone());
             }
             if let Some(code) = &f.code {
-                q.push(" AND c.id IN (SELECT case_id FROM violations WHERE code = ").push_bind(code.clone()).push(")");
+                q.push(" AND c.id IN (SELECT case_id FROM violations WHERE code = ")
+                    .push_bind(code.clone())
+                    .push(")");
             }
             if let Some(from) = f.from_ms {
                 q.push(" AND c.opened_ms >= ").push_bind(from);
@@ -114,12 +178,18 @@ impl SqliteStore {
         };
         let mut q = QueryBuilder::<Sqlite>::new("SELECT c.id, c.plate, c.device_id, c.firm_id, c.status, c.opened_ms, c.closed_ms FROM cases c");
         filtered(&mut q);
-        q.push(" ORDER BY c.opened_ms DESC, c.id DESC LIMIT ").push_bind(limit).push(" OFFSET ").push_bind(offset);
+        q.push(" ORDER BY c.opened_ms DESC, c.id DESC LIMIT ")
+            .push_bind(limit)
+            .push(" OFFSET ")
+            .push_bind(offset);
         let rows = q.build().fetch_all(&self.pool).await?;
         let mut c = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM cases c");
         filtered(&mut c);
         let total: i64 = c.build().fetch_one(&self.pool).await?.try_get(0)?;
-        let mut items = rows.iter().map(case_from_row).collect::<StoreResult<Vec<_>>>()?;
+        let mut items = rows
+            .iter()
+            .map(case_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
         for case in &mut items {
             self.fill_case(case).await?;
         }
@@ -127,10 +197,12 @@ impl SqliteStore {
     }
 
     async fn fill_case(&self, case: &mut CaseRecord) -> StoreResult<()> {
-        case.codes = sqlx::query_scalar("SELECT DISTINCT code FROM violations WHERE case_id = ? ORDER BY code")
-            .bind(case.id)
-            .fetch_all(&self.pool)
-            .await?;
+        case.codes = sqlx::query_scalar(
+            "SELECT DISTINCT code FROM violations WHERE case_id = ? ORDER BY code",
+        )
+        .bind(case.id)
+        .fetch_all(&self.pool)
+        .await?;
         let checks = sqlx::query(
             "SELECT department, status, finding, penalty_party, penalty_amount_cny FROM case_checks WHERE case_id = ? ORDER BY department",
         )
@@ -150,10 +222,11 @@ impl SqliteStore {
                 })
             })
             .collect::<Result<Vec<_>, sqlx::Error>>()?;
-        let parties = sqlx::query("SELECT role, name FROM case_parties WHERE case_id = ? ORDER BY rowid")
-            .bind(case.id)
-            .fetch_all(&self.pool)
-            .await?;
+        let parties =
+            sqlx::query("SELECT role, name FROM case_parties WHERE case_id = ? ORDER BY rowid")
+                .bind(case.id)
+                .fetch_all(&self.pool)
+                .await?;
         case.parties = parties
             .iter()
             .map(|r| Ok((r.try_get("role")?, r.try_get("name")?)))
@@ -194,7 +267,10 @@ impl SqliteStore {
         now_ms: i64,
     ) -> Result<(), CheckError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("UPDATE cases SET id = id WHERE id = ?").bind(case_id).execute(&mut *tx).await?;
+        sqlx::query("UPDATE cases SET id = id WHERE id = ?")
+            .bind(case_id)
+            .execute(&mut *tx)
+            .await?;
         let row = sqlx::query("SELECT status, finding, penalty_party, penalty_amount_cny FROM case_checks WHERE case_id = ? AND department = ?")
             .bind(case_id)
             .bind(dept.as_str())
@@ -202,12 +278,15 @@ impl SqliteStore {
             .await?
             .ok_or(CheckError::NoSuchCheck)?;
         let from: String = row.try_get("status")?;
-        let from = CheckStatus::parse(&from).ok_or_else(|| CheckError::Illegal(format!("stored status `{from}` is unknown")))?;
+        let from = CheckStatus::parse(&from)
+            .ok_or_else(|| CheckError::Illegal(format!("stored status `{from}` is unknown")))?;
         if from.next() != Some(u.status) {
             return Err(CheckError::Illegal(format!(
                 "the {dept} check is {}; it can only move to {}",
                 from.as_str(),
-                from.next().map(|s| s.as_str()).unwrap_or("nothing (closed)")
+                from.next()
+                    .map(|s| s.as_str())
+                    .unwrap_or("nothing (closed)")
             )));
         }
         let old_finding: Option<String> = row.try_get("finding")?;
@@ -233,13 +312,45 @@ impl SqliteStore {
         .execute(&mut *tx)
         .await?;
         let d = Some(dept.as_str());
-        audit(&mut tx, case_id, now_ms, actor, d, "status", Some(from.as_str()), Some(u.status.as_str())).await?;
+        audit(
+            &mut tx,
+            case_id,
+            now_ms,
+            actor,
+            d,
+            "status",
+            Some(from.as_str()),
+            Some(u.status.as_str()),
+        )
+        .await?;
         if finding != old_finding {
-            audit(&mut tx, case_id, now_ms, actor, d, "finding", old_finding.as_deref(), finding.as_deref()).await?;
+            audit(
+                &mut tx,
+                case_id,
+                now_ms,
+                actor,
+                d,
+                "finding",
+                old_finding.as_deref(),
+                finding.as_deref(),
+            )
+            .await?;
         }
         if party != old_party || amount != old_amount {
-            let show = |p: &Option<String>, a: Option<f64>| p.as_ref().map(|p| format!("{p}: {} CNY", a.unwrap_or(0.0)));
-            audit(&mut tx, case_id, now_ms, actor, d, "penalty", show(&old_party, old_amount).as_deref(), show(&party, amount).as_deref()).await?;
+            let show = |p: &Option<String>, a: Option<f64>| {
+                p.as_ref().map(|p| format!("{p}: {} CNY", a.unwrap_or(0.0)))
+            };
+            audit(
+                &mut tx,
+                case_id,
+                now_ms,
+                actor,
+                d,
+                "penalty",
+                show(&old_party, old_amount).as_deref(),
+                show(&party, amount).as_deref(),
+            )
+            .await?;
         }
         let closed = sqlx::query(
             "UPDATE cases SET status = 'closed', closed_ms = ? WHERE id = ? AND status = 'open' \
@@ -252,7 +363,17 @@ impl SqliteStore {
         .await?
         .rows_affected();
         if closed > 0 {
-            audit(&mut tx, case_id, now_ms, actor, None, "case", Some("open"), Some("closed")).await?;
+            audit(
+                &mut tx,
+                case_id,
+                now_ms,
+                actor,
+                None,
+                "case",
+                Some("open"),
+                Some("closed"),
+            )
+            .await?;
         }
         tx.commit().await?;
         Ok(())

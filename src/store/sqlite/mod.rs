@@ -3,7 +3,9 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
 mod cases;
@@ -16,10 +18,26 @@ use crate::fix::{DeviceId, Fix};
 use crate::registry::{Firm, FirmId, Plate, Vehicle};
 
 const MIGRATIONS: &[(i64, &str, &str)] = &[
-    (1, "init", include_str!("../../../migrations/sqlite/0001_init.sql")),
-    (2, "permits_violations", include_str!("../../../migrations/sqlite/0002_permits_violations.sql")),
-    (3, "cases", include_str!("../../../migrations/sqlite/0003_cases.sql")),
-    (4, "fixes_by_time", include_str!("../../../migrations/sqlite/0004_fixes_by_time.sql")),
+    (
+        1,
+        "init",
+        include_str!("../../../migrations/sqlite/0001_init.sql"),
+    ),
+    (
+        2,
+        "permits_violations",
+        include_str!("../../../migrations/sqlite/0002_permits_violations.sql"),
+    ),
+    (
+        3,
+        "cases",
+        include_str!("../../../migrations/sqlite/0003_cases.sql"),
+    ),
+    (
+        4,
+        "fixes_by_time",
+        include_str!("../../../migrations/sqlite/0004_fixes_by_time.sql"),
+    ),
 ];
 
 /// Rows per INSERT statement: 11 parameters each stays far below SQLite's
@@ -71,12 +89,14 @@ impl SqliteStore {
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| anyhow::anyhow!("migration {version} ({name}) failed: {e}"))?;
-            sqlx::query("INSERT INTO schema_migrations (version, name, applied_ms) VALUES (?, ?, ?)")
-                .bind(version)
-                .bind(name)
-                .bind(chrono::Utc::now().timestamp_millis())
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "INSERT INTO schema_migrations (version, name, applied_ms) VALUES (?, ?, ?)",
+            )
+            .bind(version)
+            .bind(name)
+            .bind(chrono::Utc::now().timestamp_millis())
+            .execute(&mut *tx)
+            .await?;
             tx.commit().await?;
             tracing::info!(version, name, "applied migration");
         }
@@ -136,7 +156,11 @@ impl SqliteStore {
         Ok(())
     }
 
-    pub async fn dead_letters(&self, limit: i64, offset: i64) -> StoreResult<(Vec<StoredDeadLetter>, i64)> {
+    pub async fn dead_letters(
+        &self,
+        limit: i64,
+        offset: i64,
+    ) -> StoreResult<(Vec<StoredDeadLetter>, i64)> {
         let rows = sqlx::query(
             "SELECT id, received_ms, topic, reason, detail, payload FROM dead_letters \
              ORDER BY id DESC LIMIT ? OFFSET ?",
@@ -145,7 +169,9 @@ impl SqliteStore {
         .bind(offset)
         .fetch_all(&self.pool)
         .await?;
-        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM dead_letters").fetch_one(&self.pool).await?;
+        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM dead_letters")
+            .fetch_one(&self.pool)
+            .await?;
         let items = rows
             .iter()
             .map(|r| {
@@ -169,7 +195,13 @@ impl SqliteStore {
             .bind(now_ms)
             .execute(&self.pool)
             .await
-            .map_err(|e| classify(e, || format!("firm `{}` exists already", firm.id), String::new))?;
+            .map_err(|e| {
+                classify(
+                    e,
+                    || format!("firm `{}` exists already", firm.id),
+                    String::new,
+                )
+            })?;
         Ok(())
     }
 
@@ -180,7 +212,10 @@ impl SqliteStore {
             .await?;
         row.map(|r| {
             let id: String = r.try_get("id")?;
-            Ok(Firm { id: FirmId::parse(&id).map_err(StoreError::Corrupt)?, name: r.try_get("name")? })
+            Ok(Firm {
+                id: FirmId::parse(&id).map_err(StoreError::Corrupt)?,
+                name: r.try_get("name")?,
+            })
         })
         .transpose()
     }
@@ -207,21 +242,31 @@ impl SqliteStore {
     }
 
     pub async fn vehicle(&self, plate: &Plate) -> StoreResult<Option<Vehicle>> {
-        let row = sqlx::query("SELECT plate, device_id, firm_id, rated_load_t FROM vehicles WHERE plate = ?")
-            .bind(plate.as_str())
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(
+            "SELECT plate, device_id, firm_id, rated_load_t FROM vehicles WHERE plate = ?",
+        )
+        .bind(plate.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
         row.as_ref().map(vehicle_from_row).transpose()
     }
 
     pub async fn vehicles(&self) -> StoreResult<Vec<Vehicle>> {
-        let rows = sqlx::query("SELECT plate, device_id, firm_id, rated_load_t FROM vehicles ORDER BY plate")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT plate, device_id, firm_id, rated_load_t FROM vehicles ORDER BY plate",
+        )
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(vehicle_from_row).collect()
     }
 
-    pub async fn track(&self, device: &str, from_ms: i64, to_ms: i64, limit: i64) -> StoreResult<Vec<Fix>> {
+    pub async fn track(
+        &self,
+        device: &str,
+        from_ms: i64,
+        to_ms: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<Fix>> {
         let rows = sqlx::query(
             "SELECT device_id, ts_ms, lat, lon, speed_kmh, heading, acc, tipper_up, cover_closed, load_t \
              FROM fixes WHERE device_id = ? AND ts_ms BETWEEN ? AND ? ORDER BY ts_ms LIMIT ?",
@@ -249,7 +294,9 @@ impl SqliteStore {
 
     /// The latest fix time stored (event time), if any.
     pub async fn latest_fix_ms(&self) -> StoreResult<Option<i64>> {
-        Ok(sqlx::query_scalar("SELECT MAX(ts_ms) FROM fixes").fetch_one(&self.pool).await?)
+        Ok(sqlx::query_scalar("SELECT MAX(ts_ms) FROM fixes")
+            .fetch_one(&self.pool)
+            .await?)
     }
 
     /// Fixes of every device from `since_ms` on, oldest first.
@@ -280,7 +327,9 @@ impl SqliteStore {
     }
 
     pub async fn fix_count(&self) -> StoreResult<i64> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM fixes").fetch_one(&self.pool).await?)
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM fixes")
+            .fetch_one(&self.pool)
+            .await?)
     }
 
     pub async fn create_token(&self, hash: &str, role: &Role, now_ms: i64) -> StoreResult<()> {
@@ -298,12 +347,17 @@ impl SqliteStore {
             .bind(hash)
             .fetch_optional(&self.pool)
             .await?;
-        role.map(|r| Role::parse(&r).map_err(StoreError::Corrupt)).transpose()
+        role.map(|r| Role::parse(&r).map_err(StoreError::Corrupt))
+            .transpose()
     }
 }
 
 /// Turns key violations into errors that name the object.
-pub(super) fn classify(e: sqlx::Error, conflict: impl FnOnce() -> String, missing: impl FnOnce() -> String) -> StoreError {
+pub(super) fn classify(
+    e: sqlx::Error,
+    conflict: impl FnOnce() -> String,
+    missing: impl FnOnce() -> String,
+) -> StoreError {
     if let Some(db) = e.as_database_error() {
         if db.is_unique_violation() {
             return StoreError::Conflict(conflict());

@@ -25,7 +25,13 @@ impl SqliteStore {
                 .bind(plate.as_str())
                 .execute(&mut *tx)
                 .await
-                .map_err(|e| classify(e, || format!("plate `{plate}` is listed twice"), || format!("vehicle `{plate}` does not exist")))?;
+                .map_err(|e| {
+                    classify(
+                        e,
+                        || format!("plate `{plate}` is listed twice"),
+                        || format!("vehicle `{plate}` does not exist"),
+                    )
+                })?;
         }
         tx.commit().await?;
         Ok(())
@@ -39,11 +45,18 @@ impl SqliteStore {
         body.map(|b| parse_permit(&b)).transpose()
     }
 
-    pub async fn permits(&self, f: &PermitFilter, limit: i64, offset: i64) -> StoreResult<(Vec<Permit>, i64)> {
+    pub async fn permits(
+        &self,
+        f: &PermitFilter,
+        limit: i64,
+        offset: i64,
+    ) -> StoreResult<(Vec<Permit>, i64)> {
         let filtered = |q: &mut QueryBuilder<Sqlite>| {
             q.push(" WHERE 1=1");
             if let Some(plate) = &f.plate {
-                q.push(" AND id IN (SELECT permit_id FROM permit_plates WHERE plate = ").push_bind(plate.clone()).push(")");
+                q.push(" AND id IN (SELECT permit_id FROM permit_plates WHERE plate = ")
+                    .push_bind(plate.clone())
+                    .push(")");
             }
             if let Some(status) = f.status {
                 q.push(" AND status = ").push_bind(status.as_str());
@@ -54,23 +67,38 @@ impl SqliteStore {
         };
         let mut q = QueryBuilder::<Sqlite>::new("SELECT body FROM permits");
         filtered(&mut q);
-        q.push(" ORDER BY id LIMIT ").push_bind(limit).push(" OFFSET ").push_bind(offset);
+        q.push(" ORDER BY id LIMIT ")
+            .push_bind(limit)
+            .push(" OFFSET ")
+            .push_bind(offset);
         let rows = q.build().fetch_all(&self.pool).await?;
         let mut c = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM permits");
         filtered(&mut c);
         let total: i64 = c.build().fetch_one(&self.pool).await?.try_get(0)?;
-        let items = rows.iter().map(|r| parse_permit(&r.try_get::<String, _>("body")?)).collect::<StoreResult<Vec<_>>>()?;
+        let items = rows
+            .iter()
+            .map(|r| parse_permit(&r.try_get::<String, _>("body")?))
+            .collect::<StoreResult<Vec<_>>>()?;
         Ok((items, total))
     }
 
     pub async fn all_permits(&self) -> StoreResult<Vec<Permit>> {
-        let rows: Vec<String> = sqlx::query_scalar("SELECT body FROM permits").fetch_all(&self.pool).await?;
+        let rows: Vec<String> = sqlx::query_scalar("SELECT body FROM permits")
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(|b| parse_permit(b)).collect()
     }
 
     /// Sets the status; returns the updated permit, or None if unknown.
-    pub async fn set_permit_status(&self, id: &str, status: PermitStatus, now_ms: i64) -> StoreResult<Option<Permit>> {
-        let Some(mut p) = self.permit(id).await? else { return Ok(None) };
+    pub async fn set_permit_status(
+        &self,
+        id: &str,
+        status: PermitStatus,
+        now_ms: i64,
+    ) -> StoreResult<Option<Permit>> {
+        let Some(mut p) = self.permit(id).await? else {
+            return Ok(None);
+        };
         p.status = status;
         sqlx::query("UPDATE permits SET status = ?, body = ?, updated_ms = ? WHERE id = ?")
             .bind(status.as_str())
@@ -84,6 +112,7 @@ impl SqliteStore {
 }
 
 fn parse_permit(body: &str) -> StoreResult<Permit> {
-    let v: serde_json::Value = serde_json::from_str(body).map_err(|e| StoreError::Corrupt(format!("permit body: {e}")))?;
+    let v: serde_json::Value =
+        serde_json::from_str(body).map_err(|e| StoreError::Corrupt(format!("permit body: {e}")))?;
     Permit::from_json(&v).map_err(StoreError::Corrupt)
 }

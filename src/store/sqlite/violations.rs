@@ -14,7 +14,8 @@ impl SqliteStore {
     /// Stores a raised violation; the same episode (device, code, start)
     /// stored again returns the existing id.
     pub async fn insert_violation(&self, v: &Violation, now_ms: i64) -> StoreResult<i64> {
-        let fences = serde_json::to_string(&v.fences).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let fences =
+            serde_json::to_string(&v.fences).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         sqlx::query(
             "INSERT INTO violations (code, plate, device_id, firm_id, permit_id, started_ms, ended_ms, lat, lon, \
              measured, fences, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
@@ -34,25 +35,34 @@ impl SqliteStore {
         .bind(now_ms)
         .execute(&self.pool)
         .await?;
-        let id: i64 = sqlx::query_scalar("SELECT id FROM violations WHERE device_id = ? AND code = ? AND started_ms = ?")
-            .bind(v.device_id.as_str())
-            .bind(v.code.as_str())
-            .bind(v.started_ms)
-            .fetch_one(&self.pool)
-            .await?;
+        let id: i64 = sqlx::query_scalar(
+            "SELECT id FROM violations WHERE device_id = ? AND code = ? AND started_ms = ?",
+        )
+        .bind(v.device_id.as_str())
+        .bind(v.code.as_str())
+        .bind(v.started_ms)
+        .fetch_one(&self.pool)
+        .await?;
         Ok(id)
     }
 
     /// The case a violation was filed into, if it was.
     pub async fn violation_case(&self, id: i64) -> StoreResult<Option<i64>> {
-        let case: Option<Option<i64>> = sqlx::query_scalar("SELECT case_id FROM violations WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let case: Option<Option<i64>> =
+            sqlx::query_scalar("SELECT case_id FROM violations WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
         Ok(case.flatten())
     }
 
-    pub async fn end_violation(&self, device: &str, code: &str, started_ms: i64, ended_ms: i64) -> StoreResult<()> {
+    pub async fn end_violation(
+        &self,
+        device: &str,
+        code: &str,
+        started_ms: i64,
+        ended_ms: i64,
+    ) -> StoreResult<()> {
         sqlx::query("UPDATE violations SET ended_ms = ? WHERE device_id = ? AND code = ? AND started_ms = ?")
             .bind(ended_ms)
             .bind(device)
@@ -63,7 +73,12 @@ impl SqliteStore {
         Ok(())
     }
 
-    pub async fn violations(&self, f: &ViolationFilter, limit: i64, offset: i64) -> StoreResult<(Vec<StoredViolation>, i64)> {
+    pub async fn violations(
+        &self,
+        f: &ViolationFilter,
+        limit: i64,
+        offset: i64,
+    ) -> StoreResult<(Vec<StoredViolation>, i64)> {
         let filtered = |q: &mut QueryBuilder<Sqlite>| {
             q.push(" WHERE 1=1");
             if let Some(plate) = &f.plate {
@@ -95,12 +110,18 @@ impl SqliteStore {
         };
         let mut q = QueryBuilder::<Sqlite>::new(format!("SELECT {COLUMNS} FROM violations"));
         filtered(&mut q);
-        q.push(" ORDER BY started_ms, id LIMIT ").push_bind(limit).push(" OFFSET ").push_bind(offset);
+        q.push(" ORDER BY started_ms, id LIMIT ")
+            .push_bind(limit)
+            .push(" OFFSET ")
+            .push_bind(offset);
         let rows = q.build().fetch_all(&self.pool).await?;
         let mut c = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM violations");
         filtered(&mut c);
         let total: i64 = c.build().fetch_one(&self.pool).await?.try_get(0)?;
-        let items = rows.iter().map(violation_from_row).collect::<StoreResult<Vec<_>>>()?;
+        let items = rows
+            .iter()
+            .map(violation_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
         Ok((items, total))
     }
 }
@@ -119,7 +140,8 @@ fn violation_from_row(r: &SqliteRow) -> StoreResult<StoredViolation> {
         lat: r.try_get("lat")?,
         lon: r.try_get("lon")?,
         measured: r.try_get("measured")?,
-        fences: serde_json::from_str(&fences).map_err(|e| StoreError::Corrupt(format!("violation fences: {e}")))?,
+        fences: serde_json::from_str(&fences)
+            .map_err(|e| StoreError::Corrupt(format!("violation fences: {e}")))?,
         case_id: r.try_get("case_id")?,
     })
 }
