@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use crate::ingest::BucketSet;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
     pub mqtt: MqttSettings,
@@ -95,21 +95,6 @@ pub struct IngestSettings {
     /// Raw fixes older than this many days are deleted (0 keeps them all);
     /// fixes within 10 minutes of a violation are evidence and stay.
     pub retention_days: u64,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            mqtt: MqttSettings::default(),
-            database: DatabaseSettings::default(),
-            http: HttpSettings::default(),
-            geofences: GeofenceSettings::default(),
-            city: CitySettings::default(),
-            ingest: IngestSettings::default(),
-            rules: crate::rules::RulesConfig::default(),
-            cases: crate::cases::CaseSettings::default(),
-        }
-    }
 }
 
 impl Default for MqttSettings {

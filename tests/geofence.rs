@@ -457,6 +457,7 @@ async fn reload_swaps_atomically_and_keeps_the_old_set_on_error() {
         muckwatch::geofence::spawn_reloader(handle.clone(), dir.clone(), Duration::from_millis(20));
     let held = handle.load();
     assert_eq!(held.len(), 1);
+    assert!(handle.is_current(&held));
 
     let two = fc(vec![
         feature(
@@ -471,6 +472,10 @@ async fn reload_swaps_atomically_and_keeps_the_old_set_on_error() {
     std::fs::write(dir.join("f.geojson"), &two).expect("write");
     wait_for(|| handle.load().len() == 2).await;
     assert_eq!(held.len(), 1, "a reader keeps the set it loaded");
+    assert!(
+        !handle.is_current(&held),
+        "and can tell that a newer one is in force"
+    );
 
     // a bad new file: refused, the two fences stay
     std::fs::write(dir.join("g.geojson"), "{ not json").expect("write");

@@ -1,28 +1,12 @@
 //! The per-fix queries must not allocate (contract of the hot path): checked with a
 //! counting global allocator, on the sample city.
 
-use std::alloc::{GlobalAlloc, Layout, System};
+mod counting_alloc;
+
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
+use counting_alloc::allocations;
 use muckwatch::geofence::{FenceKind, FenceSet, PlanePoint};
-
-struct Counting;
-
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
 
 #[test]
 fn queries_do_not_allocate() {
@@ -40,7 +24,7 @@ fn queries_do_not_allocate() {
         .collect();
     let mut out = Vec::with_capacity(64);
     let mut hits = 0;
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let before = allocations();
     for w in points.windows(2) {
         set.containing(w[0], &mut out);
         hits += out.len();
@@ -50,7 +34,7 @@ fn queries_do_not_allocate() {
         hits += out.len();
         hits += usize::from(set.contains(routes[0], w[0]));
     }
-    let after = ALLOCATIONS.load(Ordering::Relaxed);
+    let after = allocations();
     assert!(hits > 2000, "the walk must actually find things ({hits})");
     assert_eq!(
         after - before,

@@ -79,14 +79,7 @@ fn no_permit_raised_after_two_minutes_moving_outside_its_sites() {
 #[test]
 fn out_of_hours_at_half_past_seven_on_a_night_permit() {
     let route = Route::new("route-s01-d01");
-    let night = permit(
-        "P-NIGHT",
-        "苏J00001",
-        "s01",
-        "d01",
-        &["route-s01-d01"],
-        &[("21:00", "06:00")],
-    );
+    let night = night_permit();
     let ctx = vehicle("T-HOURS", vec![night]);
     let mut track = Track::new("T-HOURS", monday(7, 30, 0));
     track.drive(&route, 0.0, 3000.0, 28.0, 10, |_| 0.0);

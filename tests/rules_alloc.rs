@@ -2,47 +2,19 @@
 //! checked with a counting global allocator on tracks that exercise every query the
 //! rules make (containment, route distances, zone crossings, schedules, permits).
 
+mod counting_alloc;
 mod rules_support;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
-
+use counting_alloc::allocations;
 use muckwatch::rules::VehicleState;
 use rules_support::*;
-
-struct Counting;
-
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
 
 #[test]
 fn on_fix_does_not_allocate_when_nothing_is_raised() {
     let rules = rules();
     let route = Route::new("route-s01-d01");
     let truck = truck("T-ALLOC");
-    let night = vehicle(
-        "T-ALLOC",
-        vec![permit(
-            "P-N",
-            "苏J00001",
-            "s01",
-            "d01",
-            &["route-s01-d01"],
-            &[("21:00", "06:00")],
-        )],
-    );
+    let night = vehicle("T-ALLOC", vec![night_permit()]);
     let no_routes = vehicle(
         "T-ALLOC",
         vec![permit("P-R", "苏J00001", "s01", "d01", &[], &[])],
@@ -81,7 +53,7 @@ fn on_fix_does_not_allocate_when_nothing_is_raised() {
     out.clear();
 
     let mut fixes = 0;
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let before = allocations();
     for (ctx, track) in cases {
         let mut state = VehicleState::default();
         for fix in &track.fixes {
@@ -90,7 +62,7 @@ fn on_fix_does_not_allocate_when_nothing_is_raised() {
         }
         rules.on_watermark(&mut state, ctx, track.t_ms, &mut out);
     }
-    let allocated = ALLOCATIONS.load(Ordering::Relaxed) - before;
+    let allocated = allocations() - before;
     assert!(out.is_empty(), "these tracks raise nothing: {out:#?}");
     assert!(fixes > 300, "{fixes} fixes");
     assert_eq!(allocated, 0, "{allocated} allocations over {fixes} fixes");

@@ -94,14 +94,7 @@ fn unloading_at_a_source_site_or_on_one_fix_is_not_dumping() {
 #[test]
 fn a_night_window_accepts_two_in_the_morning() {
     let route = Route::new("route-s01-d01");
-    let night = permit(
-        "P-NIGHT",
-        "苏J00001",
-        "s01",
-        "d01",
-        &["route-s01-d01"],
-        &[("21:00", "06:00")],
-    );
+    let night = night_permit();
     let ctx = vehicle("T-NIGHT", vec![night]);
     let mut track = Track::new("T-NIGHT", monday(2, 0, 0));
     track.drive(&route, 0.0, 4000.0, 28.0, 10, |_| 0.0);

@@ -46,6 +46,13 @@ impl FenceHandle {
         self.inner.load_full()
     }
 
+    /// Whether `set` is still the set in force. Costs no reference-count traffic,
+    /// so a reader that keeps its own `Arc` can check it on every fix and call
+    /// [`FenceHandle::load`] only after a reload.
+    pub fn is_current(&self, set: &Arc<FenceSet>) -> bool {
+        Arc::ptr_eq(&self.inner.load(), set)
+    }
+
     /// Replaces the set in force (readers holding the old one keep it until they drop it).
     pub fn store(&self, set: FenceSet) {
         self.inner.store(Arc::new(set));

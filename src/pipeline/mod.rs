@@ -9,7 +9,7 @@
 mod shard;
 mod sink;
 
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::atomic::AtomicI64;
 use std::sync::Arc;
 
@@ -65,9 +65,7 @@ impl DetectionInput {
     }
 
     async fn route(&self, input: ShardInput) -> bool {
-        let mut h = self.hasher.build_hasher();
-        input.fix.device_id.hash(&mut h);
-        let i = (h.finish() % self.shards.len() as u64) as usize;
+        let i = (self.hasher.hash_one(input.fix.device_id) % self.shards.len() as u64) as usize;
         self.shards[i].send(input).await.is_ok()
     }
 }

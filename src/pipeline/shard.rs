@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 
 use super::ShardInput;
 use crate::fix::{DeviceId, Fix};
-use crate::geofence::FenceHandle;
+use crate::geofence::{FenceHandle, FenceSet};
 use crate::registry::Registry;
 use crate::rules::{RuleEvent, Rules, VehicleState};
 
@@ -20,6 +20,9 @@ pub struct Shard {
     rules: Arc<Rules>,
     registry: Arc<Registry>,
     fences: FenceHandle,
+    /// The set this shard uses, swapped only after a reload: one shared
+    /// reference count bumped per reload, not per fix.
+    fence_set: Arc<FenceSet>,
     watermark: Arc<AtomicI64>,
     events: mpsc::Sender<RuleEvent>,
     states: HashMap<DeviceId, VehicleState>,
@@ -40,6 +43,7 @@ impl Shard {
         Shard {
             rules,
             registry,
+            fence_set: fences.load(),
             fences,
             watermark,
             events,
@@ -77,9 +81,12 @@ impl Shard {
         let Some(ctx) = self.registry.context_of(&fix.device_id) else {
             return;
         };
-        let fences = self.fences.load();
+        if !self.fences.is_current(&self.fence_set) {
+            self.fence_set = self.fences.load();
+        }
         let state = self.states.entry(fix.device_id).or_default();
-        self.rules.on_fix(state, &ctx, &fences, fix, &mut self.out);
+        self.rules
+            .on_fix(state, &ctx, &self.fence_set, fix, &mut self.out);
         self.flush().await;
     }
 

@@ -42,7 +42,7 @@ pub fn temp_db() -> PathBuf {
 }
 
 /// Settings for a test instance: embedded broker and HTTP on free ports.
-pub fn test_settings(db: &PathBuf) -> Settings {
+pub fn test_settings(db: &std::path::Path) -> Settings {
     let mut s = Settings::default();
     s.database.url = format!("sqlite://{}", db.display());
     s.mqtt.listen = "127.0.0.1:0".into();

@@ -69,6 +69,18 @@ pub fn permit(
     Arc::new(Permit::from_json(&body).expect("test permit"))
 }
 
+/// The standard night permit: P-NIGHT, s01 to d01 along route-s01-d01, 21:00-06:00.
+pub fn night_permit() -> Arc<Permit> {
+    permit(
+        "P-NIGHT",
+        "苏J00001",
+        "s01",
+        "d01",
+        &["route-s01-d01"],
+        &[("21:00", "06:00")],
+    )
+}
+
 /// The standard truck: permit P-1 from s01 to d01 along route-s01-d01, rated 30 t.
 pub fn truck(dev: &str) -> VehicleContext {
     vehicle(
