@@ -5,7 +5,7 @@ use std::fmt;
 
 use sha2::{Digest, Sha256};
 
-use crate::registry::FirmId;
+use crate::identity::FirmId;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Department {
@@ -37,6 +37,17 @@ impl Department {
 
     pub fn parse(s: &str) -> Option<Department> {
         Self::ALL.into_iter().find(|d| d.as_str() == s)
+    }
+
+    /// The department's name in Chinese (the console shows it beside the id).
+    pub fn label_zh(self) -> &'static str {
+        match self {
+            Department::Urban => "城管",
+            Department::Police => "公安交警",
+            Department::Housing => "住建",
+            Department::Transport => "交通运输",
+            Department::Ecology => "生态环境",
+        }
     }
 }
 

@@ -1,75 +1,10 @@
-//! The GPS fix, the unit of everything muckwatch watches, and the device id
-//! that names its terminal. Both are plain values that cost no allocation,
-//! because millions of them pass through the hot path.
-
-use std::fmt;
+//! The GPS fix, the unit of everything muckwatch watches, and why a message
+//! is refused as one. Plain values that cost no allocation, because
+//! millions of them pass through the hot path.
 
 use chrono::{DateTime, Utc};
 
-/// A terminal id: 1-32 characters of `[0-9A-Za-z_-]`, stored inline.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct DeviceId {
-    len: u8,
-    bytes: [u8; DeviceId::MAX_LEN],
-}
-
-impl DeviceId {
-    pub const MAX_LEN: usize = 32;
-
-    /// Accepts exactly the contract's alphabet and length.
-    ///
-    /// ```
-    /// use muckwatch::fix::DeviceId;
-    /// assert_eq!(DeviceId::parse("013800000001").unwrap().as_str(), "013800000001");
-    /// assert!(DeviceId::parse("bad/id").is_err());
-    /// assert!(DeviceId::parse("").is_err());
-    /// ```
-    pub fn parse(s: &str) -> Result<DeviceId, String> {
-        let b = s.as_bytes();
-        if b.is_empty() || b.len() > Self::MAX_LEN {
-            return Err(format!(
-                "device_id must be 1-32 characters, got {}",
-                b.len()
-            ));
-        }
-        if let Some(c) = s
-            .chars()
-            .find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-'))
-        {
-            return Err(format!(
-                "device_id has a character outside [0-9A-Za-z_-]: {c:?}"
-            ));
-        }
-        let mut bytes = [0u8; Self::MAX_LEN];
-        bytes[..b.len()].copy_from_slice(b);
-        Ok(DeviceId {
-            len: b.len() as u8,
-            bytes,
-        })
-    }
-
-    pub fn as_str(&self) -> &str {
-        // Only ASCII is ever admitted by `parse`.
-        std::str::from_utf8(&self.bytes[..self.len as usize]).unwrap_or_default()
-    }
-
-    /// The default bucket of the contract: `crc32(device_id) % 64`.
-    pub fn default_bucket(&self) -> u8 {
-        (crc32fast::hash(self.as_str().as_bytes()) % 64) as u8
-    }
-}
-
-impl fmt::Debug for DeviceId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "DeviceId({})", self.as_str())
-    }
-}
-
-impl fmt::Display for DeviceId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use crate::identity::DeviceId;
 
 /// One validated position report. Time is kept as UTC milliseconds: rules
 /// compare and subtract fix times constantly, and the offset the terminal
@@ -94,25 +29,55 @@ impl Fix {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// Why a message (or one fix of a batch) was refused; the label is the
+/// `reason` of `muckwatch_messages_rejected_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RejectReason {
+    BadTopic,
+    Oversized,
+    NotJson,
+    BatchTooLong,
+    EmptyBatch,
+    WrongType,
+    MissingField,
+    BadTimestamp,
+    OutOfRange,
+    NonFinite,
+    DeviceMismatch,
+}
 
-    #[test]
-    fn device_id_limits() {
-        assert!(DeviceId::parse(&"a".repeat(32)).is_ok());
-        assert!(DeviceId::parse(&"a".repeat(33)).is_err());
-        assert!(DeviceId::parse("truck 1").is_err());
-        assert!(DeviceId::parse("车1").is_err());
-        assert!(DeviceId::parse("A-b_9").is_ok());
+impl RejectReason {
+    pub const ALL: [RejectReason; 11] = [
+        RejectReason::BadTopic,
+        RejectReason::Oversized,
+        RejectReason::NotJson,
+        RejectReason::BatchTooLong,
+        RejectReason::EmptyBatch,
+        RejectReason::WrongType,
+        RejectReason::MissingField,
+        RejectReason::BadTimestamp,
+        RejectReason::OutOfRange,
+        RejectReason::NonFinite,
+        RejectReason::DeviceMismatch,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            RejectReason::BadTopic => "bad_topic",
+            RejectReason::Oversized => "oversized",
+            RejectReason::NotJson => "not_json",
+            RejectReason::BatchTooLong => "batch_too_long",
+            RejectReason::EmptyBatch => "empty_batch",
+            RejectReason::WrongType => "wrong_type",
+            RejectReason::MissingField => "missing_field",
+            RejectReason::BadTimestamp => "bad_timestamp",
+            RejectReason::OutOfRange => "out_of_range",
+            RejectReason::NonFinite => "non_finite",
+            RejectReason::DeviceMismatch => "device_mismatch",
+        }
     }
 
-    #[test]
-    fn bucket_is_crc32_mod_64() {
-        let d = DeviceId::parse("013800000001").unwrap();
-        assert_eq!(
-            d.default_bucket() as u32,
-            crc32fast::hash(b"013800000001") % 64
-        );
+    pub fn index(self) -> usize {
+        self as usize
     }
 }

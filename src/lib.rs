@@ -1,34 +1,45 @@
 //! muckwatch watches construction-waste ("muck") trucks for a city.
 //!
 //! Data flows one way:
-//! `MQTT -> ingest (decode, validate) -> store`, with the HTTP API reading
-//! the store. Each module below owns one part of that path.
 //!
-//! - [`fix`]: the GPS fix and device id, the values everything else passes
-//!   around; allocation-free so the hot path stays cheap.
+//! ```text
+//! MQTT -> ingest (decode, validate) -+-> store (fixes, in batches)
+//!                                    +-> pipeline: shard by device -> rules (registry,
+//!                                        geofence lookups) -> violation -> sink:
+//!                                        store + cases (filing) + alerts (SSE, MQTT)
+//! HTTP api -> store (reads, check changes through cases' plans) and the live state
+//! ```
+//!
+//! Modules, each only using those listed before it (none imports a later one):
+//!
+//! - vocabulary: [`identity`] (device id and bucket, plate, firm, vehicle),
+//!   [`fix`] (the GPS fix, why a message is refused as one; allocation-free
+//!   for the hot path), [`time`] (UTC ms, shown in city time), [`violation`]
+//!   (the contract's codes, a raised episode, the stored one and its JSON),
+//!   [`auth`] (roles, departments, API tokens stored hashed), [`permit`]
+//!   (the transport permit, parsed once at the edge).
+//! - [`geofence`]: fences loaded from GeoJSON, projected to metres and
+//!   indexed in an R-tree; reloads swap the whole set atomically.
+//! - [`metrics`]: Prometheus counters, plain atomics.
+//! - [`cases`]: joint cases (一案多查): routing of codes to departments, and
+//!   the workflow as pure plans (a check's next step, filing into the open
+//!   case of the merge window, the 一超四罚 parties, every audit line).
+//! - [`store`]: the database behind one narrow interface, each query written
+//!   once for SQLite and PostgreSQL; it writes what the cases' plans say.
+//! - [`rules`]: the per-vehicle violation state machine, every code, on event time.
+//! - [`registry`]: the lock-free device -> vehicle context map the rules read.
+//! - [`configuration`]: settings from defaults, TOML, environment and flags.
+//! - [`alerts`]: one alert per raised violation, per routed department,
+//!   over MQTT and to SSE listeners, in Chinese and English.
+//! - [`pipeline`]: detection: fixes sharded by device to rule state machines
+//!   (no lock on the hot path); its sink stores, files and announces each
+//!   violation. Live ingest and `replay` share it.
 //! - [`ingest`]: subscribes to the telemetry topics, turns payloads into
 //!   fixes exactly once, refuses bad input (metric, log, dead letter) and
 //!   writes fixes in batches, acknowledging to the broker only after commit.
-//! - [`pipeline`]: detection: fixes sharded by device to rule state
-//!   machines (no lock on the hot path), violations stored; live ingest
-//!   and `replay` share it.
 //! - [`broker`]: a small embedded MQTT 3.1.1 broker for a bare machine.
-//! - [`store`]: the database behind one narrow interface, with migrations.
-//! - [`registry`]: firms, vehicles, and the lock-free device -> vehicle map.
-//! - [`geofence`]: fences loaded from GeoJSON, projected to metres and
-//!   indexed in an R-tree; reloads swap the whole set atomically.
-//! - [`cases`]: joint cases (一案多查): routing of codes to departments,
-//!   the check workflow, the merge window, the 一超四罚 parties.
-//! - [`violation`]: the contract's violation codes.
-//! - [`permit`]: the transport permit, parsed once at the edge; validity by local date and window.
-//! - [`rules`]: the per-vehicle violation state machine, every code, on event time.
-//! - [`alerts`]: one alert per raised violation, per routed department,
-//!   over MQTT and to SSE listeners, in Chinese and English.
-//! - [`auth`]: roles and API tokens (stored hashed).
-//! - [`api`]: the HTTP API; every handler names its caller.
-//! - [`metrics`]: Prometheus counters, plain atomics.
-//! - [`configuration`]: settings from defaults, TOML, environment and flags.
 //! - [`replay`]: `muckwatch replay FILE`, NDJSON fixes through detection.
+//! - [`api`]: the HTTP API and the web console; every handler names its caller.
 //! - [`startup`]: assembles all of the above into a running service.
 //! - [`sim`]: the fleet simulator with ground truth (`muckwatch-sim`, `muckwatch
 //!   demo`) and the scoring of detection against it (`muckwatch score`).
@@ -41,6 +52,7 @@ pub mod cases;
 pub mod configuration;
 pub mod fix;
 pub mod geofence;
+pub mod identity;
 pub mod ingest;
 pub mod metrics;
 pub mod permit;
@@ -51,4 +63,5 @@ pub mod rules;
 pub mod sim;
 pub mod startup;
 pub mod store;
+pub mod time;
 pub mod violation;

@@ -8,7 +8,7 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
-use crate::ingest::RejectReason;
+use crate::fix::RejectReason;
 use crate::violation::ViolationCode;
 
 #[derive(Default)]

@@ -9,7 +9,7 @@
 use chrono::{NaiveDate, NaiveTime};
 use serde_json::{json, Map, Value};
 
-use crate::registry::{FirmId, Plate};
+use crate::identity::{FirmId, Plate};
 
 /// The lifecycle state of a permit (contract values).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -32,6 +32,14 @@ impl PermitStatus {
             PermitStatus::Active => "active",
             PermitStatus::Suspended => "suspended",
             PermitStatus::Revoked => "revoked",
+        }
+    }
+
+    pub fn label_zh(self) -> &'static str {
+        match self {
+            PermitStatus::Active => "有效",
+            PermitStatus::Suspended => "暂停",
+            PermitStatus::Revoked => "吊销",
         }
     }
 

@@ -4,98 +4,16 @@
 //! immutable snapshot behind an `ArcSwap`: readers never lock, writers copy.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
-use serde::Serialize;
 
-use crate::fix::DeviceId;
+use crate::identity::DeviceId;
 use crate::permit::Permit;
 use crate::rules::VehicleContext;
 
-/// A firm id: 1-64 characters of `[0-9A-Za-z_-]`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
-#[serde(transparent)]
-pub struct FirmId(String);
-
-impl FirmId {
-    pub fn parse(s: &str) -> Result<FirmId, String> {
-        if s.is_empty() || s.len() > 64 {
-            return Err(format!("firm id must be 1-64 characters, got {}", s.len()));
-        }
-        if !s
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-        {
-            return Err(format!(
-                "firm id `{s}` has characters outside [0-9A-Za-z_-]"
-            ));
-        }
-        Ok(FirmId(s.to_string()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for FirmId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// A licence plate such as `苏J12345`: 2-16 characters, no spaces, no `/`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
-#[serde(transparent)]
-pub struct Plate(String);
-
-impl Plate {
-    pub fn parse(s: &str) -> Result<Plate, String> {
-        let n = s.chars().count();
-        if !(2..=16).contains(&n) {
-            return Err(format!("plate must be 2-16 characters, got {n}"));
-        }
-        if s.chars()
-            .any(|c| c.is_whitespace() || c.is_control() || c == '/' || c == '?' || c == '#')
-        {
-            return Err(format!(
-                "plate `{s}` contains a space, control character, / ? or #"
-            ));
-        }
-        Ok(Plate(s.to_string()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for Plate {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Firm {
-    pub id: FirmId,
-    pub name: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Vehicle {
-    pub plate: Plate,
-    #[serde(serialize_with = "ser_device")]
-    pub device_id: DeviceId,
-    pub firm_id: FirmId,
-    pub rated_load_t: f64,
-}
-
-fn ser_device<S: serde::Serializer>(d: &DeviceId, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(d.as_str())
-}
+/// At their old path for code written against it; they live in [`crate::identity`].
+pub use crate::identity::{Firm, FirmId, Plate, Vehicle};
 
 /// What the hot path needs about each device: its vehicle and permits, as
 /// one swappable snapshot. Writers (registrations, rare) serialise on a
@@ -233,16 +151,6 @@ impl Sources {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn plates_and_firms_parse() {
-        assert!(Plate::parse("苏J12345").is_ok());
-        assert!(Plate::parse("苏J 12345").is_err());
-        assert!(Plate::parse("a/b").is_err());
-        assert!(FirmId::parse("firm-1").is_ok());
-        assert!(FirmId::parse("firm 1").is_err());
-        assert!(FirmId::parse("").is_err());
-    }
 
     #[test]
     fn upsert_replaces_a_plate_moved_to_a_new_device() {

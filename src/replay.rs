@@ -5,17 +5,16 @@ use std::io::{BufRead, Write};
 use std::sync::Arc;
 
 use crate::alerts::AlertHub;
-use crate::api::violation_json;
 use crate::configuration::Settings;
 use crate::fix::Fix;
-use crate::geofence::FenceHandle;
+use crate::geofence::{load_at_start, FenceHandle};
 use crate::ingest::decode::{decode_fix_standalone, refuse_future, Rejection};
 use crate::metrics::Metrics;
 use crate::pipeline::{Detection, Outputs};
 use crate::registry::Registry;
 use crate::rules::Rules;
-use crate::startup::load_fences;
 use crate::store::{Store, ViolationFilter};
+use crate::violation::violation_json;
 
 #[derive(Debug, Default, PartialEq)]
 pub struct ReplaySummary {
@@ -38,7 +37,7 @@ pub async fn run(
         store.vehicles().await?,
         store.all_permits().await?,
     ));
-    let fences = FenceHandle::new(load_fences(&settings.geofences.dir)?);
+    let fences = FenceHandle::new(load_at_start(&settings.geofences.dir)?);
     let rules = Arc::new(Rules::new(settings.rules.clone(), tz));
     let outputs = Outputs {
         store: store.clone(),

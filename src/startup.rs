@@ -14,13 +14,13 @@ use crate::alerts::{spawn_mqtt_publisher, AlertHub};
 use crate::api::{self, AppState};
 use crate::broker;
 use crate::configuration::{parse_socket_addr, MqttUrl, Settings};
-use crate::geofence::{spawn_reloader, FenceHandle, FenceSet};
+use crate::geofence::{load_at_start, spawn_reloader, FenceHandle};
 use crate::ingest::{self, IngestConfig, IngestTasks};
 use crate::metrics::Metrics;
-use crate::pipeline::{Detection, Outputs};
+use crate::pipeline::{Detection, DetectionInput, Outputs};
 use crate::registry::Registry;
 use crate::rules::Rules;
-use crate::store::Store;
+use crate::store::{redact_url, Store};
 
 pub struct Application {
     pub http_addr: SocketAddr,
@@ -49,44 +49,16 @@ impl Shutdown {
 }
 
 impl Application {
+    /// Starts every part, in the order data flows back from the outputs:
+    /// the store, what detection reads (vehicles, fences), the broker,
+    /// detection with its outputs, the background tasks, ingest, HTTP.
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         let tz = settings.city_timezone()?;
-        let store = Store::connect(&settings.database.url).await?;
-        tracing::info!(url = %settings.database.url, "database ready");
-        let registry = Arc::new(Registry::new(
-            store.vehicles().await?,
-            store.all_permits().await?,
-        ));
+        let store = open_store(&settings).await?;
+        let registry = load_registry(&store).await?;
         let metrics = Arc::new(Metrics::default());
-        let fences = FenceHandle::new(load_fences(&settings.geofences.dir)?);
-        spawn_reloader(
-            fences.clone(),
-            settings.geofences.dir.clone(),
-            Duration::from_secs(settings.geofences.reload_poll_s.max(1)),
-        );
-
-        let mqtt = match &settings.mqtt.url {
-            Some(url) => MqttUrl::parse(url)?,
-            None => {
-                let listen = parse_socket_addr(&settings.mqtt.listen)?;
-                let addr = broker::start_embedded(listen).await?;
-                tracing::info!(%addr, "embedded MQTT broker listening");
-                let host = if addr.ip().is_unspecified() {
-                    "127.0.0.1".to_string()
-                } else {
-                    addr.ip().to_string()
-                };
-                MqttUrl {
-                    host,
-                    port: addr.port(),
-                }
-            }
-        };
-
-        let rules = Arc::new(Rules::new(settings.rules.clone(), tz));
-        let shards = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2);
+        let fences = watch_fences(&settings)?;
+        let mqtt = start_broker(&settings).await?;
         let hub = AlertHub::default();
         let (alerts_tx, alerts_rx) = tokio::sync::mpsc::channel(10_000);
         let alert_publisher = spawn_mqtt_publisher(
@@ -107,27 +79,13 @@ impl Application {
             mqtt: Some(alerts_tx),
         };
         let (detection_input, detection) =
-            Detection::spawn(rules, registry.clone(), outputs, shards);
-        let buckets = crate::ingest::BucketSet::parse(&settings.mqtt.buckets)?;
-        let warm_window = settings.ingest.warm_up_s as i64 * 1000;
-        let warmed = crate::pipeline::warm_up(
-            &store,
-            &detection_input,
-            |d| buckets.contains(d.default_bucket()),
-            warm_window,
-        )
-        .await?;
-        if warmed > 0 {
-            tracing::info!(fixes = warmed, "rebuilt vehicle state from stored fixes");
-        }
+            start_detection(&settings, &store, &registry, outputs).await?;
         let (shutdown, shutdown_rx) = watch::channel(false);
-        if settings.ingest.retention_days > 0 {
-            spawn_retention(
-                store.clone(),
-                settings.ingest.retention_days,
-                shutdown.subscribe(),
-            );
-        }
+        spawn_maintenance(
+            store.clone(),
+            settings.ingest.retention_days,
+            shutdown.subscribe(),
+        );
         spawn_registry_refresh(
             store.clone(),
             registry.clone(),
@@ -142,14 +100,9 @@ impl Application {
             Some(detection_input),
             shutdown_rx,
         );
-
-        let http = parse_socket_addr(&settings.http.addr)?;
-        let listener = TcpListener::bind(http).await.with_context(|| {
-            format!("cannot listen for HTTP on {http} (change it with --http ADDR)")
-        })?;
+        let listener = bind_http(&settings).await?;
         let http_addr = listener.local_addr()?;
-        tracing::info!(addr = %http_addr, "HTTP API listening");
-        let state = AppState {
+        let router = api::router(AppState {
             store: store.clone(),
             metrics: metrics.clone(),
             registry: registry.clone(),
@@ -157,8 +110,7 @@ impl Application {
             hub,
             shutdown: shutdown.subscribe(),
             tz,
-        };
-        let router = api::router(state);
+        });
         Ok(Application {
             http_addr,
             mqtt,
@@ -207,16 +159,86 @@ impl Application {
     }
 }
 
-/// The fences at start. A bad file stops the start (there is no previous
-/// set to keep); a missing directory is an empty city, logged, and watched.
-pub fn load_fences(dir: &std::path::Path) -> anyhow::Result<FenceSet> {
-    if !dir.is_dir() {
-        tracing::warn!(dir = %dir.display(), "geofence directory does not exist; no fences loaded");
-        return Ok(FenceSet::empty());
+/// Opens (and migrates) the database.
+async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
+    let store = Store::connect(&settings.database.url).await?;
+    tracing::info!(url = %redact_url(&settings.database.url), "database ready");
+    Ok(store)
+}
+
+/// The vehicles and permits the hot path looks fixes up in.
+async fn load_registry(store: &Store) -> anyhow::Result<Arc<Registry>> {
+    Ok(Arc::new(Registry::new(
+        store.vehicles().await?,
+        store.all_permits().await?,
+    )))
+}
+
+/// The fences in force, reloaded when their files change.
+fn watch_fences(settings: &Settings) -> anyhow::Result<FenceHandle> {
+    let fences = FenceHandle::new(load_at_start(&settings.geofences.dir)?);
+    spawn_reloader(
+        fences.clone(),
+        settings.geofences.dir.clone(),
+        Duration::from_secs(settings.geofences.reload_poll_s.max(1)),
+    );
+    Ok(fences)
+}
+
+/// The broker to consume from: the configured one, or the embedded one
+/// started here.
+async fn start_broker(settings: &Settings) -> anyhow::Result<MqttUrl> {
+    if let Some(url) = &settings.mqtt.url {
+        return MqttUrl::parse(url);
     }
-    let set = FenceSet::load_dir(dir).map_err(|e| anyhow::anyhow!("geofences: {e}"))?;
-    tracing::info!(dir = %dir.display(), fences = set.len(), "geofences loaded");
-    Ok(set)
+    let listen = parse_socket_addr(&settings.mqtt.listen)?;
+    let addr = broker::start_embedded(listen).await?;
+    tracing::info!(%addr, "embedded MQTT broker listening");
+    let host = if addr.ip().is_unspecified() {
+        "127.0.0.1".to_string()
+    } else {
+        addr.ip().to_string()
+    };
+    Ok(MqttUrl {
+        host,
+        port: addr.port(),
+    })
+}
+
+/// Detection, one shard per core, its vehicles' state rebuilt from the
+/// fixes stored in the warm-up window (only the buckets this instance owns).
+async fn start_detection(
+    settings: &Settings,
+    store: &Store,
+    registry: &Arc<Registry>,
+    outputs: Outputs,
+) -> anyhow::Result<(DetectionInput, Detection)> {
+    let rules = Arc::new(Rules::new(settings.rules.clone(), outputs.tz));
+    let shards = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
+    let (input, detection) = Detection::spawn(rules, registry.clone(), outputs, shards);
+    let buckets = crate::ingest::BucketSet::parse(&settings.mqtt.buckets)?;
+    let warmed = crate::pipeline::warm_up(
+        store,
+        &input,
+        |d| buckets.contains(d.default_bucket()),
+        settings.ingest.warm_up_s as i64 * 1000,
+    )
+    .await?;
+    if warmed > 0 {
+        tracing::info!(fixes = warmed, "rebuilt vehicle state from stored fixes");
+    }
+    Ok((input, detection))
+}
+
+async fn bind_http(settings: &Settings) -> anyhow::Result<TcpListener> {
+    let http = parse_socket_addr(&settings.http.addr)?;
+    let listener = TcpListener::bind(http).await.with_context(|| {
+        format!("cannot listen for HTTP on {http} (change it with --http ADDR)")
+    })?;
+    tracing::info!(addr = %listener.local_addr()?, "HTTP API listening");
+    Ok(listener)
 }
 
 /// Re-reads vehicles and permits now and then: another instance (or an
@@ -245,9 +267,13 @@ fn spawn_registry_refresh(
     });
 }
 
-/// Deletes raw fixes past the retention period once an hour; evidence of
-/// violations stays with its case.
-fn spawn_retention(store: Store, days: u64, mut stop: watch::Receiver<bool>) {
+/// Days of `fixes` partitions made ahead (PostgreSQL).
+const PARTITION_DAYS_AHEAD: u32 = 3;
+
+/// Store upkeep, at start and then hourly: the partitions of the coming
+/// days (PostgreSQL), and with a retention period, raw fixes past it
+/// deleted (whole days on PostgreSQL) while violations' evidence stays.
+fn spawn_maintenance(store: Store, retention_days: u64, mut stop: watch::Receiver<bool>) {
     const EVIDENCE_MARGIN_MS: i64 = 10 * 60_000;
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(3600));
@@ -256,9 +282,23 @@ fn spawn_retention(store: Store, days: u64, mut stop: watch::Receiver<bool>) {
                 _ = stop.wait_for(|s| *s) => return,
                 _ = tick.tick() => {}
             }
-            let cutoff = chrono::Utc::now().timestamp_millis() - days as i64 * 86_400_000;
+            let now = chrono::Utc::now().timestamp_millis();
+            if let Err(e) = store
+                .prepare_fix_partitions(now, PARTITION_DAYS_AHEAD)
+                .await
+            {
+                tracing::warn!(error = %e, "cannot make the partitions of the coming days");
+            }
+            if retention_days == 0 {
+                continue;
+            }
+            let cutoff = now - retention_days as i64 * 86_400_000;
             match store.prune_fixes(cutoff, EVIDENCE_MARGIN_MS).await {
-                Ok(n) => tracing::info!(deleted = n, days, "pruned raw fixes past retention"),
+                Ok(n) => tracing::info!(
+                    deleted = n,
+                    days = retention_days,
+                    "pruned raw fixes past retention"
+                ),
                 Err(e) => tracing::warn!(error = %e, "cannot prune old fixes"),
             }
         }

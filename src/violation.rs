@@ -1,7 +1,14 @@
-//! The violation codes of the contract. Detection lives in `rules`; this is
-//! only the vocabulary that metrics, storage and the API share.
+//! The contract's violations: the codes, a raised episode ([`Violation`]),
+//! the episode as stored ([`StoredViolation`]) and its JSON resource.
+//! Detection lives in `rules`; this is only the vocabulary that rules,
+//! metrics, storage, the API and the command line share.
 
 use std::fmt;
+
+use serde_json::{json, Value};
+
+use crate::identity::{DeviceId, FirmId, Plate};
+use crate::time::format_ms;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ViolationCode {
@@ -46,6 +53,22 @@ impl ViolationCode {
         }
     }
 
+    /// The name officers know it by (the console shows it beside the code).
+    pub fn label_zh(self) -> &'static str {
+        match self {
+            ViolationCode::NoPermit => "无证运输",
+            ViolationCode::OutOfHours => "超时段运输",
+            ViolationCode::RouteDeviation => "偏离路线",
+            ViolationCode::RestrictedZone => "闯禁区",
+            ViolationCode::Speeding => "超速",
+            ViolationCode::IllegalDumping => "偷倒乱倒",
+            ViolationCode::WrongDisposalSite => "未按指定消纳场",
+            ViolationCode::CoverOpen => "未密闭运输",
+            ViolationCode::Overload => "超载",
+            ViolationCode::TrackGap => "轨迹异常",
+        }
+    }
+
     pub fn parse(s: &str) -> Option<ViolationCode> {
         Self::ALL.into_iter().find(|c| c.as_str() == s)
     }
@@ -59,6 +82,76 @@ impl fmt::Display for ViolationCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// One raised violation.
+///
+/// `measured`, per code (the unit the API documents):
+/// - NO_PERMIT, OUT_OF_HOURS, COVER_OPEN: seconds the condition had lasted at raise time;
+/// - ROUTE_DEVIATION: metres from the nearest route's centre line, the largest seen in
+///   the episode up to the raise;
+/// - RESTRICTED_ZONE, SPEEDING: km/h, the highest reported speed of the episode up to
+///   the raise;
+/// - ILLEGAL_DUMPING, WRONG_DISPOSAL_SITE: tonnes unloaded (load before the unloading
+///   began minus the load at raise time; 0 without load readings);
+/// - OVERLOAD: tonnes, the highest load reading of the episode up to the raise;
+/// - TRACK_GAP: seconds without a fix (silence), or between the two fixes (jump).
+///
+/// `lat`/`lon` are where the vehicle was when the violation was raised (where an
+/// officer would go); for TRACK_GAP, the last fix before the silence or jump.
+///
+/// `fences`: ROUTE_DEVIATION the nearest route; RESTRICTED_ZONE the zones entered or
+/// crossed; SPEEDING the speed zone whose limit applied (none = city default);
+/// WRONG_DISPOSAL_SITE the disposal site used; OVERLOAD the permit's source site (the
+/// freight source unit of 一超四罚); others none.
+///
+/// `ended_ms` is `None` while the episode goes on; [`RuleEvent::Ended`](crate::rules::RuleEvent::Ended) follows. It is
+/// `Some` only when the episode was already over when it was raised (a TRACK_GAP found
+/// when the next fix arrives); no `Ended` follows such a one.
+///
+/// The evidence fixes are not kept here: they are the vehicle's fixes in
+/// `[started_ms, ended_ms]`, which the store holds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Violation {
+    pub code: ViolationCode,
+    pub plate: Plate,
+    pub device_id: DeviceId,
+    pub firm_id: FirmId,
+    pub permit_id: Option<String>,
+    pub started_ms: i64,
+    pub ended_ms: Option<i64>,
+    pub lat: f64,
+    pub lon: f64,
+    pub measured: f64,
+    pub fences: Vec<String>,
+}
+
+/// A violation as stored: the episode, its id and its case.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredViolation {
+    pub id: i64,
+    pub code: ViolationCode,
+    pub plate: Plate,
+    pub device_id: DeviceId,
+    pub firm_id: FirmId,
+    pub permit_id: Option<String>,
+    pub started_ms: i64,
+    pub ended_ms: Option<i64>,
+    pub lat: f64,
+    pub lon: f64,
+    pub measured: f64,
+    pub fences: Vec<String>,
+    pub case_id: Option<i64>,
+}
+
+/// The contract's violation resource (API responses, `muckwatch replay`).
+pub fn violation_json(v: &StoredViolation, tz: chrono_tz::Tz) -> Value {
+    json!({
+        "id": v.id, "code": v.code.as_str(), "plate": v.plate, "device_id": v.device_id, "firm_id": v.firm_id,
+        "permit_id": v.permit_id, "started_at": format_ms(v.started_ms, tz),
+        "ended_at": v.ended_ms.map(|e| format_ms(e, tz)), "lat": v.lat, "lon": v.lon,
+        "measured": v.measured, "fences": v.fences, "case_id": v.case_id,
+    })
 }
 
 #[cfg(test)]

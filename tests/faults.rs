@@ -83,7 +83,7 @@ async fn assert_all_there_once(store: &Store) {
         .unwrap();
     let mut seen: Vec<(String, String)> = violations
         .iter()
-        .map(|v| (v.plate.clone(), v.code.clone()))
+        .map(|v| (v.plate.to_string(), v.code.to_string()))
         .collect();
     seen.sort();
     let mut expected: Vec<(String, String)> = (0..DEVICES)
@@ -131,7 +131,24 @@ fn free_port() -> u16 {
 }
 
 /// `muckwatch serve` as a separate process, waiting until it is subscribed.
-fn start_serve(config: &std::path::Path) -> Child {
+/// A `muckwatch serve` process, killed and reaped when dropped (also when a
+/// test fails half way).
+struct Serve(Child);
+
+impl Serve {
+    fn stop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn start_serve(config: &std::path::Path) -> Serve {
     let mut child = Command::new(env!("CARGO_BIN_EXE_muckwatch"))
         .args(["serve", "--config", config.to_str().unwrap()])
         .env_remove("RUST_LOG")
@@ -150,9 +167,10 @@ fn start_serve(config: &std::path::Path) -> Child {
             }
         }
     });
+    let serve = Serve(child);
     rx.recv_timeout(Duration::from_secs(30))
         .expect("serve subscribed");
-    child
+    serve
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -182,16 +200,14 @@ async fn kill_9_in_the_middle_of_a_fleet_loses_and_duplicates_nothing() {
         p.send(device, fix.clone()).await;
         if i == fixes.len() / 2 {
             tokio::time::sleep(Duration::from_millis(300)).await;
-            serve.kill().unwrap();
-            serve.wait().unwrap();
+            serve.stop();
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     // Published while muckwatch was dead: queued by the broker for its session.
     let mut serve = start_serve(&config);
     assert_all_there_once(&db.store).await;
-    serve.kill().unwrap();
-    let _ = serve.wait();
+    serve.stop();
     forget_session(&mosquitto_url(), &client_id).await;
 }
 

@@ -60,7 +60,7 @@ async fn violations(store: &muckwatch::store::Store) -> BTreeSet<(String, String
         .await
         .unwrap();
     v.into_iter()
-        .map(|v| (v.plate, v.code, v.started_ms))
+        .map(|v| (v.plate.to_string(), v.code.to_string(), v.started_ms))
         .collect()
 }
 

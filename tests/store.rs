@@ -11,7 +11,7 @@ mod common;
 
 use common::db::{postgres_db, sqlite_db};
 use muckwatch::auth::{Department, Role};
-use muckwatch::cases::{overload_parties, CheckStatus, CheckUpdate, Penalty, Routing};
+use muckwatch::cases::{overload_parties, CaseStatus, CheckStatus, CheckUpdate, Penalty, Routing};
 use muckwatch::fix::{DeviceId, Fix};
 use muckwatch::permit::{Permit, PermitStatus};
 use muckwatch::registry::{Firm, FirmId, Plate, Vehicle};
@@ -134,14 +134,14 @@ async fn raise(
     let routing = Routing::default();
     let filing = NewViolationCase {
         violation_id: id,
-        code: code.as_str(),
-        plate: p,
-        device_id: device,
-        firm_id: "firm-a",
+        code,
+        plate: plate(p),
+        device_id: DeviceId::parse(device).expect("device"),
+        firm_id: FirmId::parse("firm-a").expect("firm"),
         started_ms,
         merge_window_ms: WINDOW,
-        departments: routing.departments(code),
-        parties: &parties,
+        departments: routing.departments(code).to_vec(),
+        parties,
     };
     (
         id,
@@ -624,7 +624,7 @@ async fn violations_are_idempotent_end_and_filter(store: &Store) {
     );
     assert_eq!(
         ids(list(ViolationFilter {
-            code: Some("NO_PERMIT".into()),
+            code: Some(ViolationCode::NoPermit),
             ..Default::default()
         })
         .await),
@@ -718,10 +718,10 @@ async fn cases_merge_within_the_window_and_unite_departments(store: &Store) {
         ("苏J00001", "dev-1", "firm-a")
     );
     assert_eq!(
-        (c.status.as_str(), c.opened_ms, c.closed_ms),
-        ("open", T0, None)
+        (c.status, c.opened_ms, c.closed_ms),
+        (CaseStatus::Open, T0, None)
     );
-    assert_eq!(c.codes, ["COVER_OPEN", "SPEEDING"]);
+    assert_eq!(c.codes, [ViolationCode::CoverOpen, ViolationCode::Speeding]);
     let depts: Vec<&str> = c.checks.iter().map(|k| k.department.as_str()).collect();
     assert_eq!(
         depts,
@@ -731,23 +731,25 @@ async fn cases_merge_within_the_window_and_unite_departments(store: &Store) {
     assert!(c
         .checks
         .iter()
-        .all(|k| k.status == "pending" && k.finding.is_none() && k.penalty.is_none()));
+        .all(|k| k.status == CheckStatus::Pending && k.finding.is_none() && k.penalty.is_none()));
     assert!(c.parties.is_empty());
     assert!(store.case(999_999).await.unwrap().is_none());
 
-    let audit: Vec<(String, Option<String>, Option<String>)> = store
+    let audit: Vec<(String, Option<Department>, Option<String>)> = store
         .case_audit(case)
         .await
         .unwrap()
         .into_iter()
         .map(|a| (a.field, a.department, a.after))
         .collect();
-    let expect = |f: &str, d: Option<&str>, after: &str| {
-        (f.to_string(), d.map(String::from), Some(after.to_string()))
-    };
+    let expect =
+        |f: &str, d: Option<Department>, after: &str| (f.to_string(), d, Some(after.to_string()));
     assert_eq!(audit[0], expect("case", None, "open"));
     assert_eq!(audit[1].0, "violation");
-    assert_eq!(audit[2], expect("check", Some("police"), "pending"));
+    assert_eq!(
+        audit[2],
+        expect("check", Some(Department::Police), "pending")
+    );
     assert_eq!(
         audit.iter().filter(|a| a.0 == "check").count(),
         3,
@@ -784,7 +786,7 @@ async fn cases_merge_within_the_window_and_unite_departments(store: &Store) {
     );
     assert_eq!(
         ids(CaseFilter {
-            code: Some("COVER_OPEN".into()),
+            code: Some(ViolationCode::CoverOpen),
             ..Default::default()
         })
         .await,
@@ -809,7 +811,7 @@ async fn cases_merge_within_the_window_and_unite_departments(store: &Store) {
     );
     assert_eq!(
         ids(CaseFilter {
-            status: Some("closed".into()),
+            status: Some(CaseStatus::Closed),
             ..Default::default()
         })
         .await,
@@ -837,7 +839,7 @@ async fn overload_parties_are_listed_once_in_order(store: &Store) {
     let parties: Vec<(&str, &str)> = c
         .parties
         .iter()
-        .map(|(r, n)| (r.as_str(), n.as_str()))
+        .map(|p| (p.role.as_str(), p.name.as_str()))
         .collect();
     assert_eq!(
         parties,
@@ -939,19 +941,29 @@ async fn checks_move_one_step_and_close_the_case(store: &Store) {
         .await
         .unwrap();
     let c = store.case(case).await.unwrap().expect("case");
-    assert_eq!(c.status, "open", "ecology's check is still pending");
+    assert_eq!(
+        c.status,
+        CaseStatus::Open,
+        "ecology's check is still pending"
+    );
     let urban_check = c
         .checks
         .iter()
-        .find(|k| k.department == "urban")
+        .find(|k| k.department == Department::Urban)
         .expect("urban check");
-    assert_eq!(urban_check.status, "closed");
+    assert_eq!(urban_check.status, CheckStatus::Closed);
     assert_eq!(
         urban_check.finding.as_deref(),
         Some("cover open for 4 km"),
         "kept when a later step has none"
     );
-    assert_eq!(urban_check.penalty, Some(("firm-a".to_string(), 2000.0)));
+    assert_eq!(
+        urban_check.penalty,
+        Some(Penalty {
+            party: "firm-a".to_string(),
+            amount_cny: 2000.0
+        })
+    );
     assert!(matches!(
         store
             .update_check(case, urban, &step(CheckStatus::Closed), "x", T0)
@@ -974,8 +986,8 @@ async fn checks_move_one_step_and_close_the_case(store: &Store) {
     }
     let c = store.case(case).await.unwrap().expect("case");
     assert_eq!(
-        (c.status.as_str(), c.closed_ms),
-        ("closed", Some(T0 + 12)),
+        (c.status, c.closed_ms),
+        (CaseStatus::Closed, Some(T0 + 12)),
         "the last check closed closes the case"
     );
 
@@ -1143,13 +1155,13 @@ async fn concurrent_departments_never_lose_a_change(store: &Store) {
             }
             let c = store.case(case).await.unwrap().expect("case");
             assert!(
-                c.checks.iter().all(|k| k.status == s.as_str()),
+                c.checks.iter().all(|k| k.status == s),
                 "round {round}: a change was lost: {:?}",
                 c.checks
             );
         }
         let c = store.case(case).await.unwrap().expect("case");
-        assert_eq!(c.status, "closed", "round {round}");
+        assert_eq!(c.status, CaseStatus::Closed, "round {round}");
         let closings = store
             .case_audit(case)
             .await

@@ -10,12 +10,11 @@ use serde_json::{json, Value};
 
 use super::time::{format_ms, parse_param};
 use super::vehicles::encode_path;
-use super::violations::violation_json;
 use super::{ApiError, AppState, Caller, Paging};
 use crate::auth::{Department, Role};
-use crate::cases::CheckUpdate;
+use crate::cases::{CaseStatus, CheckUpdate};
 use crate::store::{CaseFilter, CaseRecord, CheckError, ViolationFilter};
-use crate::violation::ViolationCode;
+use crate::violation::{violation_json, ViolationCode};
 
 pub fn case_json(c: &CaseRecord, tz: chrono_tz::Tz) -> Value {
     let to = c
@@ -23,16 +22,16 @@ pub fn case_json(c: &CaseRecord, tz: chrono_tz::Tz) -> Value {
         .map(|t| format!("&to={}", encode_path(&format_ms(t, tz))))
         .unwrap_or_default();
     json!({
-        "id": c.id, "plate": c.plate, "device_id": c.device_id, "firm_id": c.firm_id, "status": c.status,
+        "id": c.id, "plate": c.plate, "device_id": c.device_id, "firm_id": c.firm_id, "status": c.status.as_str(),
         "opened_at": format_ms(c.opened_ms, tz), "closed_at": c.closed_ms.map(|t| format_ms(t, tz)),
-        "codes": c.codes,
+        "codes": c.codes.iter().map(|code| code.as_str()).collect::<Vec<_>>(),
         "departments": c.checks.iter().map(|k| k.department.as_str()).collect::<Vec<_>>(),
         "checks": c.checks.iter().map(|k| json!({
-            "department": k.department, "status": k.status, "finding": k.finding,
-            "penalty": k.penalty.as_ref().map(|(party, amount)| json!({"party": party, "amount_cny": amount})),
+            "department": k.department.as_str(), "status": k.status.as_str(), "finding": k.finding,
+            "penalty": k.penalty.as_ref().map(|p| json!({"party": p.party, "amount_cny": p.amount_cny})),
         })).collect::<Vec<_>>(),
-        "parties": c.parties.iter().map(|(role, name)| json!({"role": role, "name": name})).collect::<Vec<_>>(),
-        "track": format!("/api/v1/vehicles/{}/track?from={}{to}", encode_path(&c.plate), encode_path(&format_ms(c.opened_ms - 600_000, tz))),
+        "parties": c.parties.iter().map(|p| json!({"role": p.role, "name": p.name})).collect::<Vec<_>>(),
+        "track": format!("/api/v1/vehicles/{}/track?from={}{to}", encode_path(c.plate.as_str()), encode_path(&format_ms(c.opened_ms - 600_000, tz))),
     })
 }
 
@@ -76,21 +75,26 @@ pub async fn list(
                 .ok_or_else(|| ApiError::bad_request(format!("`{d}` is not a department")))
         })
         .transpose()?;
-    if let Some(s) = q.status.as_deref() {
-        if s != "open" && s != "closed" {
-            return Err(ApiError::bad_request(format!(
-                "status `{s}` is not open or closed"
-            )));
-        }
-    }
-    if let Some(code) = q.code.as_deref() {
-        ViolationCode::parse(code)
-            .ok_or_else(|| ApiError::bad_request(format!("`{code}` is not a violation code")))?;
-    }
+    let status = q
+        .status
+        .as_deref()
+        .map(|s| {
+            CaseStatus::parse(s)
+                .ok_or_else(|| ApiError::bad_request(format!("status `{s}` is not open or closed")))
+        })
+        .transpose()?;
+    let code = q
+        .code
+        .as_deref()
+        .map(|code| {
+            ViolationCode::parse(code)
+                .ok_or_else(|| ApiError::bad_request(format!("`{code}` is not a violation code")))
+        })
+        .transpose()?;
     let mut filter = CaseFilter {
         department,
-        status: q.status,
-        code: q.code,
+        status,
+        code,
         plate: q.plate,
         from_ms: parse_param("from", q.from.as_deref())?,
         to_ms: parse_param("to", q.to.as_deref())?,
@@ -149,7 +153,7 @@ async fn full_case(state: &AppState, case: &CaseRecord) -> Result<Value, ApiErro
         .await?
         .iter()
         .map(|a| {
-            json!({"id": a.id, "at": format_ms(a.at_ms, state.tz), "actor": a.actor, "department": a.department,
+            json!({"id": a.id, "at": format_ms(a.at_ms, state.tz), "actor": a.actor, "department": a.department.map(|d| d.as_str()),
                    "field": a.field, "before": a.before, "after": a.after})
         })
         .collect();

@@ -138,7 +138,7 @@ pub async fn list(
         .map(|v| {
             let fix = fixes.get(v.device_id.as_str());
             let violating = fix.is_some_and(|f| {
-                recent.iter().any(|x| x.plate == v.plate.as_str() && x.ended_ms.is_none_or(|e| e >= f.ts_ms - 600_000))
+                recent.iter().any(|x| x.plate == v.plate && x.ended_ms.is_none_or(|e| e >= f.ts_ms - 600_000))
             });
             let vstate = match fix {
                 None => "no_fix",

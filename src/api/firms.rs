@@ -7,7 +7,7 @@ use axum::Json;
 use serde::Deserialize;
 
 use super::{ApiError, AppState, Caller};
-use crate::registry::{Firm, FirmId};
+use crate::identity::{Firm, FirmId};
 
 #[derive(Deserialize)]
 pub struct NewFirm {

@@ -31,10 +31,10 @@ use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::store::Store;
 
+pub use crate::violation::violation_json;
 pub use auth::Caller;
 pub use error::ApiError;
 pub use time::format_ms;
-pub use violations::violation_json;
 
 /// What every handler may use.
 #[derive(Clone)]

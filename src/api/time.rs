@@ -1,8 +1,9 @@
 //! Times in requests and responses: RFC 3339 in, RFC 3339 in city time out.
 
-use chrono::{DateTime, SecondsFormat};
+use chrono::DateTime;
 
 use super::ApiError;
+pub use crate::time::format_ms;
 
 /// Parses an optional RFC 3339 query parameter into UTC milliseconds.
 pub fn parse_param(name: &str, value: Option<&str>) -> Result<Option<i64>, ApiError> {
@@ -17,29 +18,9 @@ pub fn parse_param(name: &str, value: Option<&str>) -> Result<Option<i64>, ApiEr
         .transpose()
 }
 
-/// Formats UTC milliseconds as RFC 3339 in the city's time zone.
-pub fn format_ms(ms: i64, tz: chrono_tz::Tz) -> String {
-    DateTime::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .with_timezone(&tz)
-        .to_rfc3339_opts(SecondsFormat::AutoSi, false)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn formats_in_city_time() {
-        assert_eq!(
-            format_ms(1622556903000, chrono_tz::Asia::Shanghai),
-            "2021-06-01T22:15:03+08:00"
-        );
-        assert_eq!(
-            format_ms(1622556903250, chrono_tz::Asia::Shanghai),
-            "2021-06-01T22:15:03.250+08:00"
-        );
-    }
 
     #[test]
     fn refuses_bad_times_by_name() {

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use super::time::{format_ms, parse_param};
 use super::{ApiError, AppState, Caller};
 use crate::fix::{DeviceId, Fix};
-use crate::registry::{FirmId, Plate, Vehicle};
+use crate::identity::{FirmId, Plate, Vehicle};
 
 /// Most fixes one track response carries.
 const TRACK_MAX_FIXES: i64 = 100_000;

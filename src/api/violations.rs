@@ -7,21 +7,11 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::time::{format_ms, parse_param};
+use super::time::parse_param;
 use super::vehicles::fix_json;
 use super::{ApiError, AppState, Caller, Paging};
-use crate::store::{StoredViolation, ViolationFilter};
-use crate::violation::ViolationCode;
-
-/// The contract's violation resource.
-pub fn violation_json(v: &StoredViolation, tz: chrono_tz::Tz) -> Value {
-    json!({
-        "id": v.id, "code": v.code, "plate": v.plate, "device_id": v.device_id, "firm_id": v.firm_id,
-        "permit_id": v.permit_id, "started_at": format_ms(v.started_ms, tz),
-        "ended_at": v.ended_ms.map(|e| format_ms(e, tz)), "lat": v.lat, "lon": v.lon,
-        "measured": v.measured, "fences": v.fences, "case_id": v.case_id,
-    })
-}
+use crate::store::ViolationFilter;
+use crate::violation::{violation_json, ViolationCode};
 
 #[derive(Deserialize)]
 pub struct ListQuery {
@@ -43,13 +33,17 @@ pub async fn list(
         offset: q.offset,
     }
     .resolve()?;
-    if let Some(code) = &q.code {
-        ViolationCode::parse(code)
-            .ok_or_else(|| ApiError::bad_request(format!("`{code}` is not a violation code")))?;
-    }
+    let code = q
+        .code
+        .as_deref()
+        .map(|code| {
+            ViolationCode::parse(code)
+                .ok_or_else(|| ApiError::bad_request(format!("`{code}` is not a violation code")))
+        })
+        .transpose()?;
     let filter = ViolationFilter {
         plate: q.plate,
-        code: q.code,
+        code,
         since_ms: parse_param("since", q.since.as_deref())?,
         firm: caller.0.firm().map(|f| f.to_string()),
         ..Default::default()
@@ -76,7 +70,7 @@ pub async fn get(
     let end = v.ended_ms.unwrap_or(i64::MAX);
     let fixes = state
         .store
-        .track(&v.device_id, v.started_ms, end, 10_000)
+        .track(v.device_id.as_str(), v.started_ms, end, 10_000)
         .await?;
     let mut out = violation_json(&v, state.tz);
     out["evidence"] = fixes.iter().map(|f| fix_json(f, state.tz)).collect();

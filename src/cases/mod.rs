@@ -1,7 +1,10 @@
 //! Joint cases (一案多查): which departments a violation goes to, how a
 //! department's check moves, and the rule that joins violations of one
 //! operating night into one case. Storage is in `store`; this module only
-//! decides.
+//! decides: [`plan_check_change`] and [`plan_filing`] turn what the store
+//! read into the change to write and its audit lines.
+
+mod workflow;
 
 use std::collections::BTreeMap;
 
@@ -9,6 +12,11 @@ use serde::Deserialize;
 
 use crate::auth::Department;
 use crate::violation::ViolationCode;
+
+pub use workflow::{
+    plan_check_change, plan_filing, Audit, CaseStatus, Check, CheckChange, Filing,
+    NewViolationCase, OpenCase, Party, Refusal, SYSTEM,
+};
 
 /// A check's progress; it only ever moves one step forward.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,15 +37,24 @@ impl CheckStatus {
         }
     }
 
+    pub fn label_zh(self) -> &'static str {
+        match self {
+            CheckStatus::Pending => "待处理",
+            CheckStatus::Investigating => "调查中",
+            CheckStatus::Decided => "已决定",
+            CheckStatus::Closed => "已结案",
+        }
+    }
+
+    pub const ALL: [CheckStatus; 4] = [
+        CheckStatus::Pending,
+        CheckStatus::Investigating,
+        CheckStatus::Decided,
+        CheckStatus::Closed,
+    ];
+
     pub fn parse(s: &str) -> Option<CheckStatus> {
-        [
-            CheckStatus::Pending,
-            CheckStatus::Investigating,
-            CheckStatus::Decided,
-            CheckStatus::Closed,
-        ]
-        .into_iter()
-        .find(|c| c.as_str() == s)
+        Self::ALL.into_iter().find(|c| c.as_str() == s)
     }
 
     /// The only status a check may move to from this one.
@@ -207,13 +224,19 @@ impl CaseSettings {
 }
 
 /// The four parties an overload penalises (一超四罚).
-pub fn overload_parties(plate: &str, firm: &str, source_unit: &str) -> Vec<(&'static str, String)> {
-    vec![
+pub fn overload_parties(plate: &str, firm: &str, source_unit: &str) -> Vec<Party> {
+    [
         ("vehicle", plate.to_string()),
         ("driver", format!("driver of {plate}")),
         ("transport_firm", firm.to_string()),
         ("source_unit", source_unit.to_string()),
     ]
+    .into_iter()
+    .map(|(role, name)| Party {
+        role: role.to_string(),
+        name,
+    })
+    .collect()
 }
 
 #[cfg(test)]

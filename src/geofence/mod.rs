@@ -43,5 +43,5 @@ pub use index::FenceSet;
 pub use load::FenceError;
 pub use model::{Fence, FenceIdx, FenceKind, Shape, DEFAULT_HALF_WIDTH_M};
 pub use projection::{PlanePoint, Projection};
-pub use reload::{reload_now, spawn_reloader, FenceHandle};
+pub use reload::{load_at_start, reload_now, spawn_reloader, FenceHandle};
 pub use schedule::{Schedule, Window};

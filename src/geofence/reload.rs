@@ -13,6 +13,18 @@ use super::index::FenceSet;
 use super::load::dir_fingerprint;
 use super::model::FenceKind;
 
+/// The fences at start. A bad file stops the start (there is no previous
+/// set to keep); a missing directory is an empty city, logged, and watched.
+pub fn load_at_start(dir: &Path) -> anyhow::Result<FenceSet> {
+    if !dir.is_dir() {
+        tracing::warn!(dir = %dir.display(), "geofence directory does not exist; no fences loaded");
+        return Ok(FenceSet::empty());
+    }
+    let set = FenceSet::load_dir(dir).map_err(|e| anyhow::anyhow!("geofences: {e}"))?;
+    tracing::info!(dir = %dir.display(), fences = set.len(), "geofences loaded");
+    Ok(set)
+}
+
 /// Shared, swappable reference to the fences in force. Cheap to clone (one `Arc`).
 #[derive(Clone)]
 pub struct FenceHandle {

@@ -10,62 +10,10 @@ use chrono::DateTime;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+pub use crate::fix::RejectReason;
 use crate::fix::{DeviceId, Fix};
 
 pub const MAX_BATCH: usize = 1000;
-
-/// Why a message (or one fix of a batch) was refused; the label is the
-/// `reason` of `muckwatch_messages_rejected_total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum RejectReason {
-    BadTopic,
-    Oversized,
-    NotJson,
-    BatchTooLong,
-    EmptyBatch,
-    WrongType,
-    MissingField,
-    BadTimestamp,
-    OutOfRange,
-    NonFinite,
-    DeviceMismatch,
-}
-
-impl RejectReason {
-    pub const ALL: [RejectReason; 11] = [
-        RejectReason::BadTopic,
-        RejectReason::Oversized,
-        RejectReason::NotJson,
-        RejectReason::BatchTooLong,
-        RejectReason::EmptyBatch,
-        RejectReason::WrongType,
-        RejectReason::MissingField,
-        RejectReason::BadTimestamp,
-        RejectReason::OutOfRange,
-        RejectReason::NonFinite,
-        RejectReason::DeviceMismatch,
-    ];
-
-    pub fn label(self) -> &'static str {
-        match self {
-            RejectReason::BadTopic => "bad_topic",
-            RejectReason::Oversized => "oversized",
-            RejectReason::NotJson => "not_json",
-            RejectReason::BatchTooLong => "batch_too_long",
-            RejectReason::EmptyBatch => "empty_batch",
-            RejectReason::WrongType => "wrong_type",
-            RejectReason::MissingField => "missing_field",
-            RejectReason::BadTimestamp => "bad_timestamp",
-            RejectReason::OutOfRange => "out_of_range",
-            RejectReason::NonFinite => "non_finite",
-            RejectReason::DeviceMismatch => "device_mismatch",
-        }
-    }
-
-    pub fn index(self) -> usize {
-        self as usize
-    }
-}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rejection {

@@ -1,67 +1,8 @@
 //! Telemetry topics `{prefix}/pos/{bucket}/{device_id}` and the bucket sets
 //! that let several instances split a fleet.
 
-use anyhow::bail;
-
 use crate::fix::DeviceId;
-
-pub const BUCKETS: u8 = 64;
-
-/// The buckets an instance consumes; a 64-bit mask, one bit per bucket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BucketSet(u64);
-
-impl BucketSet {
-    pub fn all() -> BucketSet {
-        BucketSet(u64::MAX)
-    }
-
-    /// Parses `"0-63"`, `"7"`, `"0,5,7-9"`.
-    ///
-    /// ```
-    /// use muckwatch::ingest::BucketSet;
-    /// let b = BucketSet::parse("0-1,7").unwrap();
-    /// assert!(b.contains(0) && b.contains(1) && b.contains(7) && !b.contains(2));
-    /// ```
-    pub fn parse(s: &str) -> anyhow::Result<BucketSet> {
-        let mut mask = 0u64;
-        for part in s.split(',').map(str::trim) {
-            let (lo, hi) = match part.split_once('-') {
-                Some((a, b)) => (parse_bucket(a)?, parse_bucket(b)?),
-                None => {
-                    let b = parse_bucket(part)?;
-                    (b, b)
-                }
-            };
-            if lo > hi {
-                bail!("bucket range `{part}` runs backwards");
-            }
-            for b in lo..=hi {
-                mask |= 1 << b;
-            }
-        }
-        Ok(BucketSet(mask))
-    }
-
-    pub fn contains(&self, bucket: u8) -> bool {
-        bucket < BUCKETS && self.0 & (1 << bucket) != 0
-    }
-
-    pub fn is_all(&self) -> bool {
-        self.0 == u64::MAX
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = u8> + '_ {
-        (0..BUCKETS).filter(|b| self.contains(*b))
-    }
-}
-
-fn parse_bucket(s: &str) -> anyhow::Result<u8> {
-    match s.trim().parse::<u8>() {
-        Ok(b) if b < BUCKETS => Ok(b),
-        _ => bail!("`{s}` is not a bucket 0-63"),
-    }
-}
+pub use crate::identity::{BucketSet, BUCKETS};
 
 /// Subscription filters for a prefix and bucket set.
 pub fn subscriptions(prefix: &str, buckets: BucketSet) -> Vec<String> {

@@ -9,11 +9,11 @@ use tokio::sync::mpsc;
 
 use super::Outputs;
 use crate::alerts::{messages, Alert};
-use crate::api::format_ms;
-use crate::cases::overload_parties;
-use crate::rules::{RuleEvent, Violation};
-use crate::store::{NewViolationCase, StoreResult};
-use crate::violation::ViolationCode;
+use crate::cases::{overload_parties, NewViolationCase, Party};
+use crate::rules::RuleEvent;
+use crate::store::StoreResult;
+use crate::time::format_ms;
+use crate::violation::{Violation, ViolationCode};
 
 pub async fn run(mut rx: mpsc::Receiver<RuleEvent>, out: Outputs) -> Vec<i64> {
     let mut raised = Vec::new();
@@ -37,6 +37,8 @@ pub async fn run(mut rx: mpsc::Receiver<RuleEvent>, out: Outputs) -> Vec<i64> {
     raised
 }
 
+/// A raised violation: stored, filed into its case, announced. Each step
+/// retries a passing database error rather than drop the violation.
 async fn raise(v: &Violation, out: &Outputs) -> i64 {
     let now_ms = chrono::Utc::now().timestamp_millis();
     let id = retry(|| out.store.insert_violation(v, now_ms)).await;
@@ -46,7 +48,15 @@ async fn raise(v: &Violation, out: &Outputs) -> i64 {
         return id;
     }
     out.metrics.violation(v.code);
-    let departments = out.routing.departments(v.code);
+    let case_id = file(id, v, out, now_ms).await;
+    tracing::info!(id, case_id, code = %v.code, plate = %v.plate, measured = v.measured, "violation raised");
+    announce(alert(id, case_id, v, out), out);
+    id
+}
+
+/// Files violation `id` into its case: a check for each routed department,
+/// and for an overload the four parties. Returns the case id.
+async fn file(id: i64, v: &Violation, out: &Outputs, now_ms: i64) -> i64 {
     let parties = if v.code == ViolationCode::Overload {
         parties(v, out).await
     } else {
@@ -54,32 +64,39 @@ async fn raise(v: &Violation, out: &Outputs) -> i64 {
     };
     let case = NewViolationCase {
         violation_id: id,
-        code: v.code.as_str(),
-        plate: v.plate.as_str(),
-        device_id: v.device_id.as_str(),
-        firm_id: v.firm_id.as_str(),
+        code: v.code,
+        plate: v.plate.clone(),
+        device_id: v.device_id,
+        firm_id: v.firm_id.clone(),
         started_ms: v.started_ms,
         merge_window_ms: out.merge_window_ms,
-        departments,
-        parties: &parties,
+        departments: out.routing.departments(v.code).to_vec(),
+        parties,
     };
-    let case_id = retry(|| out.store.file_violation(&case, now_ms)).await;
-    tracing::info!(id, case_id, code = %v.code, plate = %v.plate, measured = v.measured, "violation raised");
+    retry(|| out.store.file_violation(&case, now_ms)).await
+}
 
+/// The alert of violation `id`, in Chinese and English, for its departments.
+fn alert(id: i64, case_id: i64, v: &Violation, out: &Outputs) -> Alert {
     let place = if v.fences.is_empty() {
         format!("{:.5},{:.5}", v.lat, v.lon)
     } else {
         fence_names(v, out)
     };
     let (message_zh, message_en) = messages(v.code, v.plate.as_str(), &place, v.measured);
-    let alert = Arc::new(Alert {
+    Alert {
         violation_id: id,
         case_id,
         code: v.code.as_str(),
         plate: v.plate.to_string(),
         device_id: v.device_id.to_string(),
         firm_id: v.firm_id.to_string(),
-        departments: departments.iter().map(|d| d.as_str()).collect(),
+        departments: out
+            .routing
+            .departments(v.code)
+            .iter()
+            .map(|d| d.as_str())
+            .collect(),
         at: format_ms(v.started_ms, out.tz),
         lat: v.lat,
         lon: v.lon,
@@ -87,7 +104,13 @@ async fn raise(v: &Violation, out: &Outputs) -> i64 {
         measured: v.measured,
         message_zh,
         message_en,
-    });
+    }
+}
+
+/// To the SSE listeners, and to the broker's alert topics when there is one.
+fn announce(alert: Alert, out: &Outputs) {
+    let id = alert.violation_id;
+    let alert = Arc::new(alert);
     out.hub.publish(alert.clone());
     if let Some(mqtt) = &out.mqtt {
         if mqtt.try_send(alert).is_err() {
@@ -98,7 +121,6 @@ async fn raise(v: &Violation, out: &Outputs) -> i64 {
             );
         }
     }
-    id
 }
 
 fn fence_names(v: &Violation, out: &Outputs) -> String {
@@ -114,7 +136,7 @@ fn fence_names(v: &Violation, out: &Outputs) -> String {
 }
 
 /// 一超四罚: vehicle, driver, transport firm and the loading site.
-async fn parties(v: &Violation, out: &Outputs) -> Vec<(&'static str, String)> {
+async fn parties(v: &Violation, out: &Outputs) -> Vec<Party> {
     let firm = match out.store.firm(&v.firm_id).await {
         Ok(Some(f)) => format!("{} ({})", f.name, f.id),
         _ => v.firm_id.to_string(),

@@ -35,8 +35,10 @@ use crate::fix::Fix;
 use crate::geofence::{FenceIdx, FenceSet};
 use crate::violation::ViolationCode;
 
+/// At its old path for code written against it; it lives in [`crate::violation`].
+pub use crate::violation::Violation;
 pub use config::RulesConfig;
-pub use event::{RuleEvent, VehicleContext, Violation};
+pub use event::{RuleEvent, VehicleContext};
 pub use state::VehicleState;
 
 use episode::{secs_to_ms, Episode, Outcome, Verdict};

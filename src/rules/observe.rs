@@ -15,9 +15,10 @@ use crate::geofence::{FenceIdx, FenceKind, FenceSet, PlanePoint};
 use crate::permit::Permit;
 use crate::violation::ViolationCode;
 
-use super::event::{RuleEvent, VehicleContext, Violation};
+use super::event::{RuleEvent, VehicleContext};
 use super::state::LastFix;
 use super::RulesConfig;
+use crate::violation::Violation;
 
 /// The previous fix, with its point in the current fence set's plane.
 #[derive(Debug, Clone, Copy)]

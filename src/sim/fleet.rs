@@ -16,8 +16,8 @@ use super::truck::{Identity, SimFix, Truck};
 use super::truth::{to_ndjson, FleetHeader, TruthEntry};
 use crate::fix::DeviceId;
 use crate::geofence::FenceSet;
+use crate::identity::{FirmId, Plate};
 use crate::permit::{Permit, PermitStatus, TimeWindow};
-use crate::registry::{FirmId, Plate};
 use crate::violation::ViolationCode as C;
 
 const FIRMS: [(&str, &str); 4] = [

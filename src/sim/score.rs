@@ -254,17 +254,16 @@ pub async fn load_detected(
             .await?;
         let n = page.len() as i64;
         for v in page {
-            let Some(code) = ViolationCode::parse(&v.code) else {
-                continue;
-            };
+            let code = v.code;
+            let plate = v.plate.to_string();
             let in_run = header.is_none_or(|h| {
-                h.plates.contains(&v.plate)
+                h.plates.contains(&plate)
                     && v.started_ms >= h.start_ms - tolerance_ms
                     && v.started_ms <= h.end_ms + tolerance_ms
             });
             if in_run {
                 out.push(Detected {
-                    plate: v.plate,
+                    plate,
                     code,
                     start_ms: v.started_ms,
                     end_ms: v.ended_ms,

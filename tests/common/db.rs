@@ -13,10 +13,17 @@ pub struct TestDb {
     pub store: Store,
     /// The database URL, for starting muckwatch itself on it.
     pub url: String,
+    _database: EmptyDb,
+}
+
+/// A database of its own with nothing in it (not even muckwatch's tables),
+/// removed when this is dropped.
+pub struct EmptyDb {
+    pub url: String,
     cleanup: Option<Box<dyn FnOnce() + Send>>,
 }
 
-impl Drop for TestDb {
+impl Drop for EmptyDb {
     fn drop(&mut self) {
         if let Some(cleanup) = self.cleanup.take() {
             cleanup();
@@ -24,7 +31,27 @@ impl Drop for TestDb {
     }
 }
 
+impl EmptyDb {
+    /// Opens it as muckwatch does (migrating it).
+    pub async fn open(self) -> TestDb {
+        let store = Store::connect(&self.url).await.expect("store opens");
+        TestDb {
+            store,
+            url: self.url.clone(),
+            _database: self,
+        }
+    }
+}
+
 pub async fn sqlite_db() -> TestDb {
+    sqlite_empty().await.open().await
+}
+
+pub async fn postgres_db() -> TestDb {
+    postgres_empty().await.open().await
+}
+
+pub async fn sqlite_empty() -> EmptyDb {
     let dir = std::env::temp_dir().join("muckwatch-tests");
     std::fs::create_dir_all(&dir).expect("temp dir");
     let n = NEXT_DB.fetch_add(1, Ordering::Relaxed);
@@ -33,14 +60,12 @@ pub async fn sqlite_db() -> TestDb {
         let _ = std::fs::remove_file(format!("{}{suffix}", file.display()));
     }
     let url = format!("sqlite://{}", file.display());
-    let store = Store::connect(&url).await.expect("SQLite store opens");
     let cleanup = move || {
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", file.display()));
         }
     };
-    TestDb {
-        store,
+    EmptyDb {
         url,
         cleanup: Some(Box::new(cleanup)),
     }
@@ -86,7 +111,7 @@ async fn drop_abandoned_databases(admin: &mut sqlx::PgConnection) {
     }
 }
 
-pub async fn postgres_db() -> TestDb {
+pub async fn postgres_empty() -> EmptyDb {
     let admin_url = postgres_admin_url();
     let mut admin = sqlx::PgConnection::connect(&admin_url)
         .await
@@ -112,7 +137,6 @@ pub async fn postgres_db() -> TestDb {
         .expect("create test database");
     let _ = admin.close().await;
     let url = with_database(&admin_url, &name);
-    let store = Store::connect(&url).await.expect("PostgreSQL store opens");
     // Drop runs inside the test's runtime, possibly while unwinding from a
     // failed assertion: the database is dropped from a thread of its own,
     // with `FORCE` ending the pool's connections that are still open.
@@ -135,8 +159,7 @@ pub async fn postgres_db() -> TestDb {
             eprintln!("could not drop a test database: {dropped:?}");
         }
     };
-    TestDb {
-        store,
+    EmptyDb {
         url,
         cleanup: Some(Box::new(cleanup)),
     }

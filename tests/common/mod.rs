@@ -409,14 +409,14 @@ pub async fn seed_violation(
     };
     let case = muckwatch::store::NewViolationCase {
         violation_id: id,
-        code: code.as_str(),
-        plate,
-        device_id: device,
-        firm_id: firm,
+        code,
+        plate: v.plate.clone(),
+        device_id: v.device_id,
+        firm_id: v.firm_id.clone(),
         started_ms,
         merge_window_ms: 12 * 3_600_000,
-        departments: routing.departments(code),
-        parties: &parties,
+        departments: routing.departments(code).to_vec(),
+        parties,
     };
     let case_id = store
         .file_violation(&case, started_ms)

@@ -1,0 +1,415 @@
+//! Cases, their checks, parties and audit trail. The workflow is decided by
+//! `crate::cases` ([`plan_filing`], [`plan_check_change`]); this file reads,
+//! inside one transaction, what a plan needs and writes what it says, so a
+//! change and its audit lines are committed together or not at all.
+
+use std::collections::HashMap;
+
+use super::db::{Sql, Tx};
+use super::{AuditRecord, CaseFilter, CaseRecord, CheckError, Stats, Store, StoreResult};
+use crate::auth::Department;
+use crate::cases::{
+    plan_check_change, plan_filing, Audit, CaseStatus, Check, CheckStatus, CheckUpdate,
+    NewViolationCase, OpenCase, Party, Penalty, Refusal,
+};
+use crate::identity::{DeviceId, FirmId, Plate};
+use crate::violation::ViolationCode;
+
+/// First key of the advisory lock taken while filing into a vehicle's case
+/// ("mwca"); the second is the plate's hash. Two filings for one vehicle at
+/// once would each find no open case and open two: they take turns. A hash
+/// collision between two plates only makes their filings take turns too.
+const FILING_LOCK_CLASS: i32 = 0x6d77_6361;
+
+#[derive(sqlx::FromRow)]
+struct CaseRow {
+    id: i64,
+    plate: Plate,
+    device_id: DeviceId,
+    firm_id: FirmId,
+    status: CaseStatus,
+    opened_ms: i64,
+    closed_ms: Option<i64>,
+}
+
+#[derive(sqlx::FromRow)]
+struct CheckRow {
+    case_id: i64,
+    department: Department,
+    status: CheckStatus,
+    finding: Option<String>,
+    penalty_party: Option<String>,
+    penalty_amount_cny: Option<f64>,
+}
+
+impl From<CheckRow> for Check {
+    fn from(r: CheckRow) -> Check {
+        Check {
+            department: r.department,
+            status: r.status,
+            finding: r.finding,
+            penalty: r
+                .penalty_party
+                .zip(r.penalty_amount_cny)
+                .map(|(party, amount_cny)| Penalty { party, amount_cny }),
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct PartyRow {
+    case_id: i64,
+    role: String,
+    name: String,
+}
+
+const CHECKS: &str = "SELECT case_id, department, status, finding, penalty_party, \
+     penalty_amount_cny FROM case_checks WHERE case_id";
+const PARTIES: &str = "SELECT case_id, role, name FROM case_parties WHERE case_id";
+
+/// `WHERE` of a case list.
+fn cases_where(mut q: Sql, f: &CaseFilter) -> Sql {
+    let with_check = " AND c.id IN (SELECT case_id FROM case_checks WHERE department = {})";
+    q.push(" WHERE TRUE")
+        .and(" AND c.id = {}", f.id)
+        .and(with_check, f.visible_to)
+        .and(with_check, f.department)
+        .and(" AND c.status = {}", f.status)
+        .and(" AND c.firm_id = {}", f.firm.as_deref())
+        .and(" AND c.plate = {}", f.plate.as_deref())
+        .and(
+            " AND c.id IN (SELECT case_id FROM violations WHERE code = {})",
+            f.code,
+        )
+        .and(" AND c.opened_ms >= {}", f.from_ms)
+        .and(" AND c.opened_ms <= {}", f.to_ms);
+    q
+}
+
+/// Appends a change's audit lines to the case's trail.
+async fn write_audit(tx: &mut Tx, case_id: i64, lines: &[Audit]) -> StoreResult<()> {
+    for a in lines {
+        let q = Sql::new(
+            "INSERT INTO case_audit (case_id, at_ms, actor, department, field, before, after) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(case_id)
+        .bind(a.at_ms)
+        .bind(a.actor.as_str())
+        .bind(a.department)
+        .bind(a.field.as_str())
+        .bind(a.before.as_deref())
+        .bind(a.after.as_deref());
+        tx.execute(&q).await?;
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Files violation `v.violation_id` into the vehicle's open case of the
+    /// merge window, or a new one, as [`plan_filing`] decides. Returns the
+    /// case id.
+    pub async fn file_violation(&self, v: &NewViolationCase, now_ms: i64) -> StoreResult<i64> {
+        let mut tx = self.db.begin().await?;
+        tx.lock_key(FILING_LOCK_CLASS, v.plate.as_str()).await?;
+        // The case row is locked so that a check closing it meanwhile either
+        // sees the check added here or closed it first, in which case the
+        // row no longer matches and a new case opens.
+        let (from, to) = v.joins_cases_opened();
+        let q = Sql::new(format!(
+            "SELECT id FROM cases WHERE plate = $1 AND status = $2 \
+             AND opened_ms >= $3 AND opened_ms <= $4 ORDER BY opened_ms DESC, id DESC LIMIT 1{}",
+            tx.for_update()
+        ))
+        .bind(&v.plate)
+        .bind(CaseStatus::Open)
+        .bind(from)
+        .bind(to);
+        let open = match tx.fetch_optional::<(i64,)>(&q).await? {
+            Some((id,)) => Some(open_case(&mut tx, id).await?),
+            None => None,
+        };
+        let plan = plan_filing(v, open.as_ref(), now_ms);
+        let case_id = match plan.case {
+            Some(id) => id,
+            None => {
+                let q = Sql::new(
+                    "INSERT INTO cases (plate, device_id, firm_id, status, opened_ms) \
+                     VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                )
+                .bind(&v.plate)
+                .bind(&v.device_id)
+                .bind(&v.firm_id)
+                .bind(CaseStatus::Open)
+                .bind(v.started_ms);
+                tx.fetch_value(&q).await?
+            }
+        };
+        let q = Sql::new("UPDATE violations SET case_id = $1 WHERE id = $2")
+            .bind(case_id)
+            .bind(v.violation_id);
+        tx.execute(&q).await?;
+        for &d in &plan.checks {
+            let q = Sql::new(
+                "INSERT INTO case_checks (case_id, department, status, updated_ms) \
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(case_id)
+            .bind(d)
+            .bind(CheckStatus::Pending)
+            .bind(now_ms);
+            tx.execute(&q).await?;
+        }
+        for p in &plan.parties {
+            let q = Sql::new("INSERT INTO case_parties (case_id, role, name) VALUES ($1, $2, $3)")
+                .bind(case_id)
+                .bind(p.role.as_str())
+                .bind(p.name.as_str());
+            tx.execute(&q).await?;
+        }
+        write_audit(&mut tx, case_id, &plan.audit).await?;
+        tx.commit().await?;
+        Ok(case_id)
+    }
+
+    /// Moves one department's check one step, as [`plan_check_change`]
+    /// decides from every check of the case. The case is locked first (its
+    /// row on PostgreSQL, the database's writer lock on SQLite), so two
+    /// departments changing the same case take turns: each reads the
+    /// other's committed change, neither overwrites it, and the last check
+    /// to close closes the case. A status changed meanwhile is refused.
+    pub async fn update_check(
+        &self,
+        case_id: i64,
+        dept: Department,
+        u: &CheckUpdate,
+        actor: &str,
+        now_ms: i64,
+    ) -> Result<(), CheckError> {
+        let mut tx = self.db.begin().await?;
+        let q = Sql::new(format!(
+            "SELECT id FROM cases WHERE id = $1{}",
+            tx.for_update()
+        ))
+        .bind(case_id);
+        if tx.fetch_optional::<(i64,)>(&q).await?.is_none() {
+            return Err(CheckError::NoSuchCheck);
+        }
+        let q = Sql::new(format!("{CHECKS} = $1 ORDER BY department")).bind(case_id);
+        let rows: Vec<CheckRow> = tx.fetch_all(&q).await?;
+        let checks: Vec<Check> = rows.into_iter().map(Check::from).collect();
+        let change = plan_check_change(&checks, dept, u, actor, now_ms).map_err(|r| match r {
+            Refusal::NoSuchCheck => CheckError::NoSuchCheck,
+            Refusal::Illegal(m) => CheckError::Illegal(m),
+        })?;
+        let k = &change.check;
+        let q = Sql::new(
+            "UPDATE case_checks SET status = $1, finding = $2, penalty_party = $3, \
+             penalty_amount_cny = $4, updated_ms = $5 \
+             WHERE case_id = $6 AND department = $7 AND status = $8",
+        )
+        .bind(k.status)
+        .bind(k.finding.as_deref())
+        .bind(k.penalty.as_ref().map(|p| p.party.as_str()))
+        .bind(k.penalty.as_ref().map(|p| p.amount_cny))
+        .bind(now_ms)
+        .bind(case_id)
+        .bind(dept)
+        .bind(change.from);
+        if tx.execute(&q).await? == 0 {
+            return Err(CheckError::Illegal(format!(
+                "the {dept} check was changed meanwhile; read it again"
+            )));
+        }
+        if change.closes_case {
+            let q = Sql::new("UPDATE cases SET status = $1, closed_ms = $2 WHERE id = $3")
+                .bind(CaseStatus::Closed)
+                .bind(now_ms)
+                .bind(case_id);
+            tx.execute(&q).await?;
+        }
+        write_audit(&mut tx, case_id, &change.audit).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn case(&self, id: i64) -> StoreResult<Option<CaseRecord>> {
+        let filter = CaseFilter {
+            id: Some(id),
+            ..Default::default()
+        };
+        Ok(self.cases(&filter, 1, 0).await?.0.into_iter().next())
+    }
+
+    pub async fn cases(
+        &self,
+        f: &CaseFilter,
+        limit: i64,
+        offset: i64,
+    ) -> StoreResult<(Vec<CaseRecord>, i64)> {
+        let mut q = cases_where(
+            Sql::new(
+                "SELECT c.id, c.plate, c.device_id, c.firm_id, c.status, c.opened_ms, c.closed_ms \
+                 FROM cases c",
+            ),
+            f,
+        );
+        q.push(" ORDER BY c.opened_ms DESC, c.id DESC LIMIT ")
+            .push_bind(limit)
+            .push(" OFFSET ")
+            .push_bind(offset);
+        let rows: Vec<CaseRow> = self.db.fetch_all(&q).await?;
+        let total = self
+            .db
+            .fetch_value(&cases_where(Sql::new("SELECT COUNT(*) FROM cases c"), f))
+            .await?;
+        let mut items: Vec<CaseRecord> = rows
+            .into_iter()
+            .map(|r| CaseRecord {
+                id: r.id,
+                plate: r.plate,
+                device_id: r.device_id,
+                firm_id: r.firm_id,
+                status: r.status,
+                opened_ms: r.opened_ms,
+                closed_ms: r.closed_ms,
+                codes: Vec::new(),
+                checks: Vec::new(),
+                parties: Vec::new(),
+            })
+            .collect();
+        self.fill_cases(&mut items).await?;
+        Ok((items, total))
+    }
+
+    /// Adds codes, checks and parties to a page of cases: three queries for
+    /// the whole page rather than three per case.
+    async fn fill_cases(&self, cases: &mut [CaseRecord]) -> StoreResult<()> {
+        if cases.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<i64> = cases.iter().map(|c| c.id).collect();
+        let mut by_id: HashMap<i64, &mut CaseRecord> =
+            cases.iter_mut().map(|c| (c.id, c)).collect();
+        let of_page = |head: &str, tail: &str| {
+            let mut q = Sql::new(head);
+            self.db.push_in_ids(&mut q, &ids);
+            q.push(tail);
+            q
+        };
+        let codes: Vec<(i64, ViolationCode)> = self
+            .db
+            .fetch_all(&of_page(
+                "SELECT DISTINCT case_id, code FROM violations WHERE case_id",
+                " ORDER BY case_id, code",
+            ))
+            .await?;
+        for (id, code) in codes {
+            if let Some(case) = by_id.get_mut(&id) {
+                case.codes.push(code);
+            }
+        }
+        let checks: Vec<CheckRow> = self
+            .db
+            .fetch_all(&of_page(CHECKS, " ORDER BY case_id, department"))
+            .await?;
+        for r in checks {
+            if let Some(case) = by_id.get_mut(&r.case_id) {
+                case.checks.push(r.into());
+            }
+        }
+        let parties: Vec<PartyRow> = self
+            .db
+            .fetch_all(&of_page(PARTIES, " ORDER BY case_id, rowid"))
+            .await?;
+        for r in parties {
+            if let Some(case) = by_id.get_mut(&r.case_id) {
+                case.parties.push(Party {
+                    role: r.role,
+                    name: r.name,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn case_audit(&self, id: i64) -> StoreResult<Vec<AuditRecord>> {
+        let q = Sql::new(
+            "SELECT id, at_ms, actor, department, field, before, after FROM case_audit \
+             WHERE case_id = $1 ORDER BY id",
+        )
+        .bind(id);
+        self.db.fetch_all(&q).await
+    }
+
+    /// Counts over cases opened in `[from_ms, to_ms]` (violations: started in it).
+    pub async fn stats(&self, from_ms: i64, to_ms: i64) -> StoreResult<Stats> {
+        let period = |sql: &str| Sql::new(sql).bind(from_ms).bind(to_ms);
+        let by_code: Vec<(String, i64)> = self
+            .db
+            .fetch_all(&period(
+                "SELECT code, COUNT(*) FROM violations WHERE started_ms BETWEEN $1 AND $2 \
+                 GROUP BY code",
+            ))
+            .await?;
+        let by_department: Vec<(String, i64)> = self
+            .db
+            .fetch_all(&period(
+                "SELECT k.department, COUNT(*) FROM case_checks k JOIN cases c ON c.id = k.case_id \
+                 WHERE c.opened_ms BETWEEN $1 AND $2 GROUP BY k.department",
+            ))
+            .await?;
+        let (cases, closed_cases, multi_department_cases, overload_cases, penalties_cny): (
+            i64,
+            i64,
+            i64,
+            i64,
+            f64,
+        ) = self
+            .db
+            .fetch_all(&period(
+                "SELECT COUNT(*), \
+                    COUNT(*) FILTER (WHERE c.status = 'closed'), \
+                    COUNT(*) FILTER (WHERE (SELECT COUNT(*) FROM case_checks k \
+                                            WHERE k.case_id = c.id) >= 2), \
+                    COUNT(*) FILTER (WHERE EXISTS (SELECT 1 FROM violations v \
+                                     WHERE v.case_id = c.id AND v.code = 'OVERLOAD')), \
+                    (SELECT COALESCE(SUM(k.penalty_amount_cny), 0.0) FROM case_checks k \
+                     JOIN cases c2 ON c2.id = k.case_id WHERE c2.opened_ms BETWEEN $1 AND $2) \
+                 FROM cases c WHERE c.opened_ms BETWEEN $1 AND $2",
+            ))
+            .await?
+            .pop()
+            .unwrap_or_default();
+        Ok(Stats {
+            by_code: by_code.into_iter().collect(),
+            by_department: by_department.into_iter().collect(),
+            cases,
+            closed_cases,
+            multi_department_cases,
+            overload_cases,
+            penalties_cny,
+        })
+    }
+}
+
+/// The open case `id` as filing needs it: its departments and parties.
+async fn open_case(tx: &mut Tx, id: i64) -> StoreResult<OpenCase> {
+    let checks: Vec<CheckRow> = tx
+        .fetch_all(&Sql::new(format!("{CHECKS} = $1")).bind(id))
+        .await?;
+    let parties: Vec<PartyRow> = tx
+        .fetch_all(&Sql::new(format!("{PARTIES} = $1 ORDER BY rowid")).bind(id))
+        .await?;
+    Ok(OpenCase {
+        id,
+        departments: checks.into_iter().map(|k| k.department).collect(),
+        parties: parties
+            .into_iter()
+            .map(|p| Party {
+                role: p.role,
+                name: p.name,
+            })
+            .collect(),
+    })
+}

@@ -1,0 +1,356 @@
+//! Running one statement on whichever database is open.
+//!
+//! Every query of the store is written once, as a [`Sql`]: text with
+//! numbered placeholders (`$1`, `$2`, ...: PostgreSQL's form, which SQLite
+//! accepts as well, a number naming the same value wherever it repeats) and
+//! the values to bind. Rows come back as `sqlx::FromRow` types ([`Record`]).
+//! [`Db`] and [`Tx`] hold the concrete pool or transaction of either backend
+//! and run a statement on it; this file and the dialect files (`sqlite.rs`,
+//! `postgres.rs`) are the only places that name a backend.
+
+use sqlx::error::BoxDynError;
+use sqlx::postgres::{PgPool, PgRow};
+use sqlx::sqlite::{SqlitePool, SqliteRow};
+use sqlx::{
+    Database, Encode, Executor, FromRow, IntoArguments, Postgres, Sqlite, Transaction, Type,
+};
+
+use super::{corrupt_or_db, StoreResult};
+
+/// A value to bind. `None` binds a NULL of the variant's SQL type, which
+/// PostgreSQL needs to know.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Arg {
+    Int(Option<i64>),
+    Real(Option<f64>),
+    Text(Option<String>),
+    Bool(Option<bool>),
+    Bytes(Vec<u8>),
+}
+
+macro_rules! arg_from {
+    ($($t:ty => $variant:ident),* $(,)?) => {$(
+        impl From<$t> for Arg {
+            fn from(v: $t) -> Arg {
+                Arg::$variant(Some(v.into()))
+            }
+        }
+        impl From<Option<$t>> for Arg {
+            fn from(v: Option<$t>) -> Arg {
+                Arg::$variant(v.map(Into::into))
+            }
+        }
+    )*};
+}
+
+arg_from! { i64 => Int, f64 => Real, bool => Bool, String => Text, &str => Text }
+
+impl From<Vec<u8>> for Arg {
+    fn from(v: Vec<u8>) -> Arg {
+        Arg::Bytes(v)
+    }
+}
+
+impl<DB: Database> Type<DB> for Arg
+where
+    str: Type<DB>,
+{
+    fn type_info() -> DB::TypeInfo {
+        <str as Type<DB>>::type_info()
+    }
+}
+
+impl<'q, DB: Database> Encode<'q, DB> for Arg
+where
+    Option<i64>: Encode<'q, DB>,
+    Option<f64>: Encode<'q, DB>,
+    Option<String>: Encode<'q, DB>,
+    Option<bool>: Encode<'q, DB>,
+    Vec<u8>: Encode<'q, DB>,
+    i64: Type<DB>,
+    f64: Type<DB>,
+    String: Type<DB>,
+    bool: Type<DB>,
+    Vec<u8>: Type<DB>,
+{
+    fn encode_by_ref(
+        &self,
+        buf: &mut <DB as Database>::ArgumentBuffer<'q>,
+    ) -> Result<sqlx::encode::IsNull, BoxDynError> {
+        match self {
+            Arg::Int(v) => v.encode_by_ref(buf),
+            Arg::Real(v) => v.encode_by_ref(buf),
+            Arg::Text(v) => v.encode_by_ref(buf),
+            Arg::Bool(v) => v.encode_by_ref(buf),
+            Arg::Bytes(v) => v.encode_by_ref(buf),
+        }
+    }
+
+    fn produces(&self) -> Option<DB::TypeInfo> {
+        Some(match self {
+            Arg::Int(_) => <i64 as Type<DB>>::type_info(),
+            Arg::Real(_) => <f64 as Type<DB>>::type_info(),
+            Arg::Text(_) => <String as Type<DB>>::type_info(),
+            Arg::Bool(_) => <bool as Type<DB>>::type_info(),
+            Arg::Bytes(_) => <Vec<u8> as Type<DB>>::type_info(),
+        })
+    }
+}
+
+/// A statement: SQL text with `$n` placeholders, and their values in order.
+#[derive(Debug, Clone, Default)]
+pub struct Sql {
+    text: String,
+    args: Vec<Arg>,
+}
+
+impl Sql {
+    pub fn new(text: impl Into<String>) -> Sql {
+        Sql {
+            text: text.into(),
+            args: Vec::new(),
+        }
+    }
+
+    /// Binds the next placeholder the text names (`$1` first).
+    pub fn bind(mut self, value: impl Into<Arg>) -> Sql {
+        self.args.push(value.into());
+        self
+    }
+
+    /// Appends text, e.g. a condition of a filter.
+    pub fn push(&mut self, text: &str) -> &mut Sql {
+        self.text.push_str(text);
+        self
+    }
+
+    /// Appends a placeholder for `value`, numbered after those bound so far.
+    pub fn push_bind(&mut self, value: impl Into<Arg>) -> &mut Sql {
+        self.args.push(value.into());
+        self.text.push('$');
+        self.text.push_str(&self.args.len().to_string());
+        self
+    }
+
+    /// One optional condition of a filter: appends `condition` with its
+    /// `{}` standing for `value`'s placeholder, if there is a value.
+    pub fn and<T: Into<Arg>>(&mut self, condition: &str, value: Option<T>) -> &mut Sql {
+        if let Some(v) = value {
+            let (before, after) = condition.split_once("{}").unwrap_or((condition, ""));
+            self.push(before).push_bind(v).push(after);
+        }
+        self
+    }
+}
+
+/// A row type either backend can produce.
+pub trait Record:
+    for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin
+{
+}
+
+impl<T> Record for T where
+    T: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin
+{
+}
+
+/// One of the two backends' values: a pool, a transaction.
+pub enum Backend<S, P> {
+    Sqlite(S),
+    Postgres(P),
+}
+
+/// Runs the same expression on whichever backend `$on` holds.
+macro_rules! on_backend {
+    ($on:expr, $x:ident => $call:expr) => {
+        match $on {
+            $crate::store::db::Backend::Sqlite($x) => $call,
+            $crate::store::db::Backend::Postgres($x) => $call,
+        }
+    };
+}
+pub(super) use on_backend;
+
+/// The open database.
+pub type Db = Backend<SqlitePool, PgPool>;
+
+/// A transaction on it; dropped without [`Tx::commit`], it rolls back.
+pub type Tx = Backend<Transaction<'static, Sqlite>, Transaction<'static, Postgres>>;
+
+impl Clone for Db {
+    fn clone(&self) -> Self {
+        on_backend!(self, p => p.clone().into())
+    }
+}
+
+impl From<SqlitePool> for Db {
+    fn from(p: SqlitePool) -> Db {
+        Backend::Sqlite(p)
+    }
+}
+
+impl From<PgPool> for Db {
+    fn from(p: PgPool) -> Db {
+        Backend::Postgres(p)
+    }
+}
+
+impl Db {
+    pub async fn execute(&self, q: &Sql) -> StoreResult<u64> {
+        Ok(on_backend!(self, p => run::execute(p, q).await.map_err(corrupt_or_db)?.rows_affected()))
+    }
+
+    pub async fn fetch_all<R: Record>(&self, q: &Sql) -> StoreResult<Vec<R>> {
+        on_backend!(self, p => run::fetch_all(p, q).await).map_err(corrupt_or_db)
+    }
+
+    pub async fn fetch_optional<R: Record>(&self, q: &Sql) -> StoreResult<Option<R>> {
+        on_backend!(self, p => run::fetch_optional(p, q).await).map_err(corrupt_or_db)
+    }
+
+    /// The one value of a one-row, one-column query (`SELECT COUNT(*) ...`).
+    pub async fn fetch_value<T>(&self, q: &Sql) -> StoreResult<T>
+    where
+        (T,): Record,
+    {
+        let (v,) = on_backend!(self, p => run::fetch_one(p, q).await).map_err(corrupt_or_db)?;
+        Ok(v)
+    }
+
+    /// A transaction for a read-then-write: on SQLite `BEGIN IMMEDIATE`, so
+    /// it holds the single writer's lock from its first read and no other
+    /// writer slips in between (PostgreSQL takes row or advisory locks
+    /// instead, see [`Tx::for_update`] and `lock_key`).
+    pub async fn begin(&self) -> StoreResult<Tx> {
+        Ok(match self {
+            Backend::Sqlite(p) => Backend::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
+            Backend::Postgres(p) => Backend::Postgres(p.begin().await?),
+        })
+    }
+
+    /// Appends ` IN (...)` (or its equivalent) of `ids`, one parameter
+    /// however many there are; an empty list matches nothing.
+    pub fn push_in_ids(&self, q: &mut Sql, ids: &[i64]) {
+        match self {
+            Backend::Sqlite(_) => super::sqlite::push_in_ids(q, ids),
+            Backend::Postgres(_) => super::postgres::push_in_ids(q, ids),
+        }
+    }
+}
+
+impl Tx {
+    pub async fn execute(&mut self, q: &Sql) -> StoreResult<u64> {
+        Ok(
+            on_backend!(self, t => run::execute(&mut **t, q).await.map_err(corrupt_or_db)?.rows_affected()),
+        )
+    }
+
+    pub async fn fetch_all<R: Record>(&mut self, q: &Sql) -> StoreResult<Vec<R>> {
+        on_backend!(self, t => run::fetch_all(&mut **t, q).await).map_err(corrupt_or_db)
+    }
+
+    pub async fn fetch_optional<R: Record>(&mut self, q: &Sql) -> StoreResult<Option<R>> {
+        on_backend!(self, t => run::fetch_optional(&mut **t, q).await).map_err(corrupt_or_db)
+    }
+
+    pub async fn fetch_value<T>(&mut self, q: &Sql) -> StoreResult<T>
+    where
+        (T,): Record,
+    {
+        let (v,) =
+            on_backend!(self, t => run::fetch_one(&mut **t, q).await).map_err(corrupt_or_db)?;
+        Ok(v)
+    }
+
+    pub async fn commit(self) -> StoreResult<()> {
+        Ok(on_backend!(self, t => t.commit().await)?)
+    }
+
+    /// What a `SELECT` appends to lock the rows it reads until commit:
+    /// ` FOR UPDATE` on PostgreSQL; nothing on SQLite, whose write
+    /// transaction ([`Db::begin`]) already excludes every other writer.
+    pub fn for_update(&self) -> &'static str {
+        match self {
+            Backend::Sqlite(_) => "",
+            Backend::Postgres(_) => " FOR UPDATE",
+        }
+    }
+
+    /// Makes transactions that name the same `(class, key)` take turns, for
+    /// a read-then-insert where there is no row to lock yet: a transaction
+    /// advisory lock on PostgreSQL; nothing on SQLite (single writer).
+    pub async fn lock_key(&mut self, class: i32, key: &str) -> StoreResult<()> {
+        if let Backend::Postgres(t) = self {
+            sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+                .bind(class)
+                .bind(key)
+                .execute(&mut **t)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// The statement runners, generic over the backend: the only place that
+/// spells out what sqlx needs of a database to bind an [`Arg`].
+mod run {
+    use super::*;
+
+    fn bound<'q, DB, R>(q: &'q Sql) -> sqlx::query::QueryAs<'q, DB, R, DB::Arguments<'q>>
+    where
+        DB: Database,
+        Arg: Encode<'q, DB> + Type<DB>,
+        R: for<'r> FromRow<'r, DB::Row>,
+    {
+        q.args
+            .iter()
+            .fold(sqlx::query_as(&q.text), |query, a| query.bind(a))
+    }
+
+    pub async fn execute<'e, DB, E>(e: E, q: &'e Sql) -> Result<DB::QueryResult, sqlx::Error>
+    where
+        DB: Database,
+        E: Executor<'e, Database = DB> + 'e,
+        for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+        Arg: for<'q> Encode<'q, DB> + Type<DB>,
+    {
+        q.args
+            .iter()
+            .fold(sqlx::query(&q.text), |query, a| query.bind(a))
+            .execute(e)
+            .await
+    }
+
+    pub async fn fetch_all<'e, DB, E, R>(e: E, q: &'e Sql) -> Result<Vec<R>, sqlx::Error>
+    where
+        DB: Database,
+        E: Executor<'e, Database = DB> + 'e,
+        for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+        Arg: for<'q> Encode<'q, DB> + Type<DB>,
+        R: for<'r> FromRow<'r, DB::Row> + Send + Unpin,
+    {
+        bound::<DB, R>(q).fetch_all(e).await
+    }
+
+    pub async fn fetch_optional<'e, DB, E, R>(e: E, q: &'e Sql) -> Result<Option<R>, sqlx::Error>
+    where
+        DB: Database,
+        E: Executor<'e, Database = DB> + 'e,
+        for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+        Arg: for<'q> Encode<'q, DB> + Type<DB>,
+        R: for<'r> FromRow<'r, DB::Row> + Send + Unpin,
+    {
+        bound::<DB, R>(q).fetch_optional(e).await
+    }
+
+    pub async fn fetch_one<'e, DB, E, R>(e: E, q: &'e Sql) -> Result<R, sqlx::Error>
+    where
+        DB: Database,
+        E: Executor<'e, Database = DB> + 'e,
+        for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+        Arg: for<'q> Encode<'q, DB> + Type<DB>,
+        R: for<'r> FromRow<'r, DB::Row> + Send + Unpin,
+    {
+        bound::<DB, R>(q).fetch_one(e).await
+    }
+}

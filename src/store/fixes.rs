@@ -1,0 +1,241 @@
+//! Fixes (written in batches, read by vehicle and time, pruned past
+//! retention) and dead letters.
+//!
+//! Reads go through the `all_fixes` view: on SQLite `fixes` itself, on
+//! PostgreSQL `fixes` and the evidence kept from dropped partitions.
+
+use super::db::{Backend, Sql};
+use super::{postgres, sqlite, DeadLetter, Store, StoreResult, StoredDeadLetter};
+use crate::fix::{DeviceId, Fix};
+
+/// The columns of a fix, in the order of the tables and of [`FixRow`].
+pub const FIX_COLUMNS: &str =
+    "device_id, ts_ms, lat, lon, speed_kmh, heading, acc, tipper_up, cover_closed, load_t";
+
+/// A fix `f` is evidence of violation `v` (`$1`: the margin in ms): it was
+/// reported by the same device within the margin of the episode.
+pub const EVIDENCE_OF: &str = "f.device_id = v.device_id AND f.ts_ms BETWEEN \
+     v.started_ms - $1 AND COALESCE(v.ended_ms, v.started_ms) + $1";
+
+/// Rows per multi-row dead-letter INSERT: 5 parameters each stays far below
+/// either backend's limit of bound parameters.
+const DEAD_LETTERS_PER_INSERT: usize = 1000;
+
+#[derive(sqlx::FromRow)]
+struct FixRow {
+    device_id: DeviceId,
+    ts_ms: i64,
+    lat: f64,
+    lon: f64,
+    speed_kmh: f64,
+    heading: Option<f64>,
+    acc: Option<bool>,
+    tipper_up: Option<bool>,
+    cover_closed: Option<bool>,
+    load_t: Option<f64>,
+}
+
+impl From<FixRow> for Fix {
+    fn from(r: FixRow) -> Fix {
+        Fix {
+            device_id: r.device_id,
+            ts_ms: r.ts_ms,
+            lat: r.lat,
+            lon: r.lon,
+            speed_kmh: r.speed_kmh,
+            heading: r.heading,
+            acc: r.acc,
+            tipper_up: r.tipper_up,
+            cover_closed: r.cover_closed,
+            load_t: r.load_t,
+        }
+    }
+}
+
+impl Store {
+    async fn fixes(&self, q: Sql) -> StoreResult<Vec<Fix>> {
+        let rows: Vec<FixRow> = self.db.fetch_all(&q).await?;
+        Ok(rows.into_iter().map(Fix::from).collect())
+    }
+
+    /// Writes fixes, ignoring duplicates (in the batch or already stored);
+    /// returns how many were new.
+    pub async fn insert_fixes(&self, fixes: &[Fix], received_ms: i64) -> StoreResult<u64> {
+        let mut sorted: Vec<&Fix> = fixes.iter().collect();
+        sorted
+            .sort_by(|a, b| (a.device_id.as_str(), a.ts_ms).cmp(&(b.device_id.as_str(), b.ts_ms)));
+        let mut tx = self.db.begin().await?;
+        let inserted = if let Backend::Postgres(t) = &mut tx {
+            postgres::insert_fixes(t, &sorted, received_ms).await?
+        } else {
+            sqlite::insert_fixes(&mut tx, &sorted, received_ms).await?
+        };
+        tx.commit().await?;
+        Ok(inserted)
+    }
+
+    /// Fixes of one device in `[from_ms, to_ms]`, oldest first, at most `limit`.
+    pub async fn track(
+        &self,
+        device: &str,
+        from_ms: i64,
+        to_ms: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<Fix>> {
+        self.fixes(
+            Sql::new(format!(
+                "SELECT {FIX_COLUMNS} FROM all_fixes \
+                 WHERE device_id = $1 AND ts_ms BETWEEN $2 AND $3 ORDER BY ts_ms LIMIT $4"
+            ))
+            .bind(device)
+            .bind(from_ms)
+            .bind(to_ms)
+            .bind(limit),
+        )
+        .await
+    }
+
+    /// The newest fix of every registered vehicle's device (vehicles with no
+    /// fix are absent); one primary-key lookup per vehicle.
+    pub async fn latest_vehicle_fixes(&self) -> StoreResult<Vec<Fix>> {
+        self.fixes(Sql::new(
+            "SELECT f.device_id, f.ts_ms, f.lat, f.lon, f.speed_kmh, f.heading, f.acc, f.tipper_up, \
+             f.cover_closed, f.load_t FROM vehicles v JOIN all_fixes f ON f.device_id = v.device_id \
+             AND f.ts_ms = (SELECT MAX(ts_ms) FROM all_fixes WHERE device_id = v.device_id) \
+             ORDER BY f.device_id",
+        ))
+        .await
+    }
+
+    /// The latest fix time stored (event time), if any.
+    pub async fn latest_fix_ms(&self) -> StoreResult<Option<i64>> {
+        self.db
+            .fetch_value(&Sql::new("SELECT MAX(ts_ms) FROM all_fixes"))
+            .await
+    }
+
+    /// Fixes of every device from `since_ms` on, oldest first, at most `limit`.
+    pub async fn fixes_since(&self, since_ms: i64, limit: i64) -> StoreResult<Vec<Fix>> {
+        self.fixes(
+            Sql::new(format!(
+                "SELECT {FIX_COLUMNS} FROM all_fixes WHERE ts_ms >= $1 \
+                 ORDER BY ts_ms, device_id LIMIT $2"
+            ))
+            .bind(since_ms)
+            .bind(limit),
+        )
+        .await
+    }
+
+    /// Removes fixes older than `cutoff_ms`, except evidence: fixes within
+    /// `margin_ms` of a violation of their device stay with its case. Returns
+    /// how many went. On PostgreSQL whole days go at once, the first
+    /// retention run after their last fix is past the cutoff.
+    pub async fn prune_fixes(&self, cutoff_ms: i64, margin_ms: i64) -> StoreResult<u64> {
+        let (mut gone, tables) = match &self.db {
+            Backend::Sqlite(_) => (0, vec!["fixes".to_string()]),
+            Backend::Postgres(_) => (
+                postgres::drop_expired_partitions(&self.db, cutoff_ms, margin_ms).await?,
+                postgres::row_pruned_partitions(&self.db).await?,
+            ),
+        };
+        for table in tables {
+            gone += self
+                .db
+                .execute(
+                    &Sql::new(format!(
+                        "DELETE FROM {table} AS f WHERE f.ts_ms < $2 \
+                         AND NOT EXISTS (SELECT 1 FROM violations v WHERE {EVIDENCE_OF})"
+                    ))
+                    .bind(margin_ms)
+                    .bind(cutoff_ms),
+                )
+                .await?;
+        }
+        Ok(gone)
+    }
+
+    /// Makes the partitions of `fixes` for the UTC day of `now_ms` and the
+    /// `days_ahead` after it (PostgreSQL; SQLite keeps one table). Returns
+    /// the partitions made.
+    pub async fn prepare_fix_partitions(
+        &self,
+        now_ms: i64,
+        days_ahead: u32,
+    ) -> StoreResult<Vec<String>> {
+        match &self.db {
+            Backend::Sqlite(_) => Ok(Vec::new()),
+            Backend::Postgres(_) => {
+                postgres::prepare_fix_partitions(&self.db, now_ms, days_ahead).await
+            }
+        }
+    }
+
+    /// Fixes stored, the evidence kept from dropped partitions included.
+    pub async fn fix_count(&self) -> StoreResult<i64> {
+        self.db
+            .fetch_value(&Sql::new("SELECT COUNT(*) FROM all_fixes"))
+            .await
+    }
+
+    /// Appends dead letters and prunes all but the newest `keep`. Ids can
+    /// have gaps (a rolled-back insert uses one up on PostgreSQL), so the cut
+    /// is found by counting rows, not by subtracting from the highest id.
+    pub async fn insert_dead_letters(&self, items: &[DeadLetter], keep: u64) -> StoreResult<()> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.db.begin().await?;
+        for chunk in items.chunks(DEAD_LETTERS_PER_INSERT) {
+            let mut q = Sql::new(
+                "INSERT INTO dead_letters (received_ms, topic, reason, detail, payload) VALUES ",
+            );
+            for (i, d) in chunk.iter().enumerate() {
+                q.push(if i == 0 { "(" } else { ", (" })
+                    .push_bind(d.received_ms)
+                    .push(", ")
+                    .push_bind(d.topic.as_str())
+                    .push(", ")
+                    .push_bind(d.reason)
+                    .push(", ")
+                    .push_bind(d.detail.as_str())
+                    .push(", ")
+                    .push_bind(d.payload.as_str())
+                    .push(")");
+            }
+            tx.execute(&q).await?;
+        }
+        tx.execute(
+            &Sql::new(
+                "DELETE FROM dead_letters WHERE id <= \
+                 (SELECT id FROM dead_letters ORDER BY id DESC LIMIT 1 OFFSET $1)",
+            )
+            .bind(i64::try_from(keep).unwrap_or(i64::MAX)),
+        )
+        .await?;
+        tx.commit().await
+    }
+
+    pub async fn dead_letters(
+        &self,
+        limit: i64,
+        offset: i64,
+    ) -> StoreResult<(Vec<StoredDeadLetter>, i64)> {
+        let items = self
+            .db
+            .fetch_all(
+                &Sql::new(
+                    "SELECT id, received_ms, topic, reason, detail, payload FROM dead_letters \
+                     ORDER BY id DESC LIMIT $1 OFFSET $2",
+                )
+                .bind(limit)
+                .bind(offset),
+            )
+            .await?;
+        let total = self
+            .db
+            .fetch_value(&Sql::new("SELECT COUNT(*) FROM dead_letters"))
+            .await?;
+        Ok((items, total))
+    }
+}

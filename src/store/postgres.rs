@@ -1,0 +1,291 @@
+//! What only PostgreSQL does: connecting (with a probe that reports why it
+//! cannot), fixes written through `UNNEST` arrays, id lists as arrays, and
+//! `fixes` partitioned by day.
+//!
+//! Partitions: `fixes` is partitioned by range of `ts_ms`, one partition a
+//! UTC day (`fixes_YYYYMMDD`; a city on UTC+8 runs its night, 21:00-06:00,
+//! inside one UTC day), listed in `fix_partitions`. `fixes_past` holds
+//! everything before partitioning began (the table migration 0005 found)
+//! and `fixes_default` anything no partition takes (a terminal stamping far
+//! ahead). muckwatch makes the partitions of the coming days itself
+//! ([`prepare_fix_partitions`], at start and hourly); retention drops whole
+//! partitions ([`drop_expired_partitions`]) after copying the evidence of
+//! violations into `evidence_fixes`, which the `all_fixes` view reads
+//! alongside `fixes`; the two catch-all partitions are pruned row by row.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+use sqlx::Connection;
+
+use super::db::{Db, Sql};
+use super::fixes::{EVIDENCE_OF, FIX_COLUMNS};
+use super::StoreResult;
+use crate::fix::Fix;
+
+pub static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
+
+/// Whether a table exists (`$1`: its name).
+pub const TABLE_EXISTS: &str = "SELECT COUNT(*) FROM pg_catalog.pg_tables \
+     WHERE schemaname = current_schema() AND tablename = $1";
+
+/// Fixes per INSERT. Fixes go in as 10 arrays (`UNNEST`), so the statement
+/// has 11 parameters whatever the batch size; the cap only bounds the size of
+/// one message. Ingest batches (<= 1000) fit in one statement.
+const FIXES_PER_INSERT: usize = 5000;
+
+/// Connections per instance: the ingest writer, the pipeline's case filing
+/// and a few HTTP requests at once, without hogging a shared server's
+/// `max_connections` when several instances run.
+const POOL_SIZE: u32 = 8;
+
+/// Advisory lock class of partition maintenance ("mwfp"): instances take turns.
+const PARTITION_LOCK: i32 = 0x6d77_6670;
+
+pub const DAY_MS: i64 = 86_400_000;
+
+/// The partitions pruned row by row rather than dropped whole.
+const CATCH_ALL: &str = "fixes_default";
+
+/// Connects to `url` (`postgres://user:password@host:port/db`). Errors name
+/// the URL with its password hidden.
+pub async fn connect(url: &str) -> anyhow::Result<PgPool> {
+    let shown = redact_url(url);
+    let opts = PgConnectOptions::from_str(url)
+        .map_err(|e| anyhow::anyhow!("database url `{shown}`: {e}"))?;
+    // One plain connection first: the pool retries until its timeout and
+    // then reports only "timed out", hiding "connection refused",
+    // "password authentication failed" or "database does not exist".
+    let probe = PgConnection::connect_with(&opts)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot connect to PostgreSQL `{shown}`: {e}"))?;
+    let _ = probe.close().await;
+    PgPoolOptions::new()
+        .max_connections(POOL_SIZE)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(opts)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot connect to PostgreSQL `{shown}`: {e}"))
+}
+
+/// Writes fixes (sorted by key, so that two instances writing overlapping
+/// batches lock index entries in the same order and cannot deadlock),
+/// ignoring duplicates; returns how many were new.
+pub async fn insert_fixes(
+    conn: &mut PgConnection,
+    fixes: &[&Fix],
+    received_ms: i64,
+) -> StoreResult<u64> {
+    let mut inserted = 0;
+    for chunk in fixes.chunks(FIXES_PER_INSERT) {
+        let column = |f: fn(&Fix) -> f64| chunk.iter().map(|x| f(x)).collect::<Vec<_>>();
+        let flag = |f: fn(&Fix) -> Option<bool>| chunk.iter().map(|x| f(x)).collect::<Vec<_>>();
+        inserted += sqlx::query(&format!(
+            "INSERT INTO fixes ({FIX_COLUMNS}, received_ms) \
+             SELECT d, t, la, lo, s, h, a, tu, cc, l, $11 \
+             FROM UNNEST($1::text[], $2::bigint[], $3::float8[], $4::float8[], $5::float8[], \
+                         $6::float8[], $7::bool[], $8::bool[], $9::bool[], $10::float8[]) \
+                  AS f(d, t, la, lo, s, h, a, tu, cc, l) \
+             ON CONFLICT (device_id, ts_ms) DO NOTHING"
+        ))
+        .bind(
+            chunk
+                .iter()
+                .map(|f| f.device_id.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(chunk.iter().map(|f| f.ts_ms).collect::<Vec<_>>())
+        .bind(column(|f| f.lat))
+        .bind(column(|f| f.lon))
+        .bind(column(|f| f.speed_kmh))
+        .bind(chunk.iter().map(|f| f.heading).collect::<Vec<_>>())
+        .bind(flag(|f| f.acc))
+        .bind(flag(|f| f.tipper_up))
+        .bind(flag(|f| f.cover_closed))
+        .bind(chunk.iter().map(|f| f.load_t).collect::<Vec<_>>())
+        .bind(received_ms)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    }
+    Ok(inserted)
+}
+
+/// ` = ANY(...)` of a list of ids, as one array parameter.
+pub fn push_in_ids(q: &mut Sql, ids: &[i64]) {
+    let list: Vec<String> = ids.iter().map(i64::to_string).collect();
+    q.push(" = ANY(CAST(")
+        .push_bind(format!("{{{}}}", list.join(",")))
+        .push(" AS BIGINT[]))");
+}
+
+/// The partition of the UTC day `day` (days since the epoch).
+fn partition_name(day: i64) -> String {
+    let date = chrono::DateTime::from_timestamp_millis(day * DAY_MS)
+        .unwrap_or_default()
+        .format("%Y%m%d");
+    format!("fixes_{date}")
+}
+
+/// Makes the day partitions of `now_ms`'s UTC day and the `days_ahead` days
+/// after it, those not made yet and not inside `fixes_past`. Fixes of such a
+/// day that already sit in the default partition move into it. Returns the
+/// partitions made.
+pub async fn prepare_fix_partitions(
+    db: &Db,
+    now_ms: i64,
+    days_ahead: u32,
+) -> StoreResult<Vec<String>> {
+    let today = now_ms.div_euclid(DAY_MS);
+    let mut made = Vec::new();
+    for day in today..=today + i64::from(days_ahead) {
+        let (from, to) = (day * DAY_MS, (day + 1) * DAY_MS);
+        let mut tx = db.begin().await?;
+        tx.lock_key(PARTITION_LOCK, "fixes").await?;
+        let overlapping: i64 = tx
+            .fetch_value(
+                &Sql::new("SELECT COUNT(*) FROM fix_partitions WHERE from_ms < $2 AND to_ms > $1")
+                    .bind(from)
+                    .bind(to),
+            )
+            .await?;
+        if overlapping > 0 {
+            continue;
+        }
+        let name = partition_name(day);
+        for ddl in [
+            format!("CREATE TABLE {name} (LIKE fixes INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"),
+            format!(
+                "WITH moved AS (DELETE FROM {CATCH_ALL} WHERE ts_ms >= {from} AND ts_ms < {to} \
+                 RETURNING *) INSERT INTO {name} SELECT * FROM moved"
+            ),
+            format!("ALTER TABLE fixes ATTACH PARTITION {name} FOR VALUES FROM ({from}) TO ({to})"),
+        ] {
+            tx.execute(&Sql::new(ddl)).await?;
+        }
+        tx.execute(
+            &Sql::new(
+                "INSERT INTO fix_partitions (name, kind, from_ms, to_ms) VALUES ($1, 'day', $2, $3)",
+            )
+            .bind(name.as_str())
+            .bind(from)
+            .bind(to),
+        )
+        .await?;
+        tx.commit().await?;
+        tracing::info!(partition = %name, "made a partition of fixes");
+        made.push(name);
+    }
+    Ok(made)
+}
+
+#[derive(sqlx::FromRow)]
+struct Partition {
+    name: String,
+    from_ms: i64,
+    to_ms: i64,
+}
+
+/// Drops every partition whose whole day lies before `cutoff_ms`, first
+/// copying into `evidence_fixes` its fixes within `margin_ms` of a
+/// violation of their device. Returns how many fixes went for good.
+pub async fn drop_expired_partitions(db: &Db, cutoff_ms: i64, margin_ms: i64) -> StoreResult<u64> {
+    let expired: Vec<Partition> = db
+        .fetch_all(
+            &Sql::new(
+                "SELECT name, from_ms, to_ms FROM fix_partitions WHERE to_ms <= $1 ORDER BY to_ms",
+            )
+            .bind(cutoff_ms),
+        )
+        .await?;
+    let mut gone = 0;
+    for p in expired {
+        let mut tx = db.begin().await?;
+        tx.lock_key(PARTITION_LOCK, "fixes").await?;
+        // Driven by the violations of the day, each an index range scan of
+        // the partition, rather than a probe per fix of a day's millions.
+        let kept = tx
+            .execute(
+                &Sql::new(format!(
+                    "INSERT INTO evidence_fixes ({FIX_COLUMNS}, received_ms) \
+                     SELECT DISTINCT f.device_id, f.ts_ms, f.lat, f.lon, f.speed_kmh, f.heading, f.acc, \
+                            f.tipper_up, f.cover_closed, f.load_t, f.received_ms \
+                     FROM violations v JOIN {name} f ON {EVIDENCE_OF} \
+                     WHERE v.started_ms - $1 < $3 AND COALESCE(v.ended_ms, v.started_ms) + $1 >= $2 \
+                     ON CONFLICT (device_id, ts_ms) DO NOTHING",
+                    name = p.name
+                ))
+                .bind(margin_ms)
+                .bind(p.from_ms)
+                .bind(p.to_ms),
+            )
+            .await?;
+        let rows: i64 = tx
+            .fetch_value(&Sql::new(format!("SELECT COUNT(*) FROM {}", p.name)))
+            .await?;
+        tx.execute(&Sql::new(format!("DROP TABLE {}", p.name)))
+            .await?;
+        tx.execute(&Sql::new("DELETE FROM fix_partitions WHERE name = $1").bind(p.name.as_str()))
+            .await?;
+        tx.commit().await?;
+        tracing::info!(partition = %p.name, fixes = rows, evidence_kept = kept, "dropped a partition of fixes past retention");
+        gone += (rows as u64).saturating_sub(kept);
+    }
+    Ok(gone)
+}
+
+/// The partitions retention prunes row by row: the default partition, and
+/// `fixes_past` while it still holds rows within retention.
+pub async fn row_pruned_partitions(db: &Db) -> StoreResult<Vec<String>> {
+    let mut names: Vec<String> = db
+        .fetch_all::<(String,)>(&Sql::new(
+            "SELECT name FROM fix_partitions WHERE kind = 'past'",
+        ))
+        .await?
+        .into_iter()
+        .map(|(n,)| n)
+        .collect();
+    names.push(CATCH_ALL.to_string());
+    Ok(names)
+}
+
+/// `url` with its password (in the user part or a `password=` parameter)
+/// replaced by `***`, for messages and logs.
+///
+/// ```
+/// use muckwatch::store::redact_url;
+/// assert_eq!(redact_url("postgres://mw:s3cret@db:5432/mw"), "postgres://mw:***@db:5432/mw");
+/// assert_eq!(redact_url("postgres://db/mw?password=x&sslmode=require"), "postgres://db/mw?password=***&sslmode=require");
+/// assert_eq!(redact_url("postgres://mw@db/mw"), "postgres://mw@db/mw");
+/// ```
+pub fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.to_string();
+    };
+    let (head, rest) = url.split_at(scheme_end);
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let authority = match authority.rfind('@') {
+        Some(at) => match authority[..at].split_once(':') {
+            Some((user, _password)) => format!("{user}:***{}", &authority[at..]),
+            None => authority.to_string(),
+        },
+        None => authority.to_string(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let params: Vec<String> = query
+                .split('&')
+                .map(|p| match p.split_once('=') {
+                    Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                    _ => p.to_string(),
+                })
+                .collect();
+            format!("{path}?{}", params.join("&"))
+        }
+        None => tail.to_string(),
+    };
+    format!("{head}{authority}{tail}")
+}

@@ -1,0 +1,142 @@
+//! Violations: one row per episode, opened when raised, closed when it ends.
+
+use super::codec::JsonText;
+use super::db::Sql;
+use super::{Store, StoreError, StoreResult, StoredViolation, ViolationFilter};
+use crate::identity::{DeviceId, FirmId, Plate};
+use crate::violation::{Violation, ViolationCode};
+
+const COLUMNS: &str = "id, code, plate, device_id, firm_id, permit_id, started_ms, ended_ms, \
+     lat, lon, measured, fences, case_id";
+
+#[derive(sqlx::FromRow)]
+struct ViolationRow {
+    id: i64,
+    code: ViolationCode,
+    plate: Plate,
+    device_id: DeviceId,
+    firm_id: FirmId,
+    permit_id: Option<String>,
+    started_ms: i64,
+    ended_ms: Option<i64>,
+    lat: f64,
+    lon: f64,
+    measured: f64,
+    fences: JsonText<Vec<String>>,
+    case_id: Option<i64>,
+}
+
+impl From<ViolationRow> for StoredViolation {
+    fn from(r: ViolationRow) -> StoredViolation {
+        StoredViolation {
+            id: r.id,
+            code: r.code,
+            plate: r.plate,
+            device_id: r.device_id,
+            firm_id: r.firm_id,
+            permit_id: r.permit_id,
+            started_ms: r.started_ms,
+            ended_ms: r.ended_ms,
+            lat: r.lat,
+            lon: r.lon,
+            measured: r.measured,
+            fences: r.fences.0,
+            case_id: r.case_id,
+        }
+    }
+}
+
+impl Store {
+    /// `WHERE` of a violation list.
+    fn violations_where(&self, mut q: Sql, f: &ViolationFilter) -> Sql {
+        q.push(" WHERE TRUE")
+            .and(" AND plate = {}", f.plate.as_deref())
+            .and(" AND code = {}", f.code)
+            .and(" AND started_ms >= {}", f.since_ms)
+            .and(" AND firm_id = {}", f.firm.as_deref())
+            .and(" AND case_id = {}", f.case_id);
+        if let Some(ids) = &f.ids {
+            q.push(" AND id");
+            self.db.push_in_ids(&mut q, ids);
+        }
+        q
+    }
+
+    /// Stores a raised violation; the same episode (device, code, start)
+    /// stored again returns the existing id.
+    pub async fn insert_violation(&self, v: &Violation, now_ms: i64) -> StoreResult<i64> {
+        let fences =
+            serde_json::to_string(&v.fences).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let insert = Sql::new(
+            "INSERT INTO violations (code, plate, device_id, firm_id, permit_id, started_ms, \
+             ended_ms, lat, lon, measured, fences, created_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+             ON CONFLICT (device_id, code, started_ms) DO NOTHING RETURNING id",
+        )
+        .bind(v.code)
+        .bind(&v.plate)
+        .bind(&v.device_id)
+        .bind(&v.firm_id)
+        .bind(v.permit_id.as_deref())
+        .bind(v.started_ms)
+        .bind(v.ended_ms)
+        .bind(v.lat)
+        .bind(v.lon)
+        .bind(v.measured)
+        .bind(fences)
+        .bind(now_ms);
+        if let Some((id,)) = self.db.fetch_optional::<(i64,)>(&insert).await? {
+            return Ok(id);
+        }
+        let existing = Sql::new(
+            "SELECT id FROM violations WHERE device_id = $1 AND code = $2 AND started_ms = $3",
+        )
+        .bind(&v.device_id)
+        .bind(v.code)
+        .bind(v.started_ms);
+        self.db.fetch_value(&existing).await
+    }
+
+    /// The case a violation was filed into, if it was.
+    pub async fn violation_case(&self, id: i64) -> StoreResult<Option<i64>> {
+        let q = Sql::new("SELECT case_id FROM violations WHERE id = $1").bind(id);
+        let case: Option<(Option<i64>,)> = self.db.fetch_optional(&q).await?;
+        Ok(case.and_then(|(c,)| c))
+    }
+
+    pub async fn end_violation(
+        &self,
+        device: &str,
+        code: &str,
+        started_ms: i64,
+        ended_ms: i64,
+    ) -> StoreResult<()> {
+        let q = Sql::new(
+            "UPDATE violations SET ended_ms = $1 \
+             WHERE device_id = $2 AND code = $3 AND started_ms = $4",
+        )
+        .bind(ended_ms)
+        .bind(device)
+        .bind(code)
+        .bind(started_ms);
+        self.db.execute(&q).await?;
+        Ok(())
+    }
+
+    pub async fn violations(
+        &self,
+        f: &ViolationFilter,
+        limit: i64,
+        offset: i64,
+    ) -> StoreResult<(Vec<StoredViolation>, i64)> {
+        let mut q = self.violations_where(Sql::new(format!("SELECT {COLUMNS} FROM violations")), f);
+        q.push(" ORDER BY started_ms, id LIMIT ")
+            .push_bind(limit)
+            .push(" OFFSET ")
+            .push_bind(offset);
+        let rows: Vec<ViolationRow> = self.db.fetch_all(&q).await?;
+        let count = self.violations_where(Sql::new("SELECT COUNT(*) FROM violations"), f);
+        let total = self.db.fetch_value(&count).await?;
+        Ok((rows.into_iter().map(StoredViolation::from).collect(), total))
+    }
+}
