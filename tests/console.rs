@@ -1,5 +1,5 @@
-//! The web console: its static files and the two endpoints it added
-//! (`/api/v1/whoami`, `GET /api/v1/vehicles`), and, `#[ignore]`d because it
+//! The web console: its static files and the endpoints it added
+//! (`/api/v1/whoami`, `/api/v1/meta`, `GET /api/v1/vehicles`), and, `#[ignore]`d because it
 //! needs Chromium and node (`.ci/run` installs them), the browser test in
 //! `tests/browser/console.spec.mjs` against a live instance.
 
@@ -38,6 +38,9 @@ async fn the_console_is_served_from_the_binary_without_a_token() {
     );
     for (file, ty) in [
         ("app.js", "text/javascript"),
+        ("http.js", "text/javascript"),
+        ("dom.js", "text/javascript"),
+        ("labels.js", "text/javascript"),
         ("map.js", "text/javascript"),
         ("app.css", "text/css"),
     ] {
@@ -73,6 +76,39 @@ async fn whoami_names_the_role_of_a_valid_token() {
     assert_eq!(
         app.get("/api/v1/whoami", Some(&app.admin)).await.json()["role"],
         "admin"
+    );
+    app.stop().await;
+}
+
+/// The console's labels and check steps come from the server, one place.
+#[tokio::test]
+async fn meta_gives_the_vocabulary_the_console_shows() {
+    let app = spawn_app().await;
+    assert_eq!(app.get("/api/v1/meta", None).await.status, 401);
+    let firm = app.token("firm:firm-x").await;
+    let m = app.get("/api/v1/meta", Some(&firm)).await.json();
+    let codes: Vec<&str> = m["codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes.len(), 10);
+    assert!(codes.contains(&"WRONG_DISPOSAL_SITE"));
+    assert_eq!(
+        m["codes"][0],
+        json!({"code": "NO_PERMIT", "zh": "无证运输"})
+    );
+    assert_eq!(
+        m["departments"][1],
+        json!({"id": "police", "zh": "公安交警"})
+    );
+    assert_eq!(m["case_statuses"], json!(["open", "closed"]));
+    assert_eq!(m["statuses"]["investigating"], "调查中");
+    assert_eq!(m["statuses"]["revoked"], "吊销");
+    assert_eq!(
+        m["check_next"],
+        json!({"pending": ["investigating"], "investigating": ["decided"], "decided": ["closed"], "closed": []})
     );
     app.stop().await;
 }

@@ -1,8 +1,12 @@
 // The console's shell: sign-in, navigation by role, and hash routing
 // (#/live, #/cases, #/case/ID, #/firm, #/stats). Pages live in pages.js
 // and cases.js; each returns a cleanup function for when it is left.
+// Shared: http.js (the API), dom.js (elements), labels.js (names from the
+// server), map.js (the map).
 
-import { api, session, h, L, errorBox } from './api.js';
+import { api, session } from './http.js';
+import { h, errorBox } from './dom.js';
+import { L, loadMeta } from './labels.js';
 import { livePage, firmPage, statsPage } from './pages.js';
 import { casesPage, casePage } from './cases.js';
 
@@ -51,6 +55,7 @@ async function start() {
   if (!session.token) return signInPage();
   try {
     session.role = await api('/api/v1/whoami');
+    await loadMeta();
   } catch (e) {
     session.token = null;
     return signInPage(e.status === 401 ? L('令牌无效', 'Unknown token') : e.message);

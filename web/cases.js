@@ -1,7 +1,9 @@
 // Case list (filters, paging) and the case page (episode map, the checks of
 // every department side by side, the viewer's own check form, the audit).
 
-import { api, query, session, dayStart, dayEnd, h, L, table, errorBox, fmtTime, codeLabel, deptLabel, statusLabel, CODE_NAMES, DEPT_NAMES } from './api.js';
+import { api, query, session } from './http.js';
+import { dayStart, dayEnd, h, table, errorBox, fmtTime } from './dom.js';
+import { L, caseStatuses, codeLabel, codes, deptLabel, deptName, departments, nextStatuses, statusLabel } from './labels.js';
 import { MapView } from './map.js';
 
 const PAGE = 20;
@@ -16,9 +18,9 @@ function select(name, options, value) {
 
 export async function casesPage(view) {
   const form = h('form', { class: 'filters card', id: 'case-filters' },
-    h('label', {}, L('部门', 'Department'), ' ', select('department', Object.keys(DEPT_NAMES).map((d) => [d, deptLabel(d)]), filters.department)),
-    h('label', {}, L('状态', 'Status'), ' ', select('status', ['open', 'closed'].map((s) => [s, statusLabel(s)]), filters.status)),
-    h('label', {}, L('违规', 'Code'), ' ', select('code', Object.keys(CODE_NAMES).map((c) => [c, codeLabel(c)]), filters.code)),
+    h('label', {}, L('部门', 'Department'), ' ', select('department', departments().map((d) => [d, deptLabel(d)]), filters.department)),
+    h('label', {}, L('状态', 'Status'), ' ', select('status', caseStatuses().map((s) => [s, statusLabel(s)]), filters.status)),
+    h('label', {}, L('违规', 'Code'), ' ', select('code', codes().map((c) => [c, codeLabel(c)]), filters.code)),
     h('label', {}, L('车牌', 'Plate'), ' ', h('input', { name: 'plate', value: filters.plate, size: 10 })),
     h('label', {}, L('从', 'From'), ' ', h('input', { type: 'date', name: 'from', value: filters.from })),
     h('label', {}, L('到', 'To'), ' ', h('input', { type: 'date', name: 'to', value: filters.to })),
@@ -40,7 +42,7 @@ export async function casesPage(view) {
           r.items.map((c) => h('tr', { 'data-case': c.id },
             h('td', {}, h('a', { href: `#/case/${c.id}` }, `#${c.id}`)), h('td', {}, c.plate), h('td', {}, c.firm_id),
             h('td', {}, c.codes.map((x) => h('span', { class: 'pill' }, codeLabel(x)))),
-            h('td', {}, c.checks.map((k) => h('span', { class: `pill check-${k.status}`, title: k.status }, DEPT_NAMES[k.department] || k.department, ': ', k.status))),
+            h('td', {}, c.checks.map((k) => h('span', { class: `pill check-${k.status}`, title: k.status }, deptName(k.department), ': ', k.status))),
             h('td', {}, fmtTime(c.opened_at)), h('td', {}, statusLabel(c.status)))), { id: 'cases' }),
         h('div', { class: 'pager' },
           h('button', { type: 'button', disabled: filters.offset === 0, onclick: go(Math.max(0, filters.offset - PAGE)) }, L('上一页', 'Previous')),
@@ -58,11 +60,8 @@ export async function casesPage(view) {
   return null;
 }
 
-// pending -> investigating -> decided -> closed, one step at a time.
-const NEXT = { pending: ['investigating'], investigating: ['decided'], decided: ['closed'], closed: [] };
-
 function checkForm(c, check, rerender) {
-  const next = NEXT[check.status] || [];
+  const next = nextStatuses(check.status);
   if (!next.length) return h('p', { class: 'muted' }, L('本核查已结案', 'This check is closed'));
   const status = h('select', { name: 'status' }, next.map((s) => h('option', { value: s }, statusLabel(s))));
   const finding = h('textarea', { name: 'finding', rows: 2, placeholder: L('调查结论', 'Finding') }, check.finding || '');

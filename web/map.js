@@ -3,7 +3,7 @@
 // optional raster tile layer (configured by URL template) exactly aligned.
 // Pan by dragging, zoom with the wheel.
 
-import { h } from './api.js';
+import { h } from './dom.js';
 
 const SVG = 'http://www.w3.org/2000/svg';
 const TILE = 256;

@@ -1,7 +1,9 @@
 // Live view, firm view and statistics. Each page function fills `view` and
 // returns a cleanup function (timers, the alert stream).
 
-import { api, query, session, dayStart, dayEnd, streamAlerts, h, L, table, errorBox, fmtTime, codeLabel, deptLabel, statusLabel } from './api.js';
+import { api, query, session, streamAlerts } from './http.js';
+import { dayStart, dayEnd, h, table, errorBox, fmtTime } from './dom.js';
+import { L, codeLabel, deptLabel, statusLabel } from './labels.js';
 import { MapView } from './map.js';
 
 const STATE_LABELS = { ok: L('正常', 'OK'), violating: L('违规', 'Violating'), stale: L('离线', 'Silent'), no_fix: L('无定位', 'No fix') };

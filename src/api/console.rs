@@ -15,7 +15,11 @@ use serde_json::{json, Value};
 
 use super::time::format_ms;
 use super::{ApiError, AppState, Caller, Paging};
+use crate::auth::Department;
+use crate::cases::{CaseStatus, CheckStatus};
+use crate::permit::PermitStatus;
 use crate::store::ViolationFilter;
+use crate::violation::ViolationCode;
 
 /// `(name, content type, body)` of every file under `web/`.
 const FILES: &[(&str, &str, &str)] = &[
@@ -35,9 +39,19 @@ const FILES: &[(&str, &str, &str)] = &[
         include_str!("../../web/app.js"),
     ),
     (
-        "api.js",
+        "http.js",
         "text/javascript; charset=utf-8",
-        include_str!("../../web/api.js"),
+        include_str!("../../web/http.js"),
+    ),
+    (
+        "dom.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web/dom.js"),
+    ),
+    (
+        "labels.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web/labels.js"),
     ),
     (
         "map.js",
@@ -86,6 +100,38 @@ pub async fn whoami(State(state): State<AppState>, caller: Caller) -> Json<Value
         "role": caller.0.to_string(),
         "department": match &caller.0 { crate::auth::Role::Dept(d) => Some(d.as_str()), _ => None },
         "firm_id": caller.0.firm().map(|f| f.to_string()),
+    }))
+}
+
+/// `GET /api/v1/meta`: the vocabulary the console shows, from the types
+/// that define it: violation codes, departments and statuses with their
+/// Chinese names, and the status each check status may move to. The
+/// console keeps no copy of any of it.
+pub async fn meta(_caller: Caller) -> Json<Value> {
+    let mut statuses = serde_json::Map::new();
+    for (id, zh) in CheckStatus::ALL
+        .map(|s| (s.as_str(), s.label_zh()))
+        .into_iter()
+        .chain(CaseStatus::ALL.map(|s| (s.as_str(), s.label_zh())))
+        .chain(PermitStatus::ALL.map(|s| (s.as_str(), s.label_zh())))
+    {
+        statuses.insert(id.to_string(), json!(zh));
+    }
+    let check_next: serde_json::Map<String, Value> = CheckStatus::ALL
+        .into_iter()
+        .map(|s| {
+            (
+                s.as_str().to_string(),
+                json!(s.next().map(|n| n.as_str()).into_iter().collect::<Vec<_>>()),
+            )
+        })
+        .collect();
+    Json(json!({
+        "codes": ViolationCode::ALL.map(|c| json!({"code": c.as_str(), "zh": c.label_zh()})),
+        "departments": Department::ALL.map(|d| json!({"id": d.as_str(), "zh": d.label_zh()})),
+        "case_statuses": CaseStatus::ALL.map(CaseStatus::as_str),
+        "statuses": statuses,
+        "check_next": check_next,
     }))
 }
 

@@ -56,6 +56,7 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(console::index))
         .route("/console/{file}", get(console::asset))
         .route("/api/v1/whoami", get(console::whoami))
+        .route("/api/v1/meta", get(console::meta))
         .route("/api/v1/firms", post(firms::create))
         .route(
             "/api/v1/vehicles",

@@ -1,5 +1,4 @@
-// Talking to muckwatch's own API with the signed-in token, plus the small
-// helpers every page shares (labels, escaping, element building).
+// HTTP: muckwatch's own API with the signed-in token, and its alert stream.
 
 const TOKEN_KEY = 'muckwatch.token';
 
@@ -82,53 +81,3 @@ export async function streamAlerts(onAlert, onState, signal) {
     pause = Math.min(pause * 2, 30000);
   }
 }
-
-// "中文 English" side by side: officers and foreign staff share screens.
-export const L = (zh, en) => `${zh} ${en}`;
-
-export const CODE_NAMES = {
-  NO_PERMIT: '无证运输', OUT_OF_HOURS: '超时段运输', ROUTE_DEVIATION: '偏离路线', RESTRICTED_ZONE: '闯禁区',
-  SPEEDING: '超速', ILLEGAL_DUMPING: '偷倒乱倒', WRONG_DISPOSAL_SITE: '未按指定消纳场', COVER_OPEN: '未密闭运输',
-  OVERLOAD: '超载', TRACK_GAP: '轨迹异常',
-};
-export const DEPT_NAMES = { urban: '城管', police: '公安交警', housing: '住建', transport: '交通运输', ecology: '生态环境' };
-export const STATUS_NAMES = { pending: '待处理', investigating: '调查中', decided: '已决定', closed: '已结案', open: '办理中', active: '有效', suspended: '暂停', revoked: '吊销' };
-export const codeLabel = (c) => L(CODE_NAMES[c] || c, c);
-export const deptLabel = (d) => L(DEPT_NAMES[d] || d, d);
-export const statusLabel = (s) => L(STATUS_NAMES[s] || s, s);
-
-// Builds DOM without innerHTML so that API text (names, findings) can never
-// inject markup. attrs: on* keys become listeners; children may be strings.
-export function h(tag, attrs = {}, ...children) {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs || {})) {
-    if (v === undefined || v === null || v === false) continue;
-    if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
-    else if (k === 'class') el.className = v;
-    else el.setAttribute(k, v === true ? '' : v);
-  }
-  for (const c of children.flat(Infinity)) {
-    if (c === null || c === undefined || c === false) continue;
-    el.append(c instanceof Node ? c : String(c));
-  }
-  return el;
-}
-
-export function table(headers, rows, attrs = {}) {
-  return h('table', attrs,
-    h('thead', {}, h('tr', {}, headers.map((x) => h('th', {}, x)))),
-    h('tbody', {}, rows.length ? rows : h('tr', {}, h('td', { colspan: headers.length, class: 'empty' }, L('无数据', 'Nothing here')))));
-}
-
-export function errorBox(e) {
-  return h('div', { class: 'error', role: 'alert' }, L('出错了', 'Error'), ': ', e.message || String(e));
-}
-
-// Times come as RFC 3339 in city time; show them without the offset noise.
-export const fmtTime = (s) => (s ? s.replace('T', ' ').replace(/(\.\d+)?([+-]\d\d:\d\d|Z)$/, '') : '—');
-
-// Picked dates are city-local days; the API takes RFC 3339, so the city's
-// offset (from /whoami) is spelled out.
-const offset = () => (session.role && session.role.utc_offset) || '+08:00';
-export const dayStart = (d) => (d ? `${d}T00:00:00${offset()}` : '');
-export const dayEnd = (d) => (d ? `${d}T23:59:59.999${offset()}` : '');

@@ -1,0 +1,41 @@
+// DOM: building elements (never from markup), tables, errors, and the
+// display of times and picked dates.
+
+import { session } from './http.js';
+import { L } from './labels.js';
+
+// Builds DOM without innerHTML so that API text (names, findings) can never
+// inject markup. attrs: on* keys become listeners; children may be strings.
+export function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+    else if (k === 'class') el.className = v;
+    else el.setAttribute(k, v === true ? '' : v);
+  }
+  for (const c of children.flat(Infinity)) {
+    if (c === null || c === undefined || c === false) continue;
+    el.append(c instanceof Node ? c : String(c));
+  }
+  return el;
+}
+
+export function table(headers, rows, attrs = {}) {
+  return h('table', attrs,
+    h('thead', {}, h('tr', {}, headers.map((x) => h('th', {}, x)))),
+    h('tbody', {}, rows.length ? rows : h('tr', {}, h('td', { colspan: headers.length, class: 'empty' }, L('无数据', 'Nothing here')))));
+}
+
+export function errorBox(e) {
+  return h('div', { class: 'error', role: 'alert' }, L('出错了', 'Error'), ': ', e.message || String(e));
+}
+
+// Times come as RFC 3339 in city time; show them without the offset noise.
+export const fmtTime = (s) => (s ? s.replace('T', ' ').replace(/(\.\d+)?([+-]\d\d:\d\d|Z)$/, '') : '—');
+
+// Picked dates are city-local days; the API takes RFC 3339, so the city's
+// offset (from /whoami) is spelled out.
+const offset = () => (session.role && session.role.utc_offset) || '+08:00';
+export const dayStart = (d) => (d ? `${d}T00:00:00${offset()}` : '');
+export const dayEnd = (d) => (d ? `${d}T23:59:59.999${offset()}` : '');
