@@ -15,10 +15,10 @@ use crate::identity::{DeviceId, FirmId, Plate};
 use crate::permit::PermitStatus;
 use crate::violation::ViolationCode;
 
-/// Stores `$ty` as the text `$show` gives and reads it back with `$parse`.
-macro_rules! text_column {
-    ($($ty:ty: $show:expr, $parse:expr;)*) => {$(
-        impl<DB: Database> Type<DB> for $ty
+/// `$ty` is kept in a text column.
+macro_rules! text_type {
+    ($ty:ty $(, $g:ident)?) => {
+        impl<DB: Database $(, $g)?> Type<DB> for $ty
         where
             str: Type<DB>,
         {
@@ -30,6 +30,13 @@ macro_rules! text_column {
                 <str as Type<DB>>::compatible(ty)
             }
         }
+    };
+}
+
+/// Stores `$ty` as the text `$show` gives and reads it back with `$parse`.
+macro_rules! text_column {
+    ($($ty:ty: $show:expr, $parse:expr;)*) => {$(
+        text_type!($ty);
 
         impl<'r, DB: Database> Decode<'r, DB> for $ty
         where
@@ -98,18 +105,7 @@ copy_into_arg!(
 #[derive(Debug, Clone, PartialEq)]
 pub struct JsonText<T>(pub T);
 
-impl<DB: Database, T> Type<DB> for JsonText<T>
-where
-    str: Type<DB>,
-{
-    fn type_info() -> DB::TypeInfo {
-        <str as Type<DB>>::type_info()
-    }
-
-    fn compatible(ty: &DB::TypeInfo) -> bool {
-        <str as Type<DB>>::compatible(ty)
-    }
-}
+text_type!(JsonText<T>, T);
 
 impl<'r, DB: Database, T: DeserializeOwned> Decode<'r, DB> for JsonText<T>
 where

@@ -11,9 +11,7 @@
 use sqlx::error::BoxDynError;
 use sqlx::postgres::{PgPool, PgRow};
 use sqlx::sqlite::{SqlitePool, SqliteRow};
-use sqlx::{
-    Database, Encode, Executor, FromRow, IntoArguments, Postgres, Sqlite, Transaction, Type,
-};
+use sqlx::{Database, Encode, FromRow, Postgres, Sqlite, Transaction, Type};
 
 use super::{corrupt_or_db, StoreResult};
 
@@ -197,15 +195,17 @@ impl From<PgPool> for Db {
 
 impl Db {
     pub async fn execute(&self, q: &Sql) -> StoreResult<u64> {
-        Ok(on_backend!(self, p => run::execute(p, q).await.map_err(corrupt_or_db)?.rows_affected()))
+        Ok(
+            on_backend!(self, p => run::query(q).execute(p).await.map_err(corrupt_or_db)?.rows_affected()),
+        )
     }
 
     pub async fn fetch_all<R: Record>(&self, q: &Sql) -> StoreResult<Vec<R>> {
-        on_backend!(self, p => run::fetch_all(p, q).await).map_err(corrupt_or_db)
+        on_backend!(self, p => run::query_as(q).fetch_all(p).await).map_err(corrupt_or_db)
     }
 
     pub async fn fetch_optional<R: Record>(&self, q: &Sql) -> StoreResult<Option<R>> {
-        on_backend!(self, p => run::fetch_optional(p, q).await).map_err(corrupt_or_db)
+        on_backend!(self, p => run::query_as(q).fetch_optional(p).await).map_err(corrupt_or_db)
     }
 
     /// The one value of a one-row, one-column query (`SELECT COUNT(*) ...`).
@@ -213,7 +213,8 @@ impl Db {
     where
         (T,): Record,
     {
-        let (v,) = on_backend!(self, p => run::fetch_one(p, q).await).map_err(corrupt_or_db)?;
+        let (v,) =
+            on_backend!(self, p => run::query_as(q).fetch_one(p).await).map_err(corrupt_or_db)?;
         Ok(v)
     }
 
@@ -241,24 +242,25 @@ impl Db {
 impl Tx {
     pub async fn execute(&mut self, q: &Sql) -> StoreResult<u64> {
         Ok(
-            on_backend!(self, t => run::execute(&mut **t, q).await.map_err(corrupt_or_db)?.rows_affected()),
+            on_backend!(self, t => run::query(q).execute(&mut **t).await.map_err(corrupt_or_db)?.rows_affected()),
         )
     }
 
     pub async fn fetch_all<R: Record>(&mut self, q: &Sql) -> StoreResult<Vec<R>> {
-        on_backend!(self, t => run::fetch_all(&mut **t, q).await).map_err(corrupt_or_db)
+        on_backend!(self, t => run::query_as(q).fetch_all(&mut **t).await).map_err(corrupt_or_db)
     }
 
     pub async fn fetch_optional<R: Record>(&mut self, q: &Sql) -> StoreResult<Option<R>> {
-        on_backend!(self, t => run::fetch_optional(&mut **t, q).await).map_err(corrupt_or_db)
+        on_backend!(self, t => run::query_as(q).fetch_optional(&mut **t).await)
+            .map_err(corrupt_or_db)
     }
 
     pub async fn fetch_value<T>(&mut self, q: &Sql) -> StoreResult<T>
     where
         (T,): Record,
     {
-        let (v,) =
-            on_backend!(self, t => run::fetch_one(&mut **t, q).await).map_err(corrupt_or_db)?;
+        let (v,) = on_backend!(self, t => run::query_as(q).fetch_one(&mut **t).await)
+            .map_err(corrupt_or_db)?;
         Ok(v)
     }
 
@@ -291,12 +293,25 @@ impl Tx {
     }
 }
 
-/// The statement runners, generic over the backend: the only place that
-/// spells out what sqlx needs of a database to bind an [`Arg`].
+/// A statement ready to run on either backend: the only place that spells
+/// out what sqlx needs of a database to bind an [`Arg`]. The backend is
+/// inferred from the executor the query then runs on.
 mod run {
+    use sqlx::query::{Query, QueryAs};
+
     use super::*;
 
-    fn bound<'q, DB, R>(q: &'q Sql) -> sqlx::query::QueryAs<'q, DB, R, DB::Arguments<'q>>
+    pub fn query<'q, DB>(q: &'q Sql) -> Query<'q, DB, DB::Arguments<'q>>
+    where
+        DB: Database,
+        Arg: Encode<'q, DB> + Type<DB>,
+    {
+        q.args
+            .iter()
+            .fold(sqlx::query(&q.text), |query, a| query.bind(a))
+    }
+
+    pub fn query_as<'q, DB, R>(q: &'q Sql) -> QueryAs<'q, DB, R, DB::Arguments<'q>>
     where
         DB: Database,
         Arg: Encode<'q, DB> + Type<DB>,
@@ -305,52 +320,5 @@ mod run {
         q.args
             .iter()
             .fold(sqlx::query_as(&q.text), |query, a| query.bind(a))
-    }
-
-    pub async fn execute<'e, DB, E>(e: E, q: &'e Sql) -> Result<DB::QueryResult, sqlx::Error>
-    where
-        DB: Database,
-        E: Executor<'e, Database = DB> + 'e,
-        for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-        Arg: for<'q> Encode<'q, DB> + Type<DB>,
-    {
-        q.args
-            .iter()
-            .fold(sqlx::query(&q.text), |query, a| query.bind(a))
-            .execute(e)
-            .await
-    }
-
-    pub async fn fetch_all<'e, DB, E, R>(e: E, q: &'e Sql) -> Result<Vec<R>, sqlx::Error>
-    where
-        DB: Database,
-        E: Executor<'e, Database = DB> + 'e,
-        for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-        Arg: for<'q> Encode<'q, DB> + Type<DB>,
-        R: for<'r> FromRow<'r, DB::Row> + Send + Unpin,
-    {
-        bound::<DB, R>(q).fetch_all(e).await
-    }
-
-    pub async fn fetch_optional<'e, DB, E, R>(e: E, q: &'e Sql) -> Result<Option<R>, sqlx::Error>
-    where
-        DB: Database,
-        E: Executor<'e, Database = DB> + 'e,
-        for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-        Arg: for<'q> Encode<'q, DB> + Type<DB>,
-        R: for<'r> FromRow<'r, DB::Row> + Send + Unpin,
-    {
-        bound::<DB, R>(q).fetch_optional(e).await
-    }
-
-    pub async fn fetch_one<'e, DB, E, R>(e: E, q: &'e Sql) -> Result<R, sqlx::Error>
-    where
-        DB: Database,
-        E: Executor<'e, Database = DB> + 'e,
-        for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-        Arg: for<'q> Encode<'q, DB> + Type<DB>,
-        R: for<'r> FromRow<'r, DB::Row> + Send + Unpin,
-    {
-        bound::<DB, R>(q).fetch_one(e).await
     }
 }
