@@ -21,6 +21,17 @@ pub const EVIDENCE_OF: &str = "f.device_id = v.device_id AND f.ts_ms BETWEEN \
 /// either backend's limit of bound parameters.
 const DEAD_LETTERS_PER_INSERT: usize = 1000;
 
+/// Deletes the fixes of `table` older than `cutoff_ms` that are not
+/// evidence (within `margin_ms` of a violation of their device).
+pub fn delete_old_fixes(table: &str, cutoff_ms: i64, margin_ms: i64) -> Sql {
+    Sql::new(format!(
+        "DELETE FROM {table} AS f WHERE f.ts_ms < $2 \
+         AND NOT EXISTS (SELECT 1 FROM violations v WHERE {EVIDENCE_OF})"
+    ))
+    .bind(margin_ms)
+    .bind(cutoff_ms)
+}
+
 #[derive(sqlx::FromRow)]
 struct FixRow {
     device_id: DeviceId,
@@ -132,27 +143,13 @@ impl Store {
     /// how many went. On PostgreSQL whole days go at once, the first
     /// retention run after their last fix is past the cutoff.
     pub async fn prune_fixes(&self, cutoff_ms: i64, margin_ms: i64) -> StoreResult<u64> {
-        let (mut gone, tables) = match &self.db {
-            Backend::Sqlite(_) => (0, vec!["fixes".to_string()]),
-            Backend::Postgres(_) => (
-                postgres::drop_expired_partitions(&self.db, cutoff_ms, margin_ms).await?,
-                postgres::row_pruned_partitions(&self.db).await?,
-            ),
-        };
-        for table in tables {
-            gone += self
-                .db
-                .execute(
-                    &Sql::new(format!(
-                        "DELETE FROM {table} AS f WHERE f.ts_ms < $2 \
-                         AND NOT EXISTS (SELECT 1 FROM violations v WHERE {EVIDENCE_OF})"
-                    ))
-                    .bind(margin_ms)
-                    .bind(cutoff_ms),
-                )
-                .await?;
+        match &self.db {
+            Backend::Sqlite(_) => {
+                let q = delete_old_fixes("fixes", cutoff_ms, margin_ms);
+                self.db.execute(&q).await
+            }
+            Backend::Postgres(_) => postgres::prune_fixes(&self.db, cutoff_ms, margin_ms).await,
         }
-        Ok(gone)
     }
 
     /// Makes the partitions of `fixes` for the UTC day of `now_ms` and the

@@ -9,7 +9,7 @@
 //! and `fixes_default` anything no partition takes (a terminal stamping far
 //! ahead). muckwatch makes the partitions of the coming days itself
 //! ([`prepare_fix_partitions`], at start and hourly); retention drops whole
-//! partitions ([`drop_expired_partitions`]) after copying the evidence of
+//! partitions ([`prune_fixes`]) after copying the evidence of
 //! violations into `evidence_fixes`, which the `all_fixes` view reads
 //! alongside `fixes`; the two catch-all partitions are pruned row by row.
 
@@ -20,8 +20,8 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::Connection;
 
-use super::db::{Db, Sql};
-use super::fixes::{EVIDENCE_OF, FIX_COLUMNS};
+use super::db::{Db, Sql, Tx};
+use super::fixes::{delete_old_fixes, EVIDENCE_OF, FIX_COLUMNS};
 use super::StoreResult;
 use crate::fix::Fix;
 
@@ -46,7 +46,7 @@ const PARTITION_LOCK: i32 = 0x6d77_6670;
 
 pub const DAY_MS: i64 = 86_400_000;
 
-/// The partitions pruned row by row rather than dropped whole.
+/// The partition of fixes no range partition takes; pruned row by row.
 const CATCH_ALL: &str = "fixes_default";
 
 /// Connects to `url` (`postgres://user:password@host:port/db`). Errors name
@@ -142,8 +142,7 @@ pub async fn prepare_fix_partitions(
     let mut made = Vec::new();
     for day in today..=today + i64::from(days_ahead) {
         let (from, to) = (day * DAY_MS, (day + 1) * DAY_MS);
-        let mut tx = db.begin().await?;
-        tx.lock_key(PARTITION_LOCK, "fixes").await?;
+        let mut tx = maintenance(db).await?;
         let overlapping: i64 = tx
             .fetch_value(
                 &Sql::new("SELECT COUNT(*) FROM fix_partitions WHERE from_ms < $2 AND to_ms > $1")
@@ -184,71 +183,99 @@ pub async fn prepare_fix_partitions(
 #[derive(sqlx::FromRow)]
 struct Partition {
     name: String,
+    kind: String,
     from_ms: i64,
     to_ms: i64,
 }
 
-/// Drops every partition whose whole day lies before `cutoff_ms`, first
-/// copying into `evidence_fixes` its fixes within `margin_ms` of a
-/// violation of their device. Returns how many fixes went for good.
-pub async fn drop_expired_partitions(db: &Db, cutoff_ms: i64, margin_ms: i64) -> StoreResult<u64> {
-    let expired: Vec<Partition> = db
-        .fetch_all(
-            &Sql::new(
-                "SELECT name, from_ms, to_ms FROM fix_partitions WHERE to_ms <= $1 ORDER BY to_ms",
-            )
-            .bind(cutoff_ms),
-        )
+/// Retention: every partition whose range lies wholly before `cutoff_ms` is
+/// dropped, after its fixes within `margin_ms` of a violation of their
+/// device are copied into `evidence_fixes`; in `fixes_past` (while it holds
+/// newer rows) and the default partition, old fixes that are not evidence
+/// are deleted row by row. Returns how many fixes went for good. Instances
+/// take turns; each partition goes in a transaction of its own.
+pub async fn prune_fixes(db: &Db, cutoff_ms: i64, margin_ms: i64) -> StoreResult<u64> {
+    let partitions: Vec<Partition> = db
+        .fetch_all(&Sql::new(
+            "SELECT name, kind, from_ms, to_ms FROM fix_partitions ORDER BY to_ms",
+        ))
         .await?;
     let mut gone = 0;
-    for p in expired {
-        let mut tx = db.begin().await?;
-        tx.lock_key(PARTITION_LOCK, "fixes").await?;
-        // Driven by the violations of the day, each an index range scan of
-        // the partition, rather than a probe per fix of a day's millions.
-        let kept = tx
-            .execute(
-                &Sql::new(format!(
-                    "INSERT INTO evidence_fixes ({FIX_COLUMNS}, received_ms) \
-                     SELECT DISTINCT f.device_id, f.ts_ms, f.lat, f.lon, f.speed_kmh, f.heading, f.acc, \
-                            f.tipper_up, f.cover_closed, f.load_t, f.received_ms \
-                     FROM violations v JOIN {name} f ON {EVIDENCE_OF} \
-                     WHERE v.started_ms - $1 < $3 AND COALESCE(v.ended_ms, v.started_ms) + $1 >= $2 \
-                     ON CONFLICT (device_id, ts_ms) DO NOTHING",
-                    name = p.name
-                ))
-                .bind(margin_ms)
-                .bind(p.from_ms)
-                .bind(p.to_ms),
-            )
-            .await?;
-        let rows: i64 = tx
-            .fetch_value(&Sql::new(format!("SELECT COUNT(*) FROM {}", p.name)))
-            .await?;
-        tx.execute(&Sql::new(format!("DROP TABLE {}", p.name)))
-            .await?;
-        tx.execute(&Sql::new("DELETE FROM fix_partitions WHERE name = $1").bind(p.name.as_str()))
-            .await?;
-        tx.commit().await?;
-        tracing::info!(partition = %p.name, fixes = rows, evidence_kept = kept, "dropped a partition of fixes past retention");
-        gone += (rows as u64).saturating_sub(kept);
+    for p in &partitions {
+        if p.to_ms <= cutoff_ms {
+            gone += drop_partition(db, p, margin_ms).await?;
+        } else if p.kind == "past" {
+            gone += delete_rows(db, &p.name, cutoff_ms, margin_ms).await?;
+        }
     }
-    Ok(gone)
+    Ok(gone + delete_rows(db, CATCH_ALL, cutoff_ms, margin_ms).await?)
 }
 
-/// The partitions retention prunes row by row: the default partition, and
-/// `fixes_past` while it still holds rows within retention.
-pub async fn row_pruned_partitions(db: &Db) -> StoreResult<Vec<String>> {
-    let mut names: Vec<String> = db
-        .fetch_all::<(String,)>(&Sql::new(
-            "SELECT name FROM fix_partitions WHERE kind = 'past'",
-        ))
-        .await?
-        .into_iter()
-        .map(|(n,)| n)
-        .collect();
-    names.push(CATCH_ALL.to_string());
-    Ok(names)
+/// Takes the maintenance lock, and waits at most a few seconds for a table
+/// lock (a partition's DDL locks `fixes`): rather than queue every reader
+/// and writer of `fixes` behind a long query, it gives up until next time.
+async fn maintenance(db: &Db) -> StoreResult<Tx> {
+    let mut tx = db.begin().await?;
+    tx.lock_key(PARTITION_LOCK, "fixes").await?;
+    tx.execute(&Sql::new("SET LOCAL lock_timeout = '10s'"))
+        .await?;
+    Ok(tx)
+}
+
+/// Whether partition `name` is still there (another instance may have
+/// dropped it meanwhile).
+async fn still_listed(tx: &mut Tx, name: &str) -> StoreResult<bool> {
+    let n: i64 = tx
+        .fetch_value(&Sql::new("SELECT COUNT(*) FROM fix_partitions WHERE name = $1").bind(name))
+        .await?;
+    Ok(n > 0)
+}
+
+async fn drop_partition(db: &Db, p: &Partition, margin_ms: i64) -> StoreResult<u64> {
+    let mut tx = maintenance(db).await?;
+    if !still_listed(&mut tx, &p.name).await? {
+        return Ok(0);
+    }
+    // Driven by the violations of the range, each an index range scan of
+    // the partition, rather than a probe per fix of a day's millions.
+    let kept = tx
+        .execute(
+            &Sql::new(format!(
+                "INSERT INTO evidence_fixes ({FIX_COLUMNS}, received_ms) \
+                 SELECT DISTINCT f.device_id, f.ts_ms, f.lat, f.lon, f.speed_kmh, f.heading, f.acc, \
+                        f.tipper_up, f.cover_closed, f.load_t, f.received_ms \
+                 FROM violations v JOIN {name} f ON {EVIDENCE_OF} \
+                 WHERE v.started_ms - $1 < $3 AND COALESCE(v.ended_ms, v.started_ms) + $1 >= $2 \
+                 ON CONFLICT (device_id, ts_ms) DO NOTHING",
+                name = p.name
+            ))
+            .bind(margin_ms)
+            .bind(p.from_ms)
+            .bind(p.to_ms),
+        )
+        .await?;
+    let rows: i64 = tx
+        .fetch_value(&Sql::new(format!("SELECT COUNT(*) FROM {}", p.name)))
+        .await?;
+    tx.execute(&Sql::new(format!("DROP TABLE {}", p.name)))
+        .await?;
+    tx.execute(&Sql::new("DELETE FROM fix_partitions WHERE name = $1").bind(p.name.as_str()))
+        .await?;
+    tx.commit().await?;
+    tracing::info!(partition = %p.name, fixes = rows, evidence_kept = kept, "dropped a partition of fixes past retention");
+    Ok((rows as u64).saturating_sub(kept))
+}
+
+async fn delete_rows(db: &Db, table: &str, cutoff_ms: i64, margin_ms: i64) -> StoreResult<u64> {
+    let mut tx = maintenance(db).await?;
+    if table != CATCH_ALL && !still_listed(&mut tx, table).await? {
+        return Ok(0);
+    }
+    let n = tx
+        .execute(&delete_old_fixes(table, cutoff_ms, margin_ms))
+        .await?;
+    tx.commit().await?;
+    Ok(n)
 }
 
 /// `url` with its password (in the user part or a `password=` parameter)
