@@ -1,6 +1,6 @@
 // Browser test of the web console, driven with playwright-core in this
 // machine's Chromium (no browser download). Run through the Rust test
-// `cargo test --test console -- --ignored`, which starts muckwatch, seeds it,
+// `cargo test --test api -- --ignored console::`, which starts muckwatch, seeds it,
 // writes the JSON config given as argv[2], and publishes the speeding
 // truck's fixes over MQTT when this script prints READY.
 //

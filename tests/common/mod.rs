@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod db;
+pub mod http;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -16,8 +17,10 @@ use muckwatch::startup::{Application, Shutdown};
 use muckwatch::store::Store;
 use rumqttc::{AsyncClient, MqttOptions, QoS};
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::task::JoinHandle;
+
+#[allow(unused_imports)]
+pub use http::{http, http_status_only, Response, SseClient};
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -102,17 +105,6 @@ pub async fn create_token(store: &Store, role: &str) -> String {
         .await
         .expect("token stored");
     token
-}
-
-pub struct Response {
-    pub status: u16,
-    pub body: String,
-}
-
-impl Response {
-    pub fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
-    }
 }
 
 impl TestApp {
@@ -277,97 +269,6 @@ pub fn encode(s: &str) -> String {
         .collect()
 }
 
-/// A minimal HTTP/1.1 client: one request per connection.
-pub async fn http(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: Option<String>,
-) -> Response {
-    let mut stream = tokio::net::TcpStream::connect(addr)
-        .await
-        .expect("connect to HTTP");
-    let body = body.unwrap_or_default();
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    if let Some(t) = token {
-        req.push_str(&format!("Authorization: Bearer {t}\r\n"));
-    }
-    if !body.is_empty() {
-        req.push_str(&format!(
-            "Content-Type: application/json\r\nContent-Length: {}\r\n",
-            body.len()
-        ));
-    }
-    req.push_str("\r\n");
-    req.push_str(&body);
-    stream
-        .write_all(req.as_bytes())
-        .await
-        .expect("send request");
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).await.expect("read response");
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let chunked = head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked");
-    let body = if chunked {
-        dechunk(rest)
-    } else {
-        rest.to_string()
-    };
-    Response { status, body }
-}
-
-fn dechunk(mut s: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = s.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 || rest.len() < n {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        s = rest[n..].trim_start_matches("\r\n");
-    }
-    out
-}
-
-/// Sends a request and returns only the status (for endless SSE responses).
-pub async fn http_status_only(addr: SocketAddr, path: &str, token: Option<&str>) -> u16 {
-    let mut stream = tokio::net::TcpStream::connect(addr)
-        .await
-        .expect("connect to HTTP");
-    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    if let Some(t) = token {
-        req.push_str(&format!("Authorization: Bearer {t}\r\n"));
-    }
-    req.push_str("\r\n");
-    stream
-        .write_all(req.as_bytes())
-        .await
-        .expect("send request");
-    let mut buf = vec![0u8; 64];
-    let mut got = Vec::new();
-    while !got.windows(2).any(|w| w == b"\r\n") {
-        let n = stream.read(&mut buf).await.expect("read status");
-        if n == 0 {
-            break;
-        }
-        got.extend_from_slice(&buf[..n]);
-    }
-    String::from_utf8_lossy(&got)
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0)
-}
-
 /// Files a violation the way detection does (store + case), for tests that
 /// start from "this truck was caught doing X".
 pub async fn seed_violation(
@@ -423,76 +324,4 @@ pub async fn seed_violation(
         .await
         .expect("filed");
     (id, case_id)
-}
-
-/// A Server-Sent Events listener over a raw HTTP/1.1 connection.
-pub struct SseClient {
-    stream: tokio::net::TcpStream,
-    buf: String,
-}
-
-impl SseClient {
-    pub async fn connect(addr: SocketAddr, path: &str, token: &str) -> SseClient {
-        let mut stream = tokio::net::TcpStream::connect(addr)
-            .await
-            .expect("connect to HTTP");
-        let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\nAuthorization: Bearer {token}\r\n\r\n");
-        stream
-            .write_all(req.as_bytes())
-            .await
-            .expect("send request");
-        SseClient {
-            stream,
-            buf: String::new(),
-        }
-    }
-
-    /// The next `(event, data)` within `limit`.
-    pub async fn next_event(&mut self, limit: Duration) -> Option<(String, String)> {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(end) = self.buf.find("\n\n") {
-                let block: String = self.buf.drain(..end + 2).collect();
-                let mut event = String::new();
-                let mut data = String::new();
-                for line in block.lines() {
-                    if let Some(e) = line
-                        .strip_prefix("event: ")
-                        .or_else(|| line.strip_prefix("event:"))
-                    {
-                        event = e.trim().to_string();
-                    } else if let Some(d) = line
-                        .strip_prefix("data: ")
-                        .or_else(|| line.strip_prefix("data:"))
-                    {
-                        data.push_str(d);
-                    }
-                }
-                if !event.is_empty() || !data.is_empty() {
-                    return Some((event, data));
-                }
-                continue;
-            }
-            let left = deadline.checked_duration_since(Instant::now())?;
-            let mut chunk = vec![0u8; 16 * 1024];
-            let n = tokio::time::timeout(left, self.stream.read(&mut chunk))
-                .await
-                .ok()?
-                .ok()?;
-            if n == 0 {
-                return None;
-            }
-            // Chunk-size lines of the transfer encoding are dropped; events are text lines.
-            let text = String::from_utf8_lossy(&chunk[..n]).replace("\r\n", "\n");
-            for line in text.split_inclusive('\n') {
-                let bare = line.trim_end();
-                let is_chunk_size = !bare.is_empty()
-                    && bare.len() <= 8
-                    && bare.chars().all(|c| c.is_ascii_hexdigit());
-                if !is_chunk_size {
-                    self.buf.push_str(line);
-                }
-            }
-        }
-    }
 }

@@ -1,6 +1,7 @@
 //! A global allocator that counts allocations, for the tests that hold the
 //! hot path to allocating nothing. Include it with `mod counting_alloc;` in
-//! a test binary of its own (it installs itself as the global allocator).
+//! a test binary of its own (it installs itself as the global allocator),
+//! and hold [`alone`] for the whole of each test that counts.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -25,4 +26,12 @@ static GLOBAL: Counting = Counting;
 /// Allocations made so far by the whole test binary.
 pub fn allocations() -> usize {
     ALLOCATIONS.load(Ordering::Relaxed)
+}
+
+static ALONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Held for the whole of a test that counts: the count is the binary's, so
+/// two such tests in one binary take turns.
+pub fn alone() -> std::sync::MutexGuard<'static, ()> {
+    ALONE.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -2,15 +2,13 @@
 //! checked with a counting global allocator on tracks that exercise every query the
 //! rules make (containment, route distances, zone crossings, schedules, permits).
 
-mod counting_alloc;
-mod rules_support;
-
-use counting_alloc::allocations;
+use crate::counting_alloc::allocations;
+use crate::rules_support::*;
 use muckwatch::rules::VehicleState;
-use rules_support::*;
 
 #[test]
 fn on_fix_does_not_allocate_when_nothing_is_raised() {
+    let _alone = crate::counting_alloc::alone();
     let rules = rules();
     let route = Route::new("route-s01-d01");
     let truck = truck("T-ALLOC");

@@ -1,11 +1,9 @@
 //! End to end: a truck's fixes over MQTT raise an alert on the department's
 //! MQTT alert topic and SSE stream, and a case with the right checks.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde_json::{json, Value};
 

@@ -1,10 +1,8 @@
 //! Telemetry in over real MQTT (embedded broker), out over real HTTP.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(15);

@@ -2,12 +2,10 @@
 //! same helper, on a fresh database of its own. Ignored by a plain
 //! `cargo test`; `.ci/run` runs it with `--ignored`.
 
-mod common;
-
 use std::time::Duration;
 
-use common::db::postgres_db;
-use common::*;
+use crate::common::db::postgres_db;
+use crate::common::*;
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

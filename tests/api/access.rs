@@ -1,8 +1,6 @@
 //! Every endpoint x every kind of caller, with the status each must get.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::json;
 
 const ROLES: [&str; 7] = [

@@ -2,12 +2,10 @@
 //! the episode started, what was measured, which fences, and when it ended.
 //! Near misses and the episode semantics are in `rules_near_miss.rs`.
 
-mod rules_support;
-
+use crate::rules_support::*;
 use muckwatch::geofence::FenceKind;
 use muckwatch::rules::{RuleEvent, VehicleState};
 use muckwatch::violation::ViolationCode as Code;
-use rules_support::*;
 
 /// The index of the first fix outside the fence `id`.
 fn first_outside(track: &Track, id: &str) -> usize {

@@ -3,8 +3,6 @@
 //! exactly once and every violation is present once. Needs Mosquitto and
 //! PostgreSQL on this machine; run by `.ci/run`.
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -12,8 +10,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::db::{postgres_db, TestDb};
-use common::*;
+use crate::common::db::{postgres_db, TestDb};
+use crate::common::*;
 use muckwatch::configuration::MqttUrl;
 use muckwatch::fix::DeviceId;
 use muckwatch::registry::{Firm, FirmId, Plate, Vehicle};

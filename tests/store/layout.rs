@@ -5,9 +5,7 @@
 //! table) opening with every row. The PostgreSQL tests are ignored by
 //! default and run by `.ci/run` with `--ignored`.
 
-mod common;
-
-use common::db::{postgres_db, postgres_empty, sqlite_empty, EmptyDb};
+use crate::common::db::{postgres_db, postgres_empty, sqlite_empty, EmptyDb};
 use muckwatch::fix::{DeviceId, Fix};
 use muckwatch::identity::{Firm, FirmId, Plate, Vehicle};
 use muckwatch::store::{Store, ViolationFilter};
@@ -228,26 +226,26 @@ async fn legacy_schema(url: &str) {
         (
             1,
             "init",
-            include_str!("../migrations/sqlite/0001_init.sql"),
-            include_str!("../migrations/postgres/0001_init.sql"),
+            include_str!("../../migrations/sqlite/0001_init.sql"),
+            include_str!("../../migrations/postgres/0001_init.sql"),
         ),
         (
             2,
             "permits_violations",
-            include_str!("../migrations/sqlite/0002_permits_violations.sql"),
-            include_str!("../migrations/postgres/0002_permits_violations.sql"),
+            include_str!("../../migrations/sqlite/0002_permits_violations.sql"),
+            include_str!("../../migrations/postgres/0002_permits_violations.sql"),
         ),
         (
             3,
             "cases",
-            include_str!("../migrations/sqlite/0003_cases.sql"),
-            include_str!("../migrations/postgres/0003_cases.sql"),
+            include_str!("../../migrations/sqlite/0003_cases.sql"),
+            include_str!("../../migrations/postgres/0003_cases.sql"),
         ),
         (
             4,
             "fixes_by_time",
-            include_str!("../migrations/sqlite/0004_fixes_by_time.sql"),
-            include_str!("../migrations/postgres/0004_fixes_by_time.sql"),
+            include_str!("../../migrations/sqlite/0004_fixes_by_time.sql"),
+            include_str!("../../migrations/postgres/0004_fixes_by_time.sql"),
         ),
     ];
     let sqlite = url.starts_with("sqlite:");

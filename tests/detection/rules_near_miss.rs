@@ -1,12 +1,10 @@
 //! Tracks that come close to a violation and must raise nothing, and the episode
 //! semantics: duplicates, late fixes, the quiet period, state size.
 
-mod rules_support;
-
+use crate::rules_support::*;
 use muckwatch::fix::Fix;
 use muckwatch::rules::VehicleState;
 use muckwatch::violation::ViolationCode as Code;
-use rules_support::*;
 
 /// Deterministic jitter in [-1, 1] (xorshift), so that failures reproduce.
 fn jitter(seed: u64, i: usize) -> f64 {

@@ -1,12 +1,10 @@
 //! `muckwatch demo` and `muckwatch score` as a user runs them.
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 fn muckwatch() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_muckwatch"));
@@ -18,6 +16,7 @@ fn muckwatch() -> Command {
 /// the score, keeps serving until SIGTERM, and `score` then reads the same result back.
 #[test]
 fn demo_prints_where_to_look_and_its_score_and_score_agrees() {
+    let _night = crate::ONE_NIGHT_AT_A_TIME.blocking_lock();
     let db = temp_db();
     let url = format!("sqlite://{}", db.display());
     let truth = db.with_extension("truth.ndjson");

@@ -3,38 +3,26 @@
 //! needs Chromium and node (`.ci/run` installs them), the browser test in
 //! `tests/browser/console.spec.mjs` against a live instance.
 
-mod common;
-
 use std::io::BufRead;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-/// Status, headers (lower-cased) and body of a GET without a token.
-async fn raw_get(app: &TestApp, path: &str) -> (u16, String, String) {
-    let mut s = tokio::net::TcpStream::connect(app.http).await.unwrap();
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).await.unwrap();
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    (status, head.to_ascii_lowercase(), body.to_string())
-}
 
 #[tokio::test]
 async fn the_console_is_served_from_the_binary_without_a_token() {
     let app = spawn_app().await;
-    let (status, head, body) = raw_get(&app, "/").await;
-    assert_eq!(status, 200);
-    assert!(head.contains("content-type: text/html"), "{head}");
+    let r = app.get("/", None).await;
+    assert_eq!(r.status, 200);
     assert!(
-        body.contains("/console/app.js") && body.contains("muckwatch"),
-        "{body}"
+        r.header("content-type").starts_with("text/html"),
+        "{:?}",
+        r.headers
+    );
+    assert!(
+        r.body.contains("/console/app.js") && r.body.contains("muckwatch"),
+        "{}",
+        r.body
     );
     for (file, ty) in [
         ("app.js", "text/javascript"),
@@ -44,16 +32,17 @@ async fn the_console_is_served_from_the_binary_without_a_token() {
         ("map.js", "text/javascript"),
         ("app.css", "text/css"),
     ] {
-        let (status, head, body) = raw_get(&app, &format!("/console/{file}")).await;
-        assert_eq!(status, 200, "{file}");
+        let r = app.get(&format!("/console/{file}"), None).await;
+        assert_eq!(r.status, 200, "{file}");
         assert!(
-            head.contains(&format!("content-type: {ty}")),
-            "{file}: {head}"
+            r.header("content-type").starts_with(ty),
+            "{file}: {:?}",
+            r.headers
         );
-        assert!(!body.is_empty());
+        assert!(!r.body.is_empty());
     }
-    assert_eq!(raw_get(&app, "/console/secrets.txt").await.0, 404);
-    assert_eq!(raw_get(&app, "/console/../Cargo.toml").await.0, 404);
+    assert_eq!(app.get("/console/secrets.txt", None).await.status, 404);
+    assert_eq!(app.get("/console/../Cargo.toml", None).await.status, 404);
     app.stop().await;
 }
 
@@ -166,7 +155,7 @@ async fn the_fleet_list_has_newest_fixes_and_firms_see_only_their_own() {
     app.stop().await;
 }
 
-/// No permit, 70 km/h: SPEEDING (police) after 30 s of fix time (as in tests/alerts.rs).
+/// No permit, 70 km/h: SPEEDING (police) after 30 s of fix time (as in alerts.rs).
 fn speeding_track(device: &str) -> Vec<String> {
     (0..36)
         .map(|i| {

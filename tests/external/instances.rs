@@ -2,13 +2,11 @@
 //! own buckets: together they do exactly what one instance does alone.
 //! Needs Mosquitto (127.0.0.1:1883) and PostgreSQL; run by `.ci/run`.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::db::postgres_db;
-use common::*;
+use crate::common::db::postgres_db;
+use crate::common::*;
 
 const DEVICES: usize = 8;
 

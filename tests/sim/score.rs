@@ -2,13 +2,11 @@
 //! through the embedded broker into muckwatch, and detection scored against the
 //! simulator's ground truth.
 
-mod common;
-
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use muckwatch::geofence::FenceSet;
 use muckwatch::sim::score::{load_detected, score, table, TOLERANCE_MS};
 use muckwatch::sim::{publish, seed, Fleet, Injections, PublishOptions, PublishSummary, SimConfig};
@@ -53,6 +51,7 @@ async fn drive(app: &TestApp, fleet: &mut Fleet) -> PublishSummary {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_code_is_detected_with_precision_and_recall_of_at_least_099() {
+    let _night = crate::ONE_NIGHT_AT_A_TIME.lock().await;
     let app = spawn_app().await;
     let config = SimConfig {
         seed: 7,
@@ -84,6 +83,7 @@ async fn every_code_is_detected_with_precision_and_recall_of_at_least_099() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_honest_fleet_raises_nothing_all_night() {
+    let _night = crate::ONE_NIGHT_AT_A_TIME.lock().await;
     let app = spawn_app().await;
     let config = SimConfig {
         seed: 11,

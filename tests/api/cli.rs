@@ -1,12 +1,10 @@
 //! The `muckwatch` binary as a user runs it.
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 fn muckwatch() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_muckwatch"));
@@ -150,7 +148,7 @@ async fn serve_logs_its_addresses_and_stops_cleanly_on_sigterm() {
         );
     }
     assert_eq!(
-        common::http(http, "GET", "/healthz", None, None)
+        crate::common::http(http, "GET", "/healthz", None, None)
             .await
             .status,
         200
@@ -175,7 +173,9 @@ async fn serve_logs_its_addresses_and_stops_cleanly_on_sigterm() {
         .await;
     }
     let metrics = eventually(Duration::from_secs(15), || async {
-        let body = common::http(http, "GET", "/metrics", None, None).await.body;
+        let body = crate::common::http(http, "GET", "/metrics", None, None)
+            .await
+            .body;
         body.contains("muckwatch_mqtt_messages_total 20")
             .then_some(body)
     })

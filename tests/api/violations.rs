@@ -1,11 +1,9 @@
 //! Permits, violations and replay through the real service: MQTT in, HTTP out.
 
-mod common;
-
 use std::process::Command;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use muckwatch::fix::DeviceId;
 use muckwatch::registry::{Firm, FirmId, Plate, Vehicle};
 use serde_json::{json, Value};

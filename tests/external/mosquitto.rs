@@ -2,11 +2,9 @@
 //! Needs a broker on 127.0.0.1:1883 (or MUCKWATCH_TEST_MQTT_URL), so it is
 //! ignored by a plain `cargo test`; `.ci/run` runs it with `--ignored`.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 fn broker_url() -> String {
     std::env::var("MUCKWATCH_TEST_MQTT_URL").unwrap_or_else(|_| "mqtt://127.0.0.1:1883".into())

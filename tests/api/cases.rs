@@ -1,9 +1,7 @@
 //! Joint cases over real HTTP: the check workflow, audit, merging, the
 //! 一超四罚 parties, statistics, and who may do what.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 async fn post_check(app: &TestApp, case: i64, dept: &str, token: &str, body: Value) -> Response {

@@ -1,15 +1,14 @@
 //! The per-fix queries must not allocate (contract of the hot path): checked with a
 //! counting global allocator, on the sample city.
 
-mod counting_alloc;
-
 use std::path::Path;
 
-use counting_alloc::allocations;
+use crate::counting_alloc::allocations;
 use muckwatch::geofence::{FenceKind, FenceSet, PlanePoint};
 
 #[test]
 fn queries_do_not_allocate() {
+    let _alone = crate::counting_alloc::alone();
     let set = FenceSet::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("geofences"))
         .expect("sample city");
     let routes = [
