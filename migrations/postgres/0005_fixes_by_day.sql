@@ -13,20 +13,11 @@ ALTER TABLE fixes RENAME TO fixes_past;
 ALTER INDEX fixes_pkey RENAME TO fixes_past_pkey;
 ALTER INDEX fixes_ts RENAME TO fixes_past_ts;
 
--- The key includes the partition key (ts_ms), so duplicates (same device
--- and time) are still refused, by the partition that holds that time.
+-- The same columns as the table found (ATTACH needs them exactly); the key
+-- includes the partition key (ts_ms), so duplicates (same device and time)
+-- are still refused, by the partition that holds that time.
 CREATE TABLE fixes (
-    device_id     TEXT NOT NULL,
-    ts_ms         BIGINT NOT NULL,
-    lat           DOUBLE PRECISION NOT NULL,
-    lon           DOUBLE PRECISION NOT NULL,
-    speed_kmh     DOUBLE PRECISION NOT NULL,
-    heading       DOUBLE PRECISION,
-    acc           BOOLEAN,
-    tipper_up     BOOLEAN,
-    cover_closed  BOOLEAN,
-    load_t        DOUBLE PRECISION,
-    received_ms   BIGINT NOT NULL,
+    LIKE fixes_past INCLUDING DEFAULTS INCLUDING CONSTRAINTS,
     PRIMARY KEY (device_id, ts_ms)
 ) PARTITION BY RANGE (ts_ms);
 CREATE INDEX fixes_ts ON fixes (ts_ms);
@@ -61,17 +52,7 @@ END $$;
 -- The evidence of violations (their fixes, within a margin) copied out of
 -- a partition before it is dropped; kept with the cases, as long as they are.
 CREATE TABLE evidence_fixes (
-    device_id     TEXT NOT NULL,
-    ts_ms         BIGINT NOT NULL,
-    lat           DOUBLE PRECISION NOT NULL,
-    lon           DOUBLE PRECISION NOT NULL,
-    speed_kmh     DOUBLE PRECISION NOT NULL,
-    heading       DOUBLE PRECISION,
-    acc           BOOLEAN,
-    tipper_up     BOOLEAN,
-    cover_closed  BOOLEAN,
-    load_t        DOUBLE PRECISION,
-    received_ms   BIGINT NOT NULL,
+    LIKE fixes INCLUDING DEFAULTS INCLUDING CONSTRAINTS,
     PRIMARY KEY (device_id, ts_ms)
 );
 

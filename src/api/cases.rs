@@ -10,11 +10,12 @@ use serde_json::{json, Value};
 
 use super::time::{format_ms, parse_param};
 use super::vehicles::encode_path;
+use super::violations::code_param;
 use super::{ApiError, AppState, Caller, Paging};
 use crate::auth::{Department, Role};
 use crate::cases::{CaseStatus, CheckUpdate};
 use crate::store::{CaseFilter, CaseRecord, CheckError, ViolationFilter};
-use crate::violation::{violation_json, ViolationCode};
+use crate::violation::violation_json;
 
 pub fn case_json(c: &CaseRecord, tz: chrono_tz::Tz) -> Value {
     let to = c
@@ -83,18 +84,10 @@ pub async fn list(
                 .ok_or_else(|| ApiError::bad_request(format!("status `{s}` is not open or closed")))
         })
         .transpose()?;
-    let code = q
-        .code
-        .as_deref()
-        .map(|code| {
-            ViolationCode::parse(code)
-                .ok_or_else(|| ApiError::bad_request(format!("`{code}` is not a violation code")))
-        })
-        .transpose()?;
     let mut filter = CaseFilter {
         department,
         status,
-        code,
+        code: code_param(q.code.as_deref())?,
         plate: q.plate,
         from_ms: parse_param("from", q.from.as_deref())?,
         to_ms: parse_param("to", q.to.as_deref())?,

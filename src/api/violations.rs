@@ -13,6 +13,15 @@ use super::{ApiError, AppState, Caller, Paging};
 use crate::store::ViolationFilter;
 use crate::violation::{violation_json, ViolationCode};
 
+/// A `code` query parameter: a violation code of the contract, or 400.
+pub fn code_param(code: Option<&str>) -> Result<Option<ViolationCode>, ApiError> {
+    code.map(|code| {
+        ViolationCode::parse(code)
+            .ok_or_else(|| ApiError::bad_request(format!("`{code}` is not a violation code")))
+    })
+    .transpose()
+}
+
 #[derive(Deserialize)]
 pub struct ListQuery {
     plate: Option<String>,
@@ -33,17 +42,9 @@ pub async fn list(
         offset: q.offset,
     }
     .resolve()?;
-    let code = q
-        .code
-        .as_deref()
-        .map(|code| {
-            ViolationCode::parse(code)
-                .ok_or_else(|| ApiError::bad_request(format!("`{code}` is not a violation code")))
-        })
-        .transpose()?;
     let filter = ViolationFilter {
         plate: q.plate,
-        code,
+        code: code_param(q.code.as_deref())?,
         since_ms: parse_param("since", q.since.as_deref())?,
         firm: caller.0.firm().map(|f| f.to_string()),
         ..Default::default()
