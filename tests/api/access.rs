@@ -62,6 +62,12 @@ async fn access_control_matrix() {
             [200, 200, 200, 200, 200, 200, 200],
         ),
         (
+            "GET",
+            "/api/v1/meta".into(),
+            None,
+            [200, 200, 200, 200, 200, 401, 401],
+        ),
+        (
             "POST",
             "/api/v1/firms".into(),
             Some(json!({"id": "firm-new", "name": "N"})),
