@@ -8,6 +8,8 @@
 //! and run a statement on it; this file and the dialect files (`sqlite.rs`,
 //! `postgres.rs`) are the only places that name a backend.
 
+use std::borrow::Cow;
+
 use sqlx::error::BoxDynError;
 use sqlx::postgres::{PgPool, PgRow};
 use sqlx::sqlite::{SqlitePool, SqliteRow};
@@ -141,6 +143,38 @@ impl Sql {
     }
 }
 
+impl Sql {
+    /// The text for SQLite. SQLite accepts `$n`, but looks a numbered
+    /// parameter up by walking the list of them for each value bound, which
+    /// makes a bulk insert's thousands of parameters cost their square: when
+    /// the placeholders run `$1`, `$2`, ... in order, each once (what
+    /// [`Sql::push_bind`] writes), they become plain `?`, bound by position.
+    fn sqlite_text(&self) -> Cow<'_, str> {
+        let mut out = String::with_capacity(self.text.len());
+        let mut rest = self.text.as_str();
+        let mut next = 1;
+        while let Some(at) = rest.find('$') {
+            let digits = rest[at + 1..]
+                .bytes()
+                .take_while(u8::is_ascii_digit)
+                .count();
+            let number = rest[at + 1..at + 1 + digits].parse::<usize>().ok();
+            if digits > 0 && number != Some(next) {
+                return Cow::Borrowed(&self.text);
+            }
+            out.push_str(&rest[..at]);
+            out.push(if digits > 0 { '?' } else { '$' });
+            next += usize::from(digits > 0);
+            rest = &rest[at + 1 + digits..];
+        }
+        if next - 1 != self.args.len() {
+            return Cow::Borrowed(&self.text);
+        }
+        out.push_str(rest);
+        Cow::Owned(out)
+    }
+}
+
 /// A row type either backend can produce.
 pub trait Record:
     for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin
@@ -169,6 +203,24 @@ macro_rules! on_backend {
 }
 pub(super) use on_backend;
 
+/// Runs `$call` on whichever backend `$on` holds, with `$text` the
+/// statement's text in that backend's form ([`Sql::sqlite_text`]).
+macro_rules! run_sql {
+    ($on:expr, $q:expr, |$x:ident, $text:ident| $call:expr) => {
+        match $on {
+            Backend::Sqlite($x) => {
+                let sqlite = $q.sqlite_text();
+                let $text: &str = &sqlite;
+                $call
+            }
+            Backend::Postgres($x) => {
+                let $text: &str = &$q.text;
+                $call
+            }
+        }
+    };
+}
+
 /// The open database.
 pub type Db = Backend<SqlitePool, PgPool>;
 
@@ -195,17 +247,25 @@ impl From<PgPool> for Db {
 
 impl Db {
     pub async fn execute(&self, q: &Sql) -> StoreResult<u64> {
-        Ok(
-            on_backend!(self, p => run::query(q).execute(p).await.map_err(corrupt_or_db)?.rows_affected()),
-        )
+        Ok(run_sql!(self, q, |p, text| run::query(text, &q.args)
+            .execute(p)
+            .await
+            .map_err(corrupt_or_db)?
+            .rows_affected()))
     }
 
     pub async fn fetch_all<R: Record>(&self, q: &Sql) -> StoreResult<Vec<R>> {
-        on_backend!(self, p => run::query_as(q).fetch_all(p).await).map_err(corrupt_or_db)
+        run_sql!(self, q, |p, text| run::query_as(text, &q.args)
+            .fetch_all(p)
+            .await)
+        .map_err(corrupt_or_db)
     }
 
     pub async fn fetch_optional<R: Record>(&self, q: &Sql) -> StoreResult<Option<R>> {
-        on_backend!(self, p => run::query_as(q).fetch_optional(p).await).map_err(corrupt_or_db)
+        run_sql!(self, q, |p, text| run::query_as(text, &q.args)
+            .fetch_optional(p)
+            .await)
+        .map_err(corrupt_or_db)
     }
 
     /// The one value of a one-row, one-column query (`SELECT COUNT(*) ...`).
@@ -213,8 +273,10 @@ impl Db {
     where
         (T,): Record,
     {
-        let (v,) =
-            on_backend!(self, p => run::query_as(q).fetch_one(p).await).map_err(corrupt_or_db)?;
+        let (v,) = run_sql!(self, q, |p, text| run::query_as(text, &q.args)
+            .fetch_one(p)
+            .await)
+        .map_err(corrupt_or_db)?;
         Ok(v)
     }
 
@@ -241,26 +303,35 @@ impl Db {
 
 impl Tx {
     pub async fn execute(&mut self, q: &Sql) -> StoreResult<u64> {
-        Ok(
-            on_backend!(self, t => run::query(q).execute(&mut **t).await.map_err(corrupt_or_db)?.rows_affected()),
-        )
+        Ok(run_sql!(self, q, |t, text| run::query(text, &q.args)
+            .execute(&mut **t)
+            .await
+            .map_err(corrupt_or_db)?
+            .rows_affected()))
     }
 
     pub async fn fetch_all<R: Record>(&mut self, q: &Sql) -> StoreResult<Vec<R>> {
-        on_backend!(self, t => run::query_as(q).fetch_all(&mut **t).await).map_err(corrupt_or_db)
+        run_sql!(self, q, |t, text| run::query_as(text, &q.args)
+            .fetch_all(&mut **t)
+            .await)
+        .map_err(corrupt_or_db)
     }
 
     pub async fn fetch_optional<R: Record>(&mut self, q: &Sql) -> StoreResult<Option<R>> {
-        on_backend!(self, t => run::query_as(q).fetch_optional(&mut **t).await)
-            .map_err(corrupt_or_db)
+        run_sql!(self, q, |t, text| run::query_as(text, &q.args)
+            .fetch_optional(&mut **t)
+            .await)
+        .map_err(corrupt_or_db)
     }
 
     pub async fn fetch_value<T>(&mut self, q: &Sql) -> StoreResult<T>
     where
         (T,): Record,
     {
-        let (v,) = on_backend!(self, t => run::query_as(q).fetch_one(&mut **t).await)
-            .map_err(corrupt_or_db)?;
+        let (v,) = run_sql!(self, q, |t, text| run::query_as(text, &q.args)
+            .fetch_one(&mut **t)
+            .await)
+        .map_err(corrupt_or_db)?;
         Ok(v)
     }
 
@@ -301,24 +372,45 @@ mod run {
 
     use super::*;
 
-    pub fn query<'q, DB>(q: &'q Sql) -> Query<'q, DB, DB::Arguments<'q>>
+    pub fn query<'q, DB>(text: &'q str, args: &'q [Arg]) -> Query<'q, DB, DB::Arguments<'q>>
     where
         DB: Database,
         Arg: Encode<'q, DB> + Type<DB>,
     {
-        q.args
-            .iter()
-            .fold(sqlx::query(&q.text), |query, a| query.bind(a))
+        args.iter()
+            .fold(sqlx::query(text), |query, a| query.bind(a))
     }
 
-    pub fn query_as<'q, DB, R>(q: &'q Sql) -> QueryAs<'q, DB, R, DB::Arguments<'q>>
+    pub fn query_as<'q, DB, R>(
+        text: &'q str,
+        args: &'q [Arg],
+    ) -> QueryAs<'q, DB, R, DB::Arguments<'q>>
     where
         DB: Database,
         Arg: Encode<'q, DB> + Type<DB>,
         R: for<'r> FromRow<'r, DB::Row>,
     {
-        q.args
-            .iter()
-            .fold(sqlx::query_as(&q.text), |query, a| query.bind(a))
+        args.iter()
+            .fold(sqlx::query_as(text), |query, a| query.bind(a))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_gets_positional_placeholders_when_they_run_in_order() {
+        let mut q = Sql::new("SELECT a FROM t WHERE TRUE");
+        q.and(" AND b = {}", Some(1i64))
+            .and(" AND c IN ({})", Some("x"));
+        assert_eq!(
+            q.sqlite_text(),
+            "SELECT a FROM t WHERE TRUE AND b = ? AND c IN (?)"
+        );
+        let reused = Sql::new("SELECT $1, $2 WHERE x > $1").bind(1i64).bind(2i64);
+        assert_eq!(reused.sqlite_text(), reused.text);
+        let unbound = Sql::new("SELECT $1");
+        assert_eq!(unbound.sqlite_text(), "SELECT $1");
     }
 }

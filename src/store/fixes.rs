@@ -76,10 +76,9 @@ impl Store {
         sorted
             .sort_by(|a, b| (a.device_id.as_str(), a.ts_ms).cmp(&(b.device_id.as_str(), b.ts_ms)));
         let mut tx = self.db.begin().await?;
-        let inserted = if let Backend::Postgres(t) = &mut tx {
-            postgres::insert_fixes(t, &sorted, received_ms).await?
-        } else {
-            sqlite::insert_fixes(&mut tx, &sorted, received_ms).await?
+        let inserted = match &mut tx {
+            Backend::Sqlite(t) => sqlite::insert_fixes(t, &sorted, received_ms).await?,
+            Backend::Postgres(t) => postgres::insert_fixes(t, &sorted, received_ms).await?,
         };
         tx.commit().await?;
         Ok(inserted)

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::SqlitePool;
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
 
-use super::db::{Sql, Tx};
+use super::db::Sql;
 use super::fixes::FIX_COLUMNS;
 use super::StoreResult;
 use crate::fix::Fix;
@@ -39,40 +39,33 @@ pub async fn connect(url: &str) -> anyhow::Result<SqlitePool> {
         .map_err(|e| anyhow::anyhow!("cannot open SQLite database `{url}`: {e}"))
 }
 
-/// Writes fixes (in key order, as on PostgreSQL), ignoring duplicates.
-pub async fn insert_fixes(tx: &mut Tx, fixes: &[&Fix], received_ms: i64) -> StoreResult<u64> {
+/// Writes fixes (in key order, as on PostgreSQL), ignoring duplicates;
+/// returns how many were new. Built with sqlx's own builder: its `?`
+/// placeholders and borrowed values are the cheapest SQLite binds.
+pub async fn insert_fixes(
+    conn: &mut SqliteConnection,
+    fixes: &[&Fix],
+    received_ms: i64,
+) -> StoreResult<u64> {
     let mut inserted = 0;
     for chunk in fixes.chunks(FIXES_PER_INSERT) {
-        let mut q = Sql::new(format!(
-            "INSERT INTO fixes ({FIX_COLUMNS}, received_ms) VALUES "
-        ));
-        for (i, f) in chunk.iter().enumerate() {
-            q.push(if i == 0 { "(" } else { ", (" });
-            q.push_bind(f.device_id.as_str())
-                .push(", ")
+        let mut q =
+            QueryBuilder::<Sqlite>::new(format!("INSERT INTO fixes ({FIX_COLUMNS}, received_ms) "));
+        q.push_values(chunk, |mut row, f| {
+            row.push_bind(f.device_id.as_str())
                 .push_bind(f.ts_ms)
-                .push(", ")
                 .push_bind(f.lat)
-                .push(", ")
                 .push_bind(f.lon)
-                .push(", ")
                 .push_bind(f.speed_kmh)
-                .push(", ")
                 .push_bind(f.heading)
-                .push(", ")
                 .push_bind(f.acc)
-                .push(", ")
                 .push_bind(f.tipper_up)
-                .push(", ")
                 .push_bind(f.cover_closed)
-                .push(", ")
                 .push_bind(f.load_t)
-                .push(", ")
-                .push_bind(received_ms)
-                .push(")");
-        }
+                .push_bind(received_ms);
+        });
         q.push(" ON CONFLICT (device_id, ts_ms) DO NOTHING");
-        inserted += tx.execute(&q).await?;
+        inserted += q.build().execute(&mut *conn).await?.rows_affected();
     }
     Ok(inserted)
 }
