@@ -70,16 +70,27 @@ impl Store {
     }
 
     /// Writes fixes, ignoring duplicates (in the batch or already stored);
-    /// returns how many were new.
+    /// returns how many were new. Rows go in key order, so that two
+    /// instances writing overlapping batches lock index entries in the same
+    /// order and cannot deadlock.
     pub async fn insert_fixes(&self, fixes: &[Fix], received_ms: i64) -> StoreResult<u64> {
         let mut sorted: Vec<&Fix> = fixes.iter().collect();
         sorted
             .sort_by(|a, b| (a.device_id.as_str(), a.ts_ms).cmp(&(b.device_id.as_str(), b.ts_ms)));
         let mut tx = self.db.begin().await?;
-        let inserted = match &mut tx {
-            Backend::Sqlite(t) => sqlite::insert_fixes(t, &sorted, received_ms).await?,
-            Backend::Postgres(t) => postgres::insert_fixes(t, &sorted, received_ms).await?,
-        };
+        let mut inserted = 0;
+        match &mut tx {
+            Backend::Sqlite(t) => {
+                for chunk in sorted.chunks(sqlite::FIXES_PER_INSERT) {
+                    inserted += sqlite::insert_fixes(t, chunk, received_ms).await?;
+                }
+            }
+            Backend::Postgres(t) => {
+                for chunk in sorted.chunks(postgres::FIXES_PER_INSERT) {
+                    inserted += postgres::insert_fixes(t, chunk, received_ms).await?;
+                }
+            }
+        }
         tx.commit().await?;
         Ok(inserted)
     }

@@ -34,7 +34,7 @@ pub const TABLE_EXISTS: &str = "SELECT COUNT(*) FROM pg_catalog.pg_tables \
 /// Fixes per INSERT. Fixes go in as 10 arrays (`UNNEST`), so the statement
 /// has 11 parameters whatever the batch size; the cap only bounds the size of
 /// one message. Ingest batches (<= 1000) fit in one statement.
-const FIXES_PER_INSERT: usize = 5000;
+pub const FIXES_PER_INSERT: usize = 5000;
 
 /// Connections per instance: the ingest writer, the pipeline's case filing
 /// and a few HTTP requests at once, without hogging a shared server's
@@ -68,49 +68,6 @@ pub async fn connect(url: &str) -> anyhow::Result<PgPool> {
         .connect_with(opts)
         .await
         .map_err(|e| anyhow::anyhow!("cannot connect to PostgreSQL `{shown}`: {e}"))
-}
-
-/// Writes fixes (sorted by key, so that two instances writing overlapping
-/// batches lock index entries in the same order and cannot deadlock),
-/// ignoring duplicates; returns how many were new.
-pub async fn insert_fixes(
-    conn: &mut PgConnection,
-    fixes: &[&Fix],
-    received_ms: i64,
-) -> StoreResult<u64> {
-    let mut inserted = 0;
-    for chunk in fixes.chunks(FIXES_PER_INSERT) {
-        let column = |f: fn(&Fix) -> f64| chunk.iter().map(|x| f(x)).collect::<Vec<_>>();
-        let flag = |f: fn(&Fix) -> Option<bool>| chunk.iter().map(|x| f(x)).collect::<Vec<_>>();
-        inserted += sqlx::query(&format!(
-            "INSERT INTO fixes ({FIX_COLUMNS}, received_ms) \
-             SELECT d, t, la, lo, s, h, a, tu, cc, l, $11 \
-             FROM UNNEST($1::text[], $2::bigint[], $3::float8[], $4::float8[], $5::float8[], \
-                         $6::float8[], $7::bool[], $8::bool[], $9::bool[], $10::float8[]) \
-                  AS f(d, t, la, lo, s, h, a, tu, cc, l) \
-             ON CONFLICT (device_id, ts_ms) DO NOTHING"
-        ))
-        .bind(
-            chunk
-                .iter()
-                .map(|f| f.device_id.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(chunk.iter().map(|f| f.ts_ms).collect::<Vec<_>>())
-        .bind(column(|f| f.lat))
-        .bind(column(|f| f.lon))
-        .bind(column(|f| f.speed_kmh))
-        .bind(chunk.iter().map(|f| f.heading).collect::<Vec<_>>())
-        .bind(flag(|f| f.acc))
-        .bind(flag(|f| f.tipper_up))
-        .bind(flag(|f| f.cover_closed))
-        .bind(chunk.iter().map(|f| f.load_t).collect::<Vec<_>>())
-        .bind(received_ms)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
-    }
-    Ok(inserted)
 }
 
 /// ` = ANY(...)` of a list of ids, as one array parameter.
@@ -315,4 +272,42 @@ pub fn redact_url(url: &str) -> String {
         None => tail.to_string(),
     };
     format!("{head}{authority}{tail}")
+}
+
+/// Writes one chunk of fixes ([`FIXES_PER_INSERT`] at most) as ten arrays,
+/// ignoring duplicates; returns how many were new.
+pub async fn insert_fixes(
+    conn: &mut PgConnection,
+    chunk: &[&Fix],
+    received_ms: i64,
+) -> Result<u64, sqlx::Error> {
+    let column = |f: fn(&Fix) -> f64| chunk.iter().map(|x| f(x)).collect::<Vec<_>>();
+    let flag = |f: fn(&Fix) -> Option<bool>| chunk.iter().map(|x| f(x)).collect::<Vec<_>>();
+    sqlx::query(&format!(
+        "INSERT INTO fixes ({FIX_COLUMNS}, received_ms) \
+         SELECT d, t, la, lo, s, h, a, tu, cc, l, $11 \
+         FROM UNNEST($1::text[], $2::bigint[], $3::float8[], $4::float8[], $5::float8[], \
+                     $6::float8[], $7::bool[], $8::bool[], $9::bool[], $10::float8[]) \
+              AS f(d, t, la, lo, s, h, a, tu, cc, l) \
+         ON CONFLICT (device_id, ts_ms) DO NOTHING"
+    ))
+    .bind(
+        chunk
+            .iter()
+            .map(|f| f.device_id.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(chunk.iter().map(|f| f.ts_ms).collect::<Vec<_>>())
+    .bind(column(|f| f.lat))
+    .bind(column(|f| f.lon))
+    .bind(column(|f| f.speed_kmh))
+    .bind(chunk.iter().map(|f| f.heading).collect::<Vec<_>>())
+    .bind(flag(|f| f.acc))
+    .bind(flag(|f| f.tipper_up))
+    .bind(flag(|f| f.cover_closed))
+    .bind(chunk.iter().map(|f| f.load_t).collect::<Vec<_>>())
+    .bind(received_ms)
+    .execute(&mut *conn)
+    .await
+    .map(|done| done.rows_affected())
 }

@@ -11,7 +11,6 @@ use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
 
 use super::db::Sql;
 use super::fixes::FIX_COLUMNS;
-use super::StoreResult;
 use crate::fix::Fix;
 
 pub static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
@@ -22,7 +21,7 @@ pub const TABLE_EXISTS: &str =
 
 /// Rows per INSERT: 11 parameters each stays far below SQLite's limit of
 /// 32766 bound parameters.
-const FIXES_PER_INSERT: usize = 500;
+pub const FIXES_PER_INSERT: usize = 500;
 
 pub async fn connect(url: &str) -> anyhow::Result<SqlitePool> {
     let opts = SqliteConnectOptions::from_str(url)
@@ -39,41 +38,37 @@ pub async fn connect(url: &str) -> anyhow::Result<SqlitePool> {
         .map_err(|e| anyhow::anyhow!("cannot open SQLite database `{url}`: {e}"))
 }
 
-/// Writes fixes (in key order, as on PostgreSQL), ignoring duplicates;
-/// returns how many were new. Built with sqlx's own builder: its `?`
-/// placeholders and borrowed values are the cheapest SQLite binds.
-pub async fn insert_fixes(
-    conn: &mut SqliteConnection,
-    fixes: &[&Fix],
-    received_ms: i64,
-) -> StoreResult<u64> {
-    let mut inserted = 0;
-    for chunk in fixes.chunks(FIXES_PER_INSERT) {
-        let mut q =
-            QueryBuilder::<Sqlite>::new(format!("INSERT INTO fixes ({FIX_COLUMNS}, received_ms) "));
-        q.push_values(chunk, |mut row, f| {
-            row.push_bind(f.device_id.as_str())
-                .push_bind(f.ts_ms)
-                .push_bind(f.lat)
-                .push_bind(f.lon)
-                .push_bind(f.speed_kmh)
-                .push_bind(f.heading)
-                .push_bind(f.acc)
-                .push_bind(f.tipper_up)
-                .push_bind(f.cover_closed)
-                .push_bind(f.load_t)
-                .push_bind(received_ms);
-        });
-        q.push(" ON CONFLICT (device_id, ts_ms) DO NOTHING");
-        inserted += q.build().execute(&mut *conn).await?.rows_affected();
-    }
-    Ok(inserted)
-}
-
 /// ` IN (...)` of a list of ids, as one JSON parameter (no limit on its length).
 pub fn push_in_ids(q: &mut Sql, ids: &[i64]) {
     let json = serde_json::Value::from(ids).to_string();
     q.push(" IN (SELECT value FROM json_each(")
         .push_bind(json)
         .push("))");
+}
+
+/// Writes one chunk of fixes ([`FIXES_PER_INSERT`] at most), ignoring
+/// duplicates; returns how many were new. Built with sqlx's own builder: its
+/// `?` placeholders and borrowed values are the cheapest SQLite binds.
+pub async fn insert_fixes(
+    conn: &mut SqliteConnection,
+    chunk: &[&Fix],
+    received_ms: i64,
+) -> Result<u64, sqlx::Error> {
+    let mut q =
+        QueryBuilder::<Sqlite>::new(format!("INSERT INTO fixes ({FIX_COLUMNS}, received_ms) "));
+    q.push_values(chunk, |mut row, f| {
+        row.push_bind(f.device_id.as_str())
+            .push_bind(f.ts_ms)
+            .push_bind(f.lat)
+            .push_bind(f.lon)
+            .push_bind(f.speed_kmh)
+            .push_bind(f.heading)
+            .push_bind(f.acc)
+            .push_bind(f.tipper_up)
+            .push_bind(f.cover_closed)
+            .push_bind(f.load_t)
+            .push_bind(received_ms);
+    });
+    q.push(" ON CONFLICT (device_id, ts_ms) DO NOTHING");
+    Ok(q.build().execute(conn).await?.rows_affected())
 }
