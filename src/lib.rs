@@ -17,7 +17,8 @@
 //!   for the hot path), [`time`] (UTC ms, shown in city time), [`violation`]
 //!   (the contract's codes, a raised episode, the stored one and its JSON),
 //!   [`auth`] (roles, departments, API tokens stored hashed), [`permit`]
-//!   (the transport permit, parsed once at the edge).
+//!   (the transport permit, parsed once at the edge), [`text`] (outside text
+//!   checked for control characters and NUL, escaped for logs and storage).
 //! - [`geofence`]: fences loaded from GeoJSON, projected to metres and
 //!   indexed in an R-tree; reloads swap the whole set atomically.
 //! - [`metrics`]: Prometheus counters, plain atomics.
@@ -63,5 +64,6 @@ pub mod rules;
 pub mod sim;
 pub mod startup;
 pub mod store;
+pub mod text;
 pub mod time;
 pub mod violation;

@@ -12,6 +12,7 @@ mod console;
 mod error;
 mod firms;
 mod ingest;
+mod input;
 mod permits;
 mod stats;
 mod time;
@@ -81,6 +82,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/dead-letters", get(ingest::dead_letters))
         .route("/api/v1/geofences", get(geofences))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn(input::refuse_control_characters))
         .with_state(state)
 }
 

@@ -250,6 +250,10 @@ impl Reader {
 }
 
 /// Logs a refused message at most once per device (or topic) per minute.
+/// Memory is bounded twice: a key is the device id (at most 32 characters)
+/// or the first [`RejectLog::TOPIC_KEY_CHARS`] characters of a topic that
+/// names none, and the map is emptied when it reaches
+/// [`RejectLog::MAX_KEYS`] (at worst a few more lines that minute).
 #[derive(Default)]
 struct RejectLog {
     last_ms: HashMap<String, i64>,
@@ -258,9 +262,20 @@ struct RejectLog {
 impl RejectLog {
     const EVERY_MS: i64 = 60_000;
     const MAX_KEYS: usize = 100_000;
+    const TOPIC_KEY_CHARS: usize = 128;
+
+    fn key<'a>(device: Option<&'a DeviceId>, topic: &'a str) -> &'a str {
+        match device {
+            Some(d) => d.as_str(),
+            None => match topic.char_indices().nth(Self::TOPIC_KEY_CHARS) {
+                Some((at, _)) => &topic[..at],
+                None => topic,
+            },
+        }
+    }
 
     fn maybe_log(&mut self, device: Option<&DeviceId>, topic: &str, r: &Rejection, now_ms: i64) {
-        let key = device.map(|d| d.as_str()).unwrap_or(topic);
+        let key = Self::key(device, topic);
         if let Some(last) = self.last_ms.get(key) {
             if now_ms - last < Self::EVERY_MS {
                 return;
@@ -270,6 +285,35 @@ impl RejectLog {
             self.last_ms.clear();
         }
         self.last_ms.insert(key.to_string(), now_ms);
-        tracing::warn!(topic, reason = r.reason.label(), detail = %r.detail, "message refused (further refusals from this device are not logged for a minute)");
+        // Outside text, escaped: a newline in a topic must not forge a log line.
+        let topic = crate::text::escaped(topic, Self::TOPIC_KEY_CHARS);
+        let detail = crate::text::escaped(&r.detail, 512);
+        tracing::warn!(topic = %topic, reason = r.reason.label(), detail = %detail, "message refused (further refusals from this device are not logged for a minute)");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_reject_log_is_keyed_by_a_bounded_topic_prefix() {
+        let long = format!("muckwatch/v1/pos/{}", "x".repeat(65_536));
+        assert_eq!(RejectLog::key(None, &long).chars().count(), 128);
+        let d = DeviceId::parse("dev-1").expect("device");
+        assert_eq!(RejectLog::key(Some(&d), &long), "dev-1");
+        let mut log = RejectLog::default();
+        let r = Rejection {
+            reason: RejectReason::BadTopic,
+            detail: "x".into(),
+        };
+        for i in 0..10 {
+            log.maybe_log(None, &format!("{long}{i}"), &r, 0);
+        }
+        assert_eq!(
+            log.last_ms.len(),
+            1,
+            "one key for topics alike in their first 128 chars"
+        );
     }
 }

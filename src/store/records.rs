@@ -22,6 +22,9 @@ pub struct DeadLetter {
 
 impl DeadLetter {
     pub const MAX_PAYLOAD: usize = 4096;
+    /// Characters of the topic and of the detail kept.
+    pub const MAX_TOPIC: usize = 256;
+    pub const MAX_DETAIL: usize = 1024;
 
     pub fn new(
         received_ms: i64,
@@ -31,12 +34,14 @@ impl DeadLetter {
         payload: &[u8],
     ) -> DeadLetter {
         let cut = &payload[..payload.len().min(Self::MAX_PAYLOAD)];
+        // Kept for inspection, so kept storable: no NUL (PostgreSQL refuses
+        // it in text), topic and detail on one line and short.
         DeadLetter {
             received_ms,
-            topic: topic.to_string(),
+            topic: crate::text::escaped(topic, Self::MAX_TOPIC).into_owned(),
             reason,
-            detail,
-            payload: String::from_utf8_lossy(cut).into_owned(),
+            detail: crate::text::escaped(&detail, Self::MAX_DETAIL).into_owned(),
+            payload: crate::text::storable(&String::from_utf8_lossy(cut)).into_owned(),
         }
     }
 }

@@ -413,3 +413,10 @@ async fn the_loaded_geofences_are_served_as_geojson() {
     assert_eq!(app.get("/api/v1/geofences", None).await.status, 401);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn nul_and_control_characters_get_a_reason_or_a_400_and_ingest_goes_on() {
+    let app = spawn_app().await;
+    crate::common::untrusted::nul_and_control_characters_are_refused_at_the_edge(&app).await;
+    app.stop().await;
+}

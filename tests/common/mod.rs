@@ -5,6 +5,7 @@
 
 pub mod db;
 pub mod http;
+pub mod untrusted;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
