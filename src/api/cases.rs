@@ -3,15 +3,15 @@
 //! only a check's own department (or an admin) may move it.
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::time::{format_ms, parse_param};
+use super::time::{format_ms, parse_param, DayEnd};
 use super::vehicles::encode_path;
 use super::violations::code_param;
-use super::{ApiError, AppState, Caller, Paging};
+use super::{ApiError, ApiPath, AppState, Caller, Paging};
 use crate::auth::{Department, Role};
 use crate::cases::{CaseStatus, CheckUpdate};
 use crate::store::{CaseFilter, CaseRecord, CheckError, ViolationFilter};
@@ -89,8 +89,8 @@ pub async fn list(
         status,
         code: code_param(q.code.as_deref())?,
         plate: q.plate,
-        from_ms: parse_param("from", q.from.as_deref())?,
-        to_ms: parse_param("to", q.to.as_deref())?,
+        from_ms: parse_param("from", q.from.as_deref(), state.tz, DayEnd::Start)?,
+        to_ms: parse_param("to", q.to.as_deref(), state.tz, DayEnd::End)?,
         ..Default::default()
     };
     scope(&caller, &mut filter);
@@ -117,7 +117,7 @@ async fn visible_case(state: &AppState, caller: &Caller, id: i64) -> Result<Case
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Value>, ApiError> {
     let case = visible_case(&state, &caller, id).await?;
     Ok(Json(full_case(&state, &case).await?))
@@ -156,7 +156,7 @@ async fn full_case(state: &AppState, case: &CaseRecord) -> Result<Value, ApiErro
 pub async fn update_check(
     State(state): State<AppState>,
     caller: Caller,
-    Path((id, department)): Path<(i64, String)>,
+    ApiPath((id, department)): ApiPath<(i64, String)>,
     body: Result<Json<Value>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let dept = Department::parse(&department)

@@ -6,7 +6,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::time::{format_ms, parse_param};
+use super::time::{format_ms, parse_param, DayEnd};
 use super::{ApiError, AppState, Caller};
 
 #[derive(Deserialize)]
@@ -26,8 +26,8 @@ pub async fn stats(
         ));
     }
     let Query(q) = query?;
-    let from = parse_param("from", q.from.as_deref())?.unwrap_or(0);
-    let to = parse_param("to", q.to.as_deref())?.unwrap_or(i64::MAX / 2);
+    let from = parse_param("from", q.from.as_deref(), state.tz, DayEnd::Start)?.unwrap_or(0);
+    let to = parse_param("to", q.to.as_deref(), state.tz, DayEnd::End)?.unwrap_or(i64::MAX / 2);
     if from > to {
         return Err(ApiError::bad_request("`from` is after `to`"));
     }

@@ -67,6 +67,9 @@ pub struct ViolationFilter {
     pub code: Option<ViolationCode>,
     pub since_ms: Option<i64>,
     pub firm: Option<String>,
+    /// Only violations filed into a case with a check for this department
+    /// (a department's view).
+    pub visible_to: Option<Department>,
     pub ids: Option<Vec<i64>>,
     pub case_id: Option<i64>,
 }

@@ -12,5 +12,6 @@ mod alerts;
 mod cases;
 mod cli;
 mod console;
+mod hygiene;
 mod ingest;
 mod violations;
