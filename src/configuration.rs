@@ -304,6 +304,7 @@ impl Settings {
         BucketSet::parse(&self.mqtt.buckets).context("mqtt.buckets")?;
         self.city_timezone().context("city.timezone")?;
         self.cases.routing().map_err(anyhow::Error::msg)?;
+        self.cases.deadlines().map_err(anyhow::Error::msg)?;
         self.rules
             .validate()
             .map_err(|e| anyhow::anyhow!("rules: {e}"))?;

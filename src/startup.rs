@@ -74,6 +74,7 @@ impl Application {
             metrics: metrics.clone(),
             routing: settings.cases.routing().map_err(anyhow::Error::msg)?,
             merge_window_ms: settings.cases.merge_window_ms(),
+            deadlines: settings.cases.deadlines().map_err(anyhow::Error::msg)?,
             fences: fences.clone(),
             tz,
             hub: hub.clone(),
