@@ -44,16 +44,54 @@ pub struct MqttSettings {
     pub topic_prefix: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseSettings {
     pub url: String,
+}
+
+/// Shows the URL without its password: settings get logged and printed.
+impl std::fmt::Debug for DatabaseSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseSettings")
+            .field("url", &crate::store::redact_url(&self.url))
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpSettings {
     pub addr: String,
+    /// A client must have sent a request's whole head within this time.
+    pub header_read_timeout_s: u64,
+    /// A handler must have answered (its head; streams go on) within this time.
+    pub request_timeout_s: u64,
+    /// Requests in progress at once; more get 503 `busy`.
+    pub max_concurrent_requests: usize,
+    /// At shutdown, requests in progress get this long to finish.
+    pub shutdown_grace_s: u64,
+}
+
+/// `[http]` limits as the server takes them.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpLimits {
+    pub header_read_timeout: std::time::Duration,
+    pub request_timeout: std::time::Duration,
+    pub max_concurrent_requests: usize,
+    pub shutdown_grace: std::time::Duration,
+}
+
+impl HttpSettings {
+    pub fn limits(&self) -> HttpLimits {
+        use std::time::Duration;
+        HttpLimits {
+            header_read_timeout: Duration::from_secs(self.header_read_timeout_s.max(1)),
+            request_timeout: Duration::from_secs(self.request_timeout_s.max(1)),
+            max_concurrent_requests: self.max_concurrent_requests.max(1),
+            shutdown_grace: Duration::from_secs(self.shutdown_grace_s),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -122,6 +160,10 @@ impl Default for HttpSettings {
     fn default() -> Self {
         HttpSettings {
             addr: "127.0.0.1:8080".into(),
+            header_read_timeout_s: 10,
+            request_timeout_s: 60,
+            max_concurrent_requests: 256,
+            shutdown_grace_s: 10,
         }
     }
 }
@@ -262,6 +304,7 @@ impl Settings {
         BucketSet::parse(&self.mqtt.buckets).context("mqtt.buckets")?;
         self.city_timezone().context("city.timezone")?;
         self.cases.routing().map_err(anyhow::Error::msg)?;
+        self.cases.deadlines().map_err(anyhow::Error::msg)?;
         self.rules
             .validate()
             .map_err(|e| anyhow::anyhow!("rules: {e}"))?;
@@ -269,7 +312,7 @@ impl Settings {
         {
             bail!(
                 "database.url: `{}` is neither sqlite://FILE nor postgres://...",
-                self.database.url
+                crate::store::redact_url(&self.database.url)
             );
         }
         if self.ingest.batch_size == 0 || self.ingest.queue_capacity == 0 {

@@ -44,6 +44,7 @@ pub async fn run(
         metrics: Arc::new(Metrics::default()),
         routing: settings.cases.routing().map_err(anyhow::Error::msg)?,
         merge_window_ms: settings.cases.merge_window_ms(),
+        deadlines: settings.cases.deadlines().map_err(anyhow::Error::msg)?,
         fences,
         tz,
         hub: AlertHub::default(),

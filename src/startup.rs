@@ -32,6 +32,7 @@ pub struct Application {
     pub fences: FenceHandle,
     listener: TcpListener,
     router: axum::Router,
+    http_limits: crate::configuration::HttpLimits,
     shutdown: watch::Sender<bool>,
     ingest: IngestTasks,
     detection: Detection,
@@ -73,6 +74,7 @@ impl Application {
             metrics: metrics.clone(),
             routing: settings.cases.routing().map_err(anyhow::Error::msg)?,
             merge_window_ms: settings.cases.merge_window_ms(),
+            deadlines: settings.cases.deadlines().map_err(anyhow::Error::msg)?,
             fences: fences.clone(),
             tz,
             hub: hub.clone(),
@@ -102,15 +104,18 @@ impl Application {
         );
         let listener = bind_http(&settings).await?;
         let http_addr = listener.local_addr()?;
-        let router = api::router(AppState {
-            store: store.clone(),
-            metrics: metrics.clone(),
-            registry: registry.clone(),
-            fences: fences.clone(),
-            hub,
-            shutdown: shutdown.subscribe(),
-            tz,
-        });
+        let router = api::with_limits(
+            api::router(AppState {
+                store: store.clone(),
+                metrics: metrics.clone(),
+                registry: registry.clone(),
+                fences: fences.clone(),
+                hub,
+                shutdown: shutdown.subscribe(),
+                tz,
+            }),
+            settings.http.limits(),
+        );
         Ok(Application {
             http_addr,
             mqtt,
@@ -120,6 +125,7 @@ impl Application {
             fences,
             listener,
             router,
+            http_limits: settings.http.limits(),
             shutdown,
             ingest,
             detection,
@@ -144,12 +150,10 @@ impl Application {
     /// Serves until shut down, then lets the writer commit what was read.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let mut stop = self.shutdown.subscribe();
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(async move {
-                let _ = stop.wait_for(|s| *s).await;
-            })
-            .await
-            .context("HTTP server failed")?;
+        api::serve(self.listener, self.router, self.http_limits, async move {
+            let _ = stop.wait_for(|s| *s).await;
+        })
+        .await;
         tracing::info!("HTTP stopped; flushing ingest");
         let _ = self.ingest.mqtt.await;
         let _ = self.ingest.writer.await;

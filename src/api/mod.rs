@@ -14,6 +14,7 @@ mod firms;
 mod ingest;
 mod input;
 mod permits;
+mod server;
 mod stats;
 mod time;
 mod vehicles;
@@ -34,7 +35,8 @@ use crate::store::Store;
 
 pub use crate::violation::violation_json;
 pub use auth::Caller;
-pub use error::ApiError;
+pub use error::{ApiError, ApiPath};
+pub use server::{serve, with_limits, CONTENT_SECURITY_POLICY_VALUE};
 pub use time::format_ms;
 
 /// What every handler may use.
@@ -55,6 +57,10 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/", get(console::index))
+        .route(
+            "/favicon.ico",
+            get(|| async { axum::http::StatusCode::NO_CONTENT }),
+        )
         .route("/console/{file}", get(console::asset))
         .route("/api/v1/whoami", get(console::whoami))
         .route("/api/v1/meta", get(console::meta))
@@ -82,6 +88,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/dead-letters", get(ingest::dead_letters))
         .route("/api/v1/geofences", get(geofences))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(input::refuse_control_characters))
         .with_state(state)
 }
@@ -107,6 +114,14 @@ async fn geofences(
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {
     ApiError::not_found(format!("no such endpoint: {}", uri.path()))
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{method} is not allowed on {}", uri.path()),
+    )
 }
 
 /// `limit` (default 100, max 1000) and `offset` of list endpoints.

@@ -33,6 +33,7 @@ pub struct Outputs {
     pub metrics: Arc<Metrics>,
     pub routing: Routing,
     pub merge_window_ms: i64,
+    pub deadlines: crate::cases::Deadlines,
     pub fences: FenceHandle,
     pub tz: chrono_tz::Tz,
     pub hub: AlertHub,

@@ -70,6 +70,7 @@ async fn file(id: i64, v: &Violation, out: &Outputs, now_ms: i64) -> i64 {
         firm_id: v.firm_id.clone(),
         started_ms: v.started_ms,
         merge_window_ms: out.merge_window_ms,
+        deadlines: out.deadlines,
         departments: out.routing.departments(v.code).to_vec(),
         parties,
     };

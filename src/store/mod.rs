@@ -46,8 +46,8 @@ pub use crate::cases::NewViolationCase;
 pub use crate::violation::StoredViolation;
 pub use postgres::redact_url;
 pub use records::{
-    AuditRecord, CaseFilter, CaseRecord, DeadLetter, PermitFilter, Stats, StoredDeadLetter,
-    ViolationFilter,
+    AuditRecord, CaseFilter, CaseRecord, DeadLetter, DeadlineStats, PermitFilter, Stats,
+    StoredDeadLetter, ViolationFilter,
 };
 
 #[derive(Debug)]

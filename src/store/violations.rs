@@ -54,7 +54,11 @@ impl Store {
             .and(" AND code = {}", f.code)
             .and(" AND started_ms >= {}", f.since_ms)
             .and(" AND firm_id = {}", f.firm.as_deref())
-            .and(" AND case_id = {}", f.case_id);
+            .and(" AND case_id = {}", f.case_id)
+            .and(
+                " AND case_id IN (SELECT case_id FROM case_checks WHERE department = {})",
+                f.visible_to,
+            );
         if let Some(ids) = &f.ids {
             q.push(" AND id");
             self.db.push_in_ids(&mut q, ids);

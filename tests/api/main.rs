@@ -12,5 +12,7 @@ mod alerts;
 mod cases;
 mod cli;
 mod console;
+mod deadlines;
+mod hygiene;
 mod ingest;
 mod violations;

@@ -80,6 +80,7 @@ pub async fn raise(
         firm_id: FirmId::parse("firm-a").expect("firm"),
         started_ms,
         merge_window_ms: WINDOW,
+        deadlines: muckwatch::cases::Deadlines::default(),
         departments: routing.departments(code).to_vec(),
         parties,
     };
