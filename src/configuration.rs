@@ -25,6 +25,8 @@ pub struct Settings {
     pub rules: crate::rules::RulesConfig,
     /// Joint cases: merge window and routing overrides (`[cases]`).
     pub cases: crate::cases::CaseSettings,
+    /// Limits of the embedded MQTT broker (`[broker]`).
+    pub broker: BrokerSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -42,6 +44,84 @@ pub struct MqttSettings {
     /// Topic root; the contract's is `muckwatch/v1`. Tests sharing a broker
     /// put a unique prefix in front of it.
     pub topic_prefix: String,
+    /// Keep-alive of muckwatch's own MQTT clients, in seconds.
+    pub keep_alive_s: u64,
+    /// The embedded broker refuses clients without valid credentials
+    /// (always, when it listens on a non-loopback address).
+    pub auth: bool,
+    /// The credentials muckwatch's own MQTT clients log in with. With the
+    /// embedded broker and no password set, a random one is made at start.
+    pub username: String,
+    pub password: Option<String>,
+}
+
+/// The embedded broker's caps and deadlines.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BrokerSettings {
+    pub max_connections: usize,
+    /// Trucks behind a carrier's NAT share addresses: keep this generous.
+    pub max_connections_per_address: usize,
+    pub connect_timeout_s: u64,
+    /// Given to clients asking for keep-alive 0 (none) or more than this.
+    pub max_keep_alive_s: u64,
+    pub max_filters_per_client: usize,
+    /// Deliveries queued per subscriber, in messages and bytes.
+    pub queue_messages: usize,
+    pub queue_bytes: usize,
+    /// QoS 1 deliveries sent to a subscriber and not yet acknowledged.
+    pub inflight: usize,
+    /// How long publishers wait on a subscriber whose queue is full before
+    /// it is disconnected.
+    pub slow_subscriber_ms: u64,
+}
+
+impl Default for BrokerSettings {
+    fn default() -> Self {
+        let d = crate::broker::BrokerConfig::default();
+        BrokerSettings {
+            max_connections: d.max_connections,
+            max_connections_per_address: d.max_connections_per_address,
+            connect_timeout_s: d.connect_timeout.as_secs(),
+            max_keep_alive_s: d.max_keep_alive.as_secs(),
+            max_filters_per_client: d.max_filters,
+            queue_messages: d.queue.messages,
+            queue_bytes: d.queue.bytes,
+            inflight: d.queue.inflight,
+            slow_subscriber_ms: d.slow_subscriber.as_millis() as u64,
+        }
+    }
+}
+
+impl Settings {
+    /// The embedded broker's configuration. Packets may be twice the
+    /// payload limit (plus room for the topic), so that an oversized payload
+    /// still reaches ingest and is counted as `oversized`; beyond that the
+    /// connection is refused from the packet's header.
+    pub fn broker_config(&self) -> crate::broker::BrokerConfig {
+        let b = &self.broker;
+        crate::broker::BrokerConfig {
+            max_connections: b.max_connections,
+            max_connections_per_address: b.max_connections_per_address,
+            connect_timeout: std::time::Duration::from_secs(b.connect_timeout_s),
+            max_keep_alive: std::time::Duration::from_secs(b.max_keep_alive_s),
+            max_packet: self.ingest.max_payload_bytes.saturating_mul(2) + 64 * 1024,
+            max_filters: b.max_filters_per_client,
+            queue: crate::broker::QueueLimits {
+                messages: b.queue_messages,
+                bytes: b.queue_bytes,
+                inflight: b.inflight,
+            },
+            slow_subscriber: std::time::Duration::from_millis(b.slow_subscriber_ms),
+        }
+    }
+
+    /// Whether the embedded broker requires credentials: when asked, and
+    /// always on a non-loopback address.
+    pub fn mqtt_auth_required(&self) -> bool {
+        self.mqtt.auth
+            || parse_socket_addr(&self.mqtt.listen).map_or(true, |a| !a.ip().is_loopback())
+    }
 }
 
 #[derive(Clone, Deserialize)]
@@ -144,6 +224,10 @@ impl Default for MqttSettings {
             buckets: "0-63".into(),
             persistent_session: false,
             topic_prefix: "muckwatch/v1".into(),
+            keep_alive_s: 30,
+            auth: false,
+            username: crate::mqtt_access::SERVICE_USERNAME.into(),
+            password: None,
         }
     }
 }
@@ -210,6 +294,8 @@ pub struct Overrides {
     pub http_addr: Option<String>,
     pub geofences_dir: Option<PathBuf>,
     pub buckets: Option<String>,
+    /// `--mqtt-auth`: true turns authentication on; false leaves it as set.
+    pub mqtt_auth: bool,
 }
 
 /// Environment variables understood, and the setting each one sets.
@@ -218,6 +304,9 @@ pub const ENV_VARS: &[&str] = &[
     "MUCKWATCH_MQTT_LISTEN",
     "MUCKWATCH_MQTT_CLIENT_ID",
     "MUCKWATCH_MQTT_BUCKETS",
+    "MUCKWATCH_MQTT_AUTH",
+    "MUCKWATCH_MQTT_USERNAME",
+    "MUCKWATCH_MQTT_PASSWORD",
     "MUCKWATCH_DATABASE_URL",
     "MUCKWATCH_HTTP_ADDR",
     "MUCKWATCH_GEOFENCES_DIR",
@@ -255,6 +344,15 @@ impl Settings {
         if let Some(v) = env("MUCKWATCH_MQTT_BUCKETS") {
             s.mqtt.buckets = v;
         }
+        if let Some(v) = env("MUCKWATCH_MQTT_AUTH") {
+            s.mqtt.auth = matches!(v.trim(), "1" | "true" | "yes" | "on");
+        }
+        if let Some(v) = env("MUCKWATCH_MQTT_USERNAME") {
+            s.mqtt.username = v;
+        }
+        if let Some(v) = env("MUCKWATCH_MQTT_PASSWORD") {
+            s.mqtt.password = Some(v);
+        }
         if let Some(v) = env("MUCKWATCH_DATABASE_URL") {
             s.database.url = v;
         }
@@ -284,6 +382,9 @@ impl Settings {
         }
         if let Some(v) = &flags.buckets {
             s.mqtt.buckets = v.clone();
+        }
+        if flags.mqtt_auth {
+            s.mqtt.auth = true;
         }
         s.check()?;
         Ok(s)
@@ -324,6 +425,23 @@ impl Settings {
         {
             bail!("mqtt.topic_prefix must be a non-empty topic without wildcards or a trailing /");
         }
+        let b = &self.broker;
+        if b.max_connections == 0
+            || b.max_connections_per_address == 0
+            || b.max_filters_per_client == 0
+            || b.queue_messages == 0
+            || b.inflight == 0
+            || b.max_keep_alive_s == 0
+            || b.connect_timeout_s == 0
+        {
+            bail!("broker: every cap and deadline must be at least 1");
+        }
+        if self.mqtt.keep_alive_s < 2 {
+            bail!("mqtt.keep_alive_s must be at least 2 (rumqttc's minimum is 1, plus room)");
+        }
+        if self.mqtt.username.is_empty() {
+            bail!("mqtt.username must not be empty");
+        }
         if self.mqtt.client_id.is_empty() {
             bail!("mqtt.client_id must not be empty");
         }
@@ -341,6 +459,24 @@ impl Settings {
 pub fn parse_socket_addr(s: &str) -> anyhow::Result<SocketAddr> {
     s.parse::<SocketAddr>()
         .map_err(|_| anyhow::anyhow!("`{s}` is not an address like 127.0.0.1:1883"))
+}
+
+/// A username and password an MQTT client of muckwatch logs in with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MqttLogin {
+    pub username: String,
+    pub password: String,
+}
+
+impl Settings {
+    /// The login of muckwatch's own clients for an external broker, if a
+    /// password is configured.
+    pub fn mqtt_login(&self) -> Option<MqttLogin> {
+        self.mqtt.password.as_ref().map(|p| MqttLogin {
+            username: self.mqtt.username.clone(),
+            password: p.clone(),
+        })
+    }
 }
 
 /// `mqtt://host:port` (port defaults to 1883).

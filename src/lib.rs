@@ -38,7 +38,12 @@
 //! - [`ingest`]: subscribes to the telemetry topics, turns payloads into
 //!   fixes exactly once, refuses bad input (metric, log, dead letter) and
 //!   writes fixes in batches, acknowledging to the broker only after commit.
-//! - [`broker`]: a small embedded MQTT 3.1.1 broker for a bare machine.
+//! - [`mqtt_access`]: who may connect to the MQTT side and publish or
+//!   subscribe to what (devices, officers, muckwatch itself); device
+//!   passwords stored hashed. Asked by the broker and the auth/acl endpoints.
+//! - [`broker`]: a small embedded MQTT 3.1.1 broker for a bare machine that
+//!   no client can stall: caps, deadlines, bounded queues, an indexed
+//!   subscription tree.
 //! - [`replay`]: `muckwatch replay FILE`, NDJSON fixes through detection.
 //! - [`api`]: the HTTP API and the web console; every handler names its caller.
 //! - [`startup`]: assembles all of the above into a running service.
@@ -56,6 +61,7 @@ pub mod geofence;
 pub mod identity;
 pub mod ingest;
 pub mod metrics;
+pub mod mqtt_access;
 pub mod permit;
 pub mod pipeline;
 pub mod registry;

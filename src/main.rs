@@ -80,6 +80,11 @@ struct ServeArgs {
     /// Buckets this instance consumes, e.g. 0-31.
     #[arg(long)]
     buckets: Option<String>,
+    /// The embedded broker refuses clients without valid credentials (devices:
+    /// their mqtt-credentials; officers: username `token`, an API token).
+    /// Always on when --mqtt-listen is not a loopback address.
+    #[arg(long)]
+    mqtt_auth: bool,
 }
 
 #[derive(Args, Clone)]
@@ -236,6 +241,7 @@ fn serve_settings(args: ServeArgs) -> anyhow::Result<Settings> {
         http_addr: args.http,
         geofences_dir: args.geofences,
         buckets: args.buckets,
+        mqtt_auth: args.mqtt_auth,
     };
     settings(&args.common, flags)
 }

@@ -13,10 +13,11 @@ use tokio::sync::watch;
 use crate::alerts::{spawn_mqtt_publisher, AlertHub};
 use crate::api::{self, AppState};
 use crate::broker;
-use crate::configuration::{parse_socket_addr, MqttUrl, Settings};
+use crate::configuration::{parse_socket_addr, MqttLogin, MqttUrl, Settings};
 use crate::geofence::{load_at_start, spawn_reloader, FenceHandle};
 use crate::ingest::{self, IngestConfig, IngestTasks};
 use crate::metrics::Metrics;
+use crate::mqtt_access::{generated_service_login, Gate};
 use crate::pipeline::{Detection, DetectionInput, Outputs};
 use crate::registry::Registry;
 use crate::rules::Rules;
@@ -59,13 +60,15 @@ impl Application {
         let registry = load_registry(&store).await?;
         let metrics = Arc::new(Metrics::default());
         let fences = watch_fences(&settings)?;
-        let mqtt = start_broker(&settings).await?;
+        let broker = start_broker(&settings, &store, &metrics).await?;
+        let mqtt = broker.url.clone();
         let hub = AlertHub::default();
         let (alerts_tx, alerts_rx) = tokio::sync::mpsc::channel(10_000);
         let alert_publisher = spawn_mqtt_publisher(
             &mqtt,
             &settings.mqtt.client_id,
             &settings.mqtt.topic_prefix,
+            broker.login.as_ref(),
             alerts_rx,
             metrics.clone(),
         );
@@ -95,7 +98,12 @@ impl Application {
             shutdown.subscribe(),
         );
         let ingest = ingest::spawn(
-            IngestConfig::new(&settings, mqtt.clone())?,
+            IngestConfig::new(
+                &settings,
+                mqtt.clone(),
+                broker.login.clone(),
+                broker.embedded,
+            )?,
             store.clone(),
             metrics.clone(),
             registry.clone(),
@@ -189,23 +197,59 @@ fn watch_fences(settings: &Settings) -> anyhow::Result<FenceHandle> {
     Ok(fences)
 }
 
-/// The broker to consume from: the configured one, or the embedded one
-/// started here.
-async fn start_broker(settings: &Settings) -> anyhow::Result<MqttUrl> {
+/// The broker muckwatch consumes from, and the login its own clients use.
+struct Broker {
+    url: MqttUrl,
+    login: Option<MqttLogin>,
+    embedded: bool,
+}
+
+/// The configured broker, or the embedded one started here (requiring
+/// credentials when asked to, and always off loopback).
+async fn start_broker(
+    settings: &Settings,
+    store: &Store,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<Broker> {
     if let Some(url) = &settings.mqtt.url {
-        return MqttUrl::parse(url);
+        return Ok(Broker {
+            url: MqttUrl::parse(url)?,
+            login: settings.mqtt_login(),
+            embedded: false,
+        });
     }
     let listen = parse_socket_addr(&settings.mqtt.listen)?;
-    let addr = broker::start_embedded(listen).await?;
-    tracing::info!(%addr, "embedded MQTT broker listening");
+    let login = match settings.mqtt_login() {
+        Some(l) => l,
+        None => generated_service_login(&settings.mqtt.username)?,
+    };
+    let required = settings.mqtt_auth_required();
+    let gate = Gate::new(
+        required,
+        Some(login.clone()),
+        &settings.mqtt.topic_prefix,
+        Some(store.clone()),
+    );
+    let addr = broker::start_embedded(
+        listen,
+        settings.broker_config(),
+        Arc::new(gate),
+        metrics.clone(),
+    )
+    .await?;
+    tracing::info!(%addr, auth = required, "embedded MQTT broker listening");
     let host = if addr.ip().is_unspecified() {
         "127.0.0.1".to_string()
     } else {
         addr.ip().to_string()
     };
-    Ok(MqttUrl {
-        host,
-        port: addr.port(),
+    Ok(Broker {
+        url: MqttUrl {
+            host,
+            port: addr.port(),
+        },
+        login: Some(login),
+        embedded: true,
     })
 }
 

@@ -20,7 +20,7 @@ use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, Publish, QoS, 
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::configuration::{MqttUrl, Settings};
+use crate::configuration::{MqttLogin, MqttUrl, Settings};
 use crate::fix::{DeviceId, Fix};
 use crate::metrics::Metrics;
 use crate::pipeline::DetectionInput;
@@ -44,14 +44,28 @@ pub struct IngestConfig {
     pub dead_letter_max: u64,
     pub queue_capacity: usize,
     pub max_future_ms: i64,
+    /// The login of muckwatch's own clients, if the broker wants one.
+    pub login: Option<MqttLogin>,
+    pub keep_alive: Duration,
 }
 
 impl IngestConfig {
-    pub fn new(settings: &Settings, broker: MqttUrl) -> anyhow::Result<IngestConfig> {
+    /// `login`: muckwatch's own credentials; `embedded`: the broker is the
+    /// in-process one, where ingest always keeps its session, so that what a
+    /// truck had acknowledged survives ingest missing its keep-alive (a
+    /// long database stall) and reconnecting.
+    pub fn new(
+        settings: &Settings,
+        broker: MqttUrl,
+        login: Option<MqttLogin>,
+        embedded: bool,
+    ) -> anyhow::Result<IngestConfig> {
         Ok(IngestConfig {
             broker,
             client_id: settings.mqtt.client_id.clone(),
-            persistent_session: settings.mqtt.persistent_session,
+            persistent_session: settings.mqtt.persistent_session || embedded,
+            login,
+            keep_alive: Duration::from_secs(settings.mqtt.keep_alive_s),
             topic_prefix: settings.mqtt.topic_prefix.clone(),
             buckets: BucketSet::parse(&settings.mqtt.buckets)?,
             max_payload_bytes: settings.ingest.max_payload_bytes,
@@ -94,13 +108,16 @@ pub fn spawn(
         cfg.broker.host.clone(),
         cfg.broker.port,
     );
-    opts.set_keep_alive(Duration::from_secs(30))
+    opts.set_keep_alive(cfg.keep_alive)
         .set_clean_session(!cfg.persistent_session)
         .set_manual_acks(true)
         // Room for anything a broker may deliver: an oversized payload must
         // reach the decoder to be counted, not break the connection.
         .set_max_packet_size((cfg.max_payload_bytes * 4).max(16 << 20), 1 << 20)
         .set_request_channel_capacity(10_000);
+    if let Some(l) = &cfg.login {
+        opts.set_credentials(l.username.clone(), l.password.clone());
+    }
     let (client, eventloop) = AsyncClient::new(opts, 10_000);
     let (tx, rx) = mpsc::channel(cfg.queue_capacity);
     let (ready_tx, subscribed) = watch::channel(false);

@@ -32,6 +32,7 @@ mod db;
 mod fixes;
 mod fleet;
 mod migrate;
+mod mqtt;
 mod permits;
 mod postgres;
 mod records;

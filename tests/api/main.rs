@@ -9,6 +9,7 @@ mod common;
 
 mod access;
 mod alerts;
+mod broker;
 mod cases;
 mod cli;
 mod console;
