@@ -60,6 +60,7 @@ pub mod fix;
 pub mod geofence;
 pub mod identity;
 pub mod ingest;
+pub mod jt808;
 pub mod metrics;
 pub mod mqtt_access;
 pub mod permit;
