@@ -17,6 +17,7 @@ pub struct Metrics {
     pub fixes_ingested: AtomicU64,
     pub fixes_duplicate: AtomicU64,
     pub fixes_unregistered: AtomicU64,
+    pub fixes_clock_skew: AtomicU64,
     pub alerts_published: AtomicU64,
     pub alerts_dropped: AtomicU64,
     pub write_errors: AtomicU64,
@@ -65,6 +66,12 @@ impl Metrics {
             "muckwatch_fixes_unregistered_total",
             "Fixes from devices registered to no vehicle",
             &self.fixes_unregistered,
+        );
+        counter(
+            &mut out,
+            "muckwatch_fixes_clock_skew_total",
+            "Fixes stamped far ahead of the fleet clock or the wall clock: stored, not evaluated",
+            &self.fixes_clock_skew,
         );
         header(
             &mut out,

@@ -11,6 +11,7 @@ mod access;
 mod alerts;
 mod cases;
 mod cli;
+mod clocks;
 mod console;
 mod ingest;
 mod violations;
