@@ -17,9 +17,11 @@ pub struct Metrics {
     pub fixes_ingested: AtomicU64,
     pub fixes_duplicate: AtomicU64,
     pub fixes_unregistered: AtomicU64,
+    pub fixes_clock_skew: AtomicU64,
     pub alerts_published: AtomicU64,
     pub alerts_dropped: AtomicU64,
     pub write_errors: AtomicU64,
+    pub fixes_quarantined: AtomicU64,
     pub dead_letters_dropped: AtomicU64,
     pub mqtt_reconnects: AtomicU64,
     /// Clients connected to the embedded broker now (a gauge).
@@ -80,6 +82,12 @@ impl Metrics {
             "Fixes from devices registered to no vehicle",
             &self.fixes_unregistered,
         );
+        counter(
+            &mut out,
+            "muckwatch_fixes_clock_skew_total",
+            "Fixes stamped far ahead of the fleet clock or the wall clock: stored, not evaluated",
+            &self.fixes_clock_skew,
+        );
         header(
             &mut out,
             "muckwatch_messages_rejected_total",
@@ -123,13 +131,19 @@ impl Metrics {
         counter(
             &mut out,
             "muckwatch_store_write_errors_total",
-            "Batch writes that failed and were retried",
+            "Batch writes that failed (retried when the error may pass, split when it is the data)",
             &self.write_errors,
         );
         counter(
             &mut out,
+            "muckwatch_fixes_quarantined_total",
+            "Fixes the database refused (a data error): kept as dead letters, the rest of their batch committed",
+            &self.fixes_quarantined,
+        );
+        counter(
+            &mut out,
             "muckwatch_dead_letters_dropped_total",
-            "Rejected messages not kept because the dead-letter queue was full",
+            "Rejected messages not kept (the dead-letter queue was full, or the database refused them)",
             &self.dead_letters_dropped,
         );
         counter(

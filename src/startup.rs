@@ -272,6 +272,7 @@ async fn start_detection(
         &input,
         |d| buckets.contains(d.default_bucket()),
         settings.ingest.warm_up_s as i64 * 1000,
+        settings.ingest.max_future_s as i64 * 1000,
     )
     .await?;
     if warmed > 0 {

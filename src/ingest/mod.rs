@@ -127,6 +127,7 @@ pub fn spawn(
         metrics.clone(),
         client.clone(),
         cfg.clone(),
+        shutdown.clone(),
     ));
     let reader = Reader {
         cfg,

@@ -50,6 +50,13 @@ pub struct RulesConfig {
     /// The same code is not raised again for the same vehicle within this long after
     /// an episode ends.
     pub quiet_period_s: u64,
+    /// Terminal clocks are not trusted: a fix stamped more than this ahead of the
+    /// fleet clock and of its own vehicle's last fix (or of the wall clock) is held
+    /// back from the rules until its vehicle's next fix confirms it, and dropped
+    /// from them (still stored, counted as clock skew) if that fix is behind it.
+    /// The fleet clock never runs past the wall clock plus this. (An addition to
+    /// the contract's column.)
+    pub clock_skew_s: u64,
 }
 
 impl Default for RulesConfig {
@@ -73,6 +80,7 @@ impl Default for RulesConfig {
             gap_jump_kmh: 150.0,
             gap_jump_tolerance_m: 30.0,
             quiet_period_s: 600,
+            clock_skew_s: 60,
         }
     }
 }
@@ -128,6 +136,9 @@ impl RulesConfig {
         }
         if self.gap_silence_s == 0 {
             return Err("rules.gap_silence_s must be at least 1".into());
+        }
+        if self.clock_skew_s == 0 {
+            return Err("rules.clock_skew_s must be at least 1".into());
         }
         Ok(())
     }

@@ -12,6 +12,7 @@ mod alerts;
 mod broker;
 mod cases;
 mod cli;
+mod clocks;
 mod console;
 mod deadlines;
 mod hygiene;

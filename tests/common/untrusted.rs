@@ -165,3 +165,76 @@ pub async fn nul_and_control_characters_are_refused_at_the_edge(app: &TestApp) {
     .await;
     assert!(more.is_some(), "ingest goes on");
 }
+
+/// The device whose rows the database refuses in
+/// [`a_refused_row_costs_only_itself`] (the test installs the refusal: a
+/// trigger on SQLite, a CHECK constraint on PostgreSQL).
+pub const POISONED_DEVICE: &str = "dev-poison";
+
+/// Rows the database refuses (a data error, not a passing one) are found
+/// and quarantined as dead letters; the rest of their batch is committed
+/// and the batches after it go on.
+pub async fn a_refused_row_costs_only_itself(app: &TestApp) {
+    app.register("firm-p", "苏J0P001", "dev-fine").await;
+    app.register("firm-p", "苏J0P002", POISONED_DEVICE).await;
+    let p = app.publisher().await;
+    let fix = |dev: &str, s: u32| {
+        fix_json(
+            dev,
+            &format!("2021-06-01T22:10:{s:02}+08:00"),
+            33.38,
+            120.16,
+            20.0,
+        )
+    };
+    for s in 0..5 {
+        p.send("dev-fine", fix("dev-fine", s)).await;
+        p.send(POISONED_DEVICE, fix(POISONED_DEVICE, s)).await;
+    }
+    // and one message with both kinds in one batch array is not possible
+    // (one device per topic), so a batch of the poisoned device's own
+    let batch: Vec<String> = (5..8).map(|s| fix(POISONED_DEVICE, s)).collect();
+    p.send(POISONED_DEVICE, format!("[{}]", batch.join(",")))
+        .await;
+    let track_len = |plate: &'static str| async move {
+        let r = app.track(plate, &app.admin).await;
+        r.json()["properties"]["fixes"]
+            .as_array()
+            .map_or(0, Vec::len)
+    };
+    let quarantined = eventually(Duration::from_secs(20), || async {
+        let q = app.metric("muckwatch_fixes_quarantined_total").await;
+        (q >= 8.0 && track_len("苏J0P001").await == 5).then_some(q)
+    })
+    .await;
+    assert_eq!(
+        quarantined,
+        Some(8.0),
+        "every refused row found, the others stored"
+    );
+    // the next batches are written as usual
+    for s in 5..10 {
+        p.send("dev-fine", fix("dev-fine", s)).await;
+    }
+    let next = eventually(Duration::from_secs(20), || async {
+        (track_len("苏J0P001").await == 10).then_some(())
+    })
+    .await;
+    assert!(next.is_some(), "the batch after a data error is stored");
+    assert_eq!(track_len("苏J0P002").await, 0);
+    assert_eq!(app.metric("muckwatch_fixes_ingested_total").await, 10.0);
+    let r = app
+        .get("/api/v1/dead-letters?limit=100", Some(&app.admin))
+        .await
+        .json();
+    let kept: Vec<&serde_json::Value> = r["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|d| d["reason"] == "store_refused")
+        .collect();
+    assert_eq!(kept.len(), 8, "{r}");
+    assert!(kept.iter().all(|d| d["payload"]
+        .as_str()
+        .is_some_and(|p| p.contains(POISONED_DEVICE))));
+}
