@@ -191,6 +191,40 @@ impl Gate {
         }
     }
 
+    /// Who a client that logged in as `username` is, for an external
+    /// broker's authorization request: an officer's role comes back as the
+    /// `role` client attribute that [`Gate::check`]'s answer set (EMQX
+    /// `${client_attrs.role}`); the username alone cannot say it.
+    pub fn client_for_acl(&self, username: &str, role: Option<&str>) -> Option<MqttClient> {
+        if self
+            .service
+            .as_ref()
+            .is_some_and(|s| s.username == username)
+        {
+            return Some(MqttClient::Service);
+        }
+        if username == OFFICER_USERNAME {
+            return match Role::parse(role?).ok()? {
+                r @ (Role::Admin | Role::Dept(_)) => Some(MqttClient::Officer(r)),
+                Role::Firm(_) => None,
+            };
+        }
+        DeviceId::parse(username).ok().map(MqttClient::Device)
+    }
+
+    /// The topics `client` may use, as EMQX ACL rules (`acl` in an
+    /// authentication answer), ending with a deny of everything else.
+    pub fn acl_rules(&self, client: &MqttClient) -> Vec<(&'static str, String)> {
+        let p = &self.prefix;
+        match client {
+            MqttClient::Service | MqttClient::Anonymous => vec![("all", "#".into())],
+            MqttClient::Device(d) => vec![("publish", crate::ingest::position_topic(p, d))],
+            MqttClient::Officer(Role::Admin) => vec![("subscribe", format!("{p}/alerts/#"))],
+            MqttClient::Officer(Role::Dept(d)) => vec![("subscribe", format!("{p}/alerts/{d}"))],
+            MqttClient::Officer(Role::Firm(_)) => vec![],
+        }
+    }
+
     /// May `client` publish to `topic`?
     pub fn may_publish(&self, client: &MqttClient, topic: &str) -> bool {
         match client {

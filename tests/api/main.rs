@@ -14,4 +14,5 @@ mod cases;
 mod cli;
 mod console;
 mod ingest;
+mod mqtt_auth;
 mod violations;
