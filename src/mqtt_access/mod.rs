@@ -13,6 +13,7 @@
 //!   without credentials is anonymous and unrestricted, so that the
 //!   simulator and a quick `mosquitto_sub` work on one machine.
 
+mod mosquitto;
 mod secret;
 
 use std::fmt;
@@ -24,6 +25,7 @@ use crate::fix::DeviceId;
 use crate::metrics::MqttRefusal;
 use crate::store::Store;
 
+pub use mosquitto::{mosquitto_files, write_mosquitto_files};
 pub use secret::{hash_secret, new_secret, verify_secret};
 
 /// The username officers' clients log in with; their password is an API token.
