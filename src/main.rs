@@ -59,6 +59,25 @@ enum Command {
         #[command(subcommand)]
         command: FencesCommand,
     },
+    /// MQTT access for external brokers.
+    Mqtt {
+        #[command(subcommand)]
+        command: MqttCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum MqttCommand {
+    /// Write a Mosquitto password file and ACL file (DIR/passwd, DIR/acl) from the
+    /// devices' credentials and muckwatch's own login (mqtt.username, mqtt.password);
+    /// rerun after issuing credentials, then send Mosquitto SIGHUP.
+    MosquittoFiles {
+        /// Directory to write `passwd` and `acl` into.
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
 }
 
 #[derive(Args, Clone, Default)]
@@ -191,6 +210,33 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 )
                 .await?;
             println!("created token for role {role}: {token}");
+            Ok(())
+        }
+        Command::Mqtt {
+            command: MqttCommand::MosquittoFiles { out, common },
+        } => {
+            let settings = settings(&common, Overrides::default())?;
+            let login = settings.mqtt_login().ok_or_else(|| {
+                anyhow::anyhow!(
+                    "mqtt.password (or MUCKWATCH_MQTT_PASSWORD) must be set: it is the password \
+                     muckwatch's own clients will log in to Mosquitto with"
+                )
+            })?;
+            let store = Store::connect(&settings.database.url).await?;
+            let devices = store.mqtt_credentials().await?;
+            let (passwd, acl) = muckwatch::mqtt_access::mosquitto_files(
+                &login,
+                &devices,
+                &settings.mqtt.topic_prefix,
+            )?;
+            muckwatch::mqtt_access::write_mosquitto_files(&out, &passwd, &acl)?;
+            println!(
+                "wrote {} and {} ({} devices and {}); reload Mosquitto with SIGHUP",
+                out.join("passwd").display(),
+                out.join("acl").display(),
+                devices.len(),
+                login.username
+            );
             Ok(())
         }
         Command::Replay {

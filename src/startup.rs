@@ -27,6 +27,9 @@ pub struct Application {
     pub http_addr: SocketAddr,
     /// The broker muckwatch consumes from (embedded or external).
     pub mqtt: MqttUrl,
+    /// The login muckwatch's own MQTT clients use (generated for the
+    /// embedded broker unless configured).
+    pub mqtt_login: Option<MqttLogin>,
     pub store: Store,
     pub metrics: Arc<Metrics>,
     pub registry: Arc<Registry>,
@@ -121,12 +124,14 @@ impl Application {
                 hub,
                 shutdown: shutdown.subscribe(),
                 tz,
+                mqtt: broker.gate.clone(),
             }),
             settings.http.limits(),
         );
         Ok(Application {
             http_addr,
             mqtt,
+            mqtt_login: broker.login.clone(),
             store,
             metrics,
             registry,
@@ -202,6 +207,8 @@ struct Broker {
     url: MqttUrl,
     login: Option<MqttLogin>,
     embedded: bool,
+    /// The access rules (also answered over HTTP for external brokers).
+    gate: Arc<Gate>,
 }
 
 /// The configured broker, or the embedded one started here (requiring
@@ -212,9 +219,16 @@ async fn start_broker(
     metrics: &Arc<Metrics>,
 ) -> anyhow::Result<Broker> {
     if let Some(url) = &settings.mqtt.url {
+        let login = settings.mqtt_login();
         return Ok(Broker {
             url: MqttUrl::parse(url)?,
-            login: settings.mqtt_login(),
+            gate: Arc::new(Gate::new(
+                true,
+                login.clone(),
+                &settings.mqtt.topic_prefix,
+                Some(store.clone()),
+            )),
+            login,
             embedded: false,
         });
     }
@@ -224,16 +238,16 @@ async fn start_broker(
         None => generated_service_login(&settings.mqtt.username)?,
     };
     let required = settings.mqtt_auth_required();
-    let gate = Gate::new(
+    let gate = Arc::new(Gate::new(
         required,
         Some(login.clone()),
         &settings.mqtt.topic_prefix,
         Some(store.clone()),
-    );
+    ));
     let addr = broker::start_embedded(
         listen,
         settings.broker_config(),
-        Arc::new(gate),
+        gate.clone(),
         metrics.clone(),
     )
     .await?;
@@ -250,6 +264,7 @@ async fn start_broker(
         },
         login: Some(login),
         embedded: true,
+        gate,
     })
 }
 

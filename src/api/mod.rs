@@ -13,6 +13,7 @@ mod error;
 mod firms;
 mod ingest;
 mod input;
+mod mqtt;
 mod permits;
 mod server;
 mod stats;
@@ -50,6 +51,8 @@ pub struct AppState {
     /// Turns true at shutdown; long-lived responses (SSE) end then.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
     pub tz: chrono_tz::Tz,
+    /// The MQTT access rules, for the auth/acl endpoints of external brokers.
+    pub mqtt: Arc<crate::mqtt_access::Gate>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -70,6 +73,12 @@ pub fn router(state: AppState) -> Router {
             post(vehicles::create).get(console::list),
         )
         .route("/api/v1/vehicles/{plate}/track", get(vehicles::track))
+        .route(
+            "/api/v1/vehicles/{plate}/mqtt-credentials",
+            post(mqtt::create_credentials),
+        )
+        .route("/api/v1/mqtt/auth", post(mqtt::auth))
+        .route("/api/v1/mqtt/acl", post(mqtt::acl))
         .route("/api/v1/permits", post(permits::create).get(permits::list))
         .route(
             "/api/v1/permits/{id}",

@@ -384,9 +384,16 @@ async fn write_loop(
                     Some(p) => encode(&p, &mut out)?,
                     None => return Ok(()),
                 },
-                // A second writer of a resumed session may take a wake-up
-                // meant for this one while it goes away: look again soon.
-                _ = tokio::time::timeout(Duration::from_secs(1), session.wake.notified()) => {}
+                // On a resumed session the writer of the connection going
+                // away may take a wake-up meant for this one: look again
+                // soon. Others wait (no timer per idle connection).
+                _ = async {
+                    if session.persistent {
+                        let _ = tokio::time::timeout(Duration::from_secs(1), session.wake.notified()).await;
+                    } else {
+                        session.wake.notified().await;
+                    }
+                } => {}
             }
             if out.is_empty() {
                 continue;

@@ -13,6 +13,7 @@
 //!   without credentials is anonymous and unrestricted, so that the
 //!   simulator and a quick `mosquitto_sub` work on one machine.
 
+mod mosquitto;
 mod secret;
 
 use std::fmt;
@@ -24,6 +25,7 @@ use crate::fix::DeviceId;
 use crate::metrics::MqttRefusal;
 use crate::store::Store;
 
+pub use mosquitto::{mosquitto_files, write_mosquitto_files};
 pub use secret::{hash_secret, new_secret, verify_secret};
 
 /// The username officers' clients log in with; their password is an API token.
@@ -188,6 +190,40 @@ impl Gate {
         match lookup(store.mqtt_credential(&device)).await? {
             Some(hash) if verify_secret(password, &hash) => Ok(MqttClient::Device(device)),
             _ => Err(LoginRefused::BadCredentials),
+        }
+    }
+
+    /// Who a client that logged in as `username` is, for an external
+    /// broker's authorization request: an officer's role comes back as the
+    /// `role` client attribute that [`Gate::check`]'s answer set (EMQX
+    /// `${client_attrs.role}`); the username alone cannot say it.
+    pub fn client_for_acl(&self, username: &str, role: Option<&str>) -> Option<MqttClient> {
+        if self
+            .service
+            .as_ref()
+            .is_some_and(|s| s.username == username)
+        {
+            return Some(MqttClient::Service);
+        }
+        if username == OFFICER_USERNAME {
+            return match Role::parse(role?).ok()? {
+                r @ (Role::Admin | Role::Dept(_)) => Some(MqttClient::Officer(r)),
+                Role::Firm(_) => None,
+            };
+        }
+        DeviceId::parse(username).ok().map(MqttClient::Device)
+    }
+
+    /// The topics `client` may use, as EMQX ACL rules (`acl` in an
+    /// authentication answer), ending with a deny of everything else.
+    pub fn acl_rules(&self, client: &MqttClient) -> Vec<(&'static str, String)> {
+        let p = &self.prefix;
+        match client {
+            MqttClient::Service | MqttClient::Anonymous => vec![("all", "#".into())],
+            MqttClient::Device(d) => vec![("publish", crate::ingest::position_topic(p, d))],
+            MqttClient::Officer(Role::Admin) => vec![("subscribe", format!("{p}/alerts/#"))],
+            MqttClient::Officer(Role::Dept(d)) => vec![("subscribe", format!("{p}/alerts/{d}"))],
+            MqttClient::Officer(Role::Firm(_)) => vec![],
         }
     }
 

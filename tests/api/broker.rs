@@ -226,6 +226,21 @@ async fn connections_beyond_the_cap_are_refused_and_http_still_answers() {
     assert_eq!(app.metric("muckwatch_mqtt_connections ").await, 4.0);
     assert_eq!(app.get("/healthz", None).await.status, 200);
     app.stop().await;
+
+    // The same per address.
+    let db = temp_db();
+    let mut settings = test_settings(&db);
+    settings.broker.max_connections_per_address = 3;
+    let app = spawn_with(settings).await;
+    let _a = raw_connect(&addr(&app), 30).await;
+    let mut b = TcpStream::connect(addr(&app)).await.unwrap();
+    assert!(closed_within(&mut b, Duration::from_secs(5)).await);
+    assert_eq!(
+        app.metric("muckwatch_mqtt_refused_total{reason=\"max_connections_per_address\"}")
+            .await,
+        1.0
+    );
+    app.stop().await;
 }
 
 /// A broker on its own, with short deadlines.

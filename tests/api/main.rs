@@ -17,4 +17,5 @@ mod console;
 mod deadlines;
 mod hygiene;
 mod ingest;
+mod mqtt_auth;
 mod violations;

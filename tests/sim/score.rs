@@ -36,6 +36,7 @@ async fn drive(app: &TestApp, fleet: &mut Fleet) -> PublishSummary {
         max_wall: None,
         progress: false,
         client_id: unique("sim"),
+        login: None,
     };
     let sent = publish(fleet, &options)
         .await
