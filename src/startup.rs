@@ -30,6 +30,9 @@ pub struct Application {
     pub metrics: Arc<Metrics>,
     pub registry: Arc<Registry>,
     pub fences: FenceHandle,
+    /// Where JT/T 808 terminals connect, when the gateway is on.
+    pub jt808_addr: Option<SocketAddr>,
+    jt808: Option<crate::jt808::Gateway>,
     listener: TcpListener,
     router: axum::Router,
     shutdown: watch::Sender<bool>,
@@ -100,6 +103,20 @@ impl Application {
             Some(detection_input),
             shutdown_rx,
         );
+        let jt808 = match &settings.jt808.listen {
+            Some(listen) => Some(
+                crate::jt808::Gateway::start(
+                    listen,
+                    &settings,
+                    mqtt.clone(),
+                    store.clone(),
+                    metrics.clone(),
+                    shutdown.subscribe(),
+                )
+                .await?,
+            ),
+            None => None,
+        };
         let listener = bind_http(&settings).await?;
         let http_addr = listener.local_addr()?;
         let router = api::router(AppState {
@@ -118,6 +135,8 @@ impl Application {
             metrics,
             registry,
             fences,
+            jt808_addr: jt808.as_ref().map(|g| g.addr),
+            jt808,
             listener,
             router,
             shutdown,
@@ -150,6 +169,9 @@ impl Application {
             })
             .await
             .context("HTTP server failed")?;
+        if let Some(g) = self.jt808 {
+            g.stopped().await;
+        }
         tracing::info!("HTTP stopped; flushing ingest");
         let _ = self.ingest.mqtt.await;
         let _ = self.ingest.writer.await;

@@ -36,6 +36,7 @@ mod permits;
 mod postgres;
 mod records;
 mod sqlite;
+mod terminals;
 mod violations;
 
 use std::fmt;
@@ -49,6 +50,7 @@ pub use records::{
     AuditRecord, CaseFilter, CaseRecord, DeadLetter, PermitFilter, Stats, StoredDeadLetter,
     ViolationFilter,
 };
+pub use terminals::TerminalRegistration;
 
 #[derive(Debug)]
 pub enum StoreError {

@@ -13,4 +13,5 @@ mod cases;
 mod cli;
 mod console;
 mod ingest;
+mod jt808;
 mod violations;

@@ -1,0 +1,409 @@
+//! JT/T 808 terminals over real TCP, through the gateway inside `serve`
+//! and the embedded broker, to detection and the API: what a city sees
+//! when it connects a real truck.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use muckwatch::identity::DeviceId;
+use muckwatch::jt808::body::{register_result, result};
+use muckwatch::jt808::location::{STATUS_ACC, STATUS_POSITIONED};
+use muckwatch::jt808::{
+    frame, Authenticate, BatchKind, BcdTime, BodyAttrs, Edition, Header, Inbound, Jt808Codec,
+    Location, Message, Outbound, Register,
+};
+use serde_json::Value;
+use tokio::net::TcpStream;
+use tokio_util::codec::Framed;
+
+use crate::common::{eventually, spawn_with, temp_db, test_settings, TestApp};
+
+const LIMIT: Duration = Duration::from_secs(15);
+
+async fn spawn_gateway() -> TestApp {
+    let mut s = test_settings(&temp_db());
+    s.jt808.listen = Some("127.0.0.1:0".into());
+    spawn_with(s).await
+}
+
+/// A terminal as the field has them: one TCP connection, one edition.
+struct Terminal {
+    conn: Framed<TcpStream, Jt808Codec>,
+    device: DeviceId,
+    edition: Edition,
+    serial: u16,
+}
+
+impl Terminal {
+    async fn connect(addr: SocketAddr, device: &str, edition: Edition) -> Terminal {
+        let stream = TcpStream::connect(addr).await.expect("gateway accepts");
+        Terminal {
+            conn: Framed::new(stream, Jt808Codec::default()),
+            device: DeviceId::parse(device).unwrap(),
+            edition,
+            serial: 0,
+        }
+    }
+
+    fn header(&mut self) -> Header {
+        self.serial += 1;
+        Header {
+            msg_id: 0,
+            attrs: BodyAttrs::from_word(0),
+            edition: self.edition,
+            device: self.device,
+            serial: self.serial,
+            part: None,
+        }
+    }
+
+    /// Sends a message; returns its serial number.
+    async fn send(&mut self, message: Message) -> u16 {
+        let header = self.header();
+        self.conn
+            .send(Outbound { header, message })
+            .await
+            .expect("send");
+        header.serial
+    }
+
+    async fn send_raw(&mut self, bytes: &[u8]) {
+        use tokio::io::AsyncWriteExt;
+        self.conn
+            .get_mut()
+            .write_all(bytes)
+            .await
+            .expect("send raw");
+    }
+
+    /// The next reply, or None when the gateway closed the connection.
+    async fn reply(&mut self) -> Option<(Header, Message)> {
+        let item = tokio::time::timeout(LIMIT, self.conn.next())
+            .await
+            .expect("a reply in time")?;
+        match item.ok()? {
+            Inbound::Packet(p) => {
+                let m = Message::decode(p.header.msg_id, p.header.edition, &p.body)
+                    .expect("reply body")
+                    .expect("known reply");
+                Some((p.header, m))
+            }
+            other => panic!("gateway sent a bad frame: {other:?}"),
+        }
+    }
+
+    /// Sends and expects 0x8001 for it; returns its result.
+    async fn call(&mut self, message: Message) -> u8 {
+        let id = message.id();
+        let serial = self.send(message).await;
+        self.general_response(serial, id).await
+    }
+
+    async fn general_response(&mut self, serial: u16, id: u16) -> u8 {
+        match self.reply().await {
+            Some((
+                h,
+                Message::PlatformResponse {
+                    serial: s,
+                    id: i,
+                    result,
+                },
+            )) => {
+                assert_eq!((s, i), (serial, id), "0x8001 names the message it answers");
+                assert_eq!(h.device, self.device);
+                assert_eq!(
+                    h.edition, self.edition,
+                    "answered in the terminal's edition"
+                );
+                result
+            }
+            other => panic!("expected 0x8001, got {other:?}"),
+        }
+    }
+
+    async fn register(&mut self, plate: &str) -> (u8, Option<String>) {
+        let serial = self
+            .send(Message::Register(Register {
+                province: 32,
+                city: 900,
+                maker: "MW".into(),
+                model: "MW-1".into(),
+                terminal_id: "T1".into(),
+                plate_color: 2,
+                plate: plate.into(),
+            }))
+            .await;
+        match self.reply().await {
+            Some((
+                _,
+                Message::RegisterResponse {
+                    serial: s,
+                    result,
+                    code,
+                },
+            )) => {
+                assert_eq!(s, serial);
+                (result, code)
+            }
+            other => panic!("expected 0x8100, got {other:?}"),
+        }
+    }
+
+    async fn authenticate(&mut self, code: &str) -> u8 {
+        let imei =
+            matches!(self.edition, Edition::V2019 { .. }).then(|| "860000000000001".to_string());
+        self.call(Message::Authenticate(Authenticate {
+            code: code.into(),
+            software: imei.as_ref().map(|_| "1.0".to_string()),
+            imei,
+        }))
+        .await
+    }
+
+    /// Register and authenticate; returns the code.
+    async fn login(&mut self, plate: &str) -> String {
+        let (r, code) = self.register(plate).await;
+        assert_eq!(r, register_result::OK);
+        let code = code.expect("an auth code");
+        assert_eq!(self.authenticate(&code).await, result::OK);
+        code
+    }
+}
+
+/// A location at 22:00:00 + `i` x 10 s local time (UTC+8), heading east at 70 km/h:
+/// the same track as the JSON speeding test.
+fn speeding_fix(i: u32) -> Location {
+    let s = 10 * i;
+    Location {
+        alarm: 0,
+        status: STATUS_ACC | STATUS_POSITIONED,
+        lat_e6: 33_335_000,
+        lon_e6: (120.02e6 + 2090.0 * f64::from(i)).round() as u32,
+        altitude_m: 10,
+        speed_dkmh: 700,
+        direction: 90,
+        time: BcdTime::from_parts(2021, 6, 1, 22 + s / 3600, s / 60 % 60, s % 60),
+        extras: Vec::new(),
+    }
+}
+
+async fn ingested(app: &TestApp) -> f64 {
+    app.metric("muckwatch_fixes_ingested_total").await
+}
+
+async fn wait_ingested(app: &TestApp, n: f64) {
+    let ok = eventually(LIMIT, || async { (ingested(app).await >= n).then_some(()) }).await;
+    assert!(
+        ok.is_some(),
+        "{n} fixes not ingested; have {}",
+        ingested(app).await
+    );
+}
+
+#[tokio::test]
+async fn a_terminal_registers_authenticates_and_its_locations_raise_speeding_like_json() {
+    let app = spawn_gateway().await;
+    let addr = app.jt808.expect("gateway on");
+    app.register("firm-j", "苏J80801", "013900000001").await;
+
+    let mut t = Terminal::connect(addr, "013900000001", Edition::V2013).await;
+    let code = t.login("苏J80801").await;
+    assert_eq!(t.call(Message::Heartbeat).await, result::OK);
+    // Half the night one by one, the rest as a batch.
+    for i in 0..18 {
+        assert_eq!(t.call(Message::Location(speeding_fix(i))).await, result::OK);
+    }
+    let batch = Message::Batch(muckwatch::jt808::Batch {
+        kind: BatchKind::Normal,
+        locations: (18..36).map(speeding_fix).collect(),
+    });
+    assert_eq!(t.call(batch).await, result::OK);
+    wait_ingested(&app, 36.0).await;
+
+    let police = app.token("dept:police").await;
+    let v = eventually(LIMIT, || async {
+        let r = app
+            .get("/api/v1/violations?code=SPEEDING", Some(&police))
+            .await;
+        (r.json()["total"] == 1).then(|| r.json()["items"][0].clone())
+    })
+    .await
+    .expect("SPEEDING raised on JT/T 808 fixes");
+    // Exactly what the same track over MQTT JSON raises (tests/api/violations.rs).
+    assert_eq!(v["plate"], "苏J80801");
+    assert_eq!(v["device_id"], "013900000001");
+    assert_eq!(v["started_at"], "2021-06-01T22:00:00+08:00");
+    assert_eq!(v["measured"], 70.0);
+
+    let fixes = app.track("苏J80801", &app.admin).await.json();
+    let first: &Value = &fixes["properties"]["fixes"][0];
+    assert_eq!(first["speed_kmh"], 70.0);
+    assert_eq!(first["heading"], 90.0);
+    assert_eq!(first["acc"], true);
+    assert_eq!(first["lat"], 33.335);
+    assert!(
+        first.get("cover_closed").is_none_or(Value::is_null),
+        "default profile maps nothing: {first}"
+    );
+    assert_eq!(app.metric("muckwatch_jt808_terminals_connected").await, 1.0);
+
+    // The same terminal after a firmware update to 2019: same device id,
+    // the kept code still good.
+    drop(t);
+    let mut t19 = Terminal::connect(addr, "013900000001", Edition::V2019 { version: 1 }).await;
+    assert_eq!(t19.authenticate(&code).await, result::OK);
+    let mut late = speeding_fix(40);
+    late.speed_dkmh = 100;
+    assert_eq!(t19.call(Message::Location(late)).await, result::OK);
+    wait_ingested(&app, 37.0).await;
+    let fixes = app.track("苏J80801", &app.admin).await.json();
+    assert_eq!(
+        fixes["properties"]["fixes"].as_array().map(Vec::len),
+        Some(37)
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn unknown_terminals_and_wrong_codes_get_nothing_stored() {
+    let app = spawn_gateway().await;
+    let addr = app.jt808.expect("gateway on");
+    app.register("firm-j", "苏J80802", "013900000002").await;
+
+    // A device no vehicle has: no code.
+    let mut stranger = Terminal::connect(addr, "013999999999", Edition::V2013).await;
+    assert_eq!(
+        stranger.register("苏J00000").await,
+        (register_result::NO_SUCH_TERMINAL, None)
+    );
+    assert_eq!(stranger.authenticate("guess").await, result::FAILED);
+    // Anything else before authentication: refused, connection closed.
+    let serial = stranger.send(Message::Location(speeding_fix(0))).await;
+    assert_eq!(
+        stranger.general_response(serial, 0x0200).await,
+        result::FAILED
+    );
+    assert!(stranger.reply().await.is_none(), "connection closed");
+
+    // A registered device with a wrong code, then an old one.
+    let mut t = Terminal::connect(addr, "013900000002", Edition::V2013).await;
+    let (r, first) = t.register("苏J80802").await;
+    assert_eq!(r, register_result::OK);
+    let (_, second) = t.register("苏J80802").await;
+    let (first, second) = (first.unwrap(), second.unwrap());
+    assert_ne!(first, second, "codes are random");
+    assert_eq!(t.authenticate("0123456789abcdef").await, result::FAILED);
+    assert_eq!(
+        t.authenticate(&first).await,
+        result::FAILED,
+        "replaced on re-registration"
+    );
+    // Locations are still refused: the terminal is not authenticated.
+    let serial = t.send(Message::Location(speeding_fix(1))).await;
+    assert_eq!(t.general_response(serial, 0x0200).await, result::FAILED);
+    assert!(t.reply().await.is_none());
+
+    // The current code works; its one location is the only fix stored.
+    let mut t = Terminal::connect(addr, "013900000002", Edition::V2013).await;
+    assert_eq!(t.authenticate(&second).await, result::OK);
+    assert_eq!(t.call(Message::Location(speeding_fix(2))).await, result::OK);
+    wait_ingested(&app, 1.0).await;
+    assert_eq!(ingested(&app).await, 1.0);
+    assert!(
+        app.metric("muckwatch_jt808_frames_rejected_total{reason=\"not_authenticated\"}")
+            .await
+            >= 4.0
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn bad_frames_are_answered_or_skipped_and_the_gateway_goes_on() {
+    let app = spawn_gateway().await;
+    let addr = app.jt808.expect("gateway on");
+    app.register("firm-j", "苏J80803", "013900000003").await;
+    let mut t = Terminal::connect(addr, "013900000003", Edition::V2013).await;
+    t.login("苏J80803").await;
+
+    // Bytes outside framing: skipped, nothing answered; the next frame is.
+    t.send_raw(b"\x00\x01garbage\xff").await;
+    assert_eq!(t.call(Message::Heartbeat).await, result::OK);
+
+    // A wrong checksum with a readable header: result 2, its serial and id.
+    let mut content = Vec::new();
+    let mut h = t.header();
+    h.msg_id = 0x0002;
+    h.encode_into(&mut content);
+    let mut wire = frame::wrap(&content);
+    let at = wire.len() - 2;
+    wire[at] ^= 0x55;
+    if wire[at] == 0x7E || wire[at] == 0x7D {
+        wire[at] ^= 0x01;
+    }
+    t.send_raw(&wire).await;
+    assert_eq!(
+        t.general_response(h.serial, 0x0002).await,
+        result::BAD_MESSAGE
+    );
+
+    // A length that disagrees with the body: result 2.
+    let mut h = t.header();
+    h.msg_id = 0x0002;
+    h.attrs.len = 5;
+    let mut content = Vec::new();
+    h.encode_into(&mut content);
+    t.send_raw(&frame::wrap(&content)).await;
+    assert_eq!(
+        t.general_response(h.serial, 0x0002).await,
+        result::BAD_MESSAGE
+    );
+
+    // An id muckwatch does not handle (0x0900 transparent data): result 3.
+    let mut h = t.header();
+    h.msg_id = 0x0900;
+    h.attrs.len = 3;
+    let mut content = Vec::new();
+    h.encode_into(&mut content);
+    content.extend_from_slice(&[0xF0, 1, 2]);
+    t.send_raw(&frame::wrap(&content)).await;
+    assert_eq!(
+        t.general_response(h.serial, 0x0900).await,
+        result::UNSUPPORTED
+    );
+
+    // A location without a fix: received, counted, not stored.
+    let mut nofix = speeding_fix(3);
+    nofix.status = STATUS_ACC;
+    assert_eq!(t.call(Message::Location(nofix)).await, result::OK);
+    assert_eq!(t.call(Message::Location(speeding_fix(4))).await, result::OK);
+    wait_ingested(&app, 1.0).await;
+    assert_eq!(ingested(&app).await, 1.0);
+
+    // An oversized frame closes the connection, and only it.
+    let mut huge = vec![0x7E];
+    huge.extend(std::iter::repeat_n(0x30, 5000));
+    huge.push(0x7E);
+    t.send_raw(&huge).await;
+    assert!(t.reply().await.is_none(), "connection closed");
+    let mut again = Terminal::connect(addr, "013900000003", Edition::V2013).await;
+    again.login("苏J80803").await;
+    assert_eq!(again.call(Message::Heartbeat).await, result::OK);
+
+    for (reason, at_least) in [
+        ("outside_frame", 1.0),
+        ("bad_checksum", 1.0),
+        ("bad_length", 1.0),
+        ("unsupported", 1.0),
+        ("jt808_no_fix", 1.0),
+        ("oversized", 1.0),
+    ] {
+        let n = app
+            .metric(&format!(
+                "muckwatch_jt808_frames_rejected_total{{reason=\"{reason}\"}}"
+            ))
+            .await;
+        assert!(n >= at_least, "{reason}: {n}");
+    }
+    app.stop().await;
+}
