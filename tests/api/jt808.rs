@@ -407,3 +407,169 @@ async fn bad_frames_are_answered_or_skipped_and_the_gateway_goes_on() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_profile_maps_cover_tipper_and_load_and_a_subpackaged_backfill_is_stored() {
+    let mut s = test_settings(&temp_db());
+    s.jt808.listen = Some("127.0.0.1:0".into());
+    s.jt808.profiles = toml::from_str(
+        r#"
+        [hx]
+        devices = ["013900000004"]
+        cover_closed = { status_bit = 20 }
+        tipper_up = { extra = 0xE1, bit = 0 }
+        load_t = { analog = 0, scale = 0.01 }
+        "#,
+    )
+    .unwrap();
+    let app = spawn_with(s).await;
+    let addr = app.jt808.expect("gateway on");
+    app.register("firm-j", "苏J80804", "013900000004").await;
+    let mut t = Terminal::connect(addr, "013900000004", Edition::V2019 { version: 1 }).await;
+    t.login("苏J80804").await;
+
+    // A 补报 batch the terminal recorded while out of coverage, sent in two parts.
+    let locations: Vec<Location> = (0..3)
+        .map(|i| {
+            let mut l = speeding_fix(i);
+            l.speed_dkmh = 0;
+            l.status |= 1 << 20;
+            l.extras = vec![
+                muckwatch::jt808::Extra {
+                    id: 0xE1,
+                    value: vec![1],
+                },
+                muckwatch::jt808::Extra {
+                    id: 0x2B,
+                    value: vec![0, 0, 0x09, 0x2E],
+                },
+            ];
+            l
+        })
+        .collect();
+    let mut body = Vec::new();
+    Message::Batch(muckwatch::jt808::Batch {
+        kind: BatchKind::Backfill,
+        locations,
+    })
+    .encode_into(t.edition, &mut body);
+    let (a, b) = body.split_at(body.len() / 2);
+    let mut first_serial = 0;
+    for (i, part) in [a, b].iter().enumerate() {
+        let mut h = t.header();
+        if i == 0 {
+            first_serial = h.serial;
+        }
+        h.msg_id = 0x0704;
+        h.attrs.len = part.len() as u16;
+        h.part = Some(muckwatch::jt808::Part {
+            total: 2,
+            index: i as u16 + 1,
+        });
+        let mut content = Vec::new();
+        h.encode_into(&mut content);
+        content.extend_from_slice(part);
+        t.send_raw(&frame::wrap(&content)).await;
+    }
+    assert_eq!(t.general_response(first_serial, 0x0704).await, result::OK);
+    wait_ingested(&app, 3.0).await;
+    let track = app.track("苏J80804", &app.admin).await.json();
+    let fixes = track["properties"]["fixes"].as_array().unwrap().clone();
+    assert_eq!(fixes.len(), 3);
+    for f in &fixes {
+        assert_eq!(f["cover_closed"], true, "{f}");
+        assert_eq!(f["tipper_up"], true, "{f}");
+        assert_eq!(f["load_t"], 23.5, "{f}");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn connections_over_the_cap_and_silent_terminals_are_closed() {
+    let mut s = test_settings(&temp_db());
+    s.jt808.listen = Some("127.0.0.1:0".into());
+    s.jt808.max_connections = 1;
+    s.jt808.idle_timeout_s = 1;
+    let app = spawn_with(s).await;
+    let addr = app.jt808.expect("gateway on");
+    app.register("firm-j", "苏J80805", "013900000005").await;
+    let mut t = Terminal::connect(addr, "013900000005", Edition::V2013).await;
+    t.login("苏J80805").await;
+    let mut second = Terminal::connect(addr, "013900000006", Edition::V2013).await;
+    let _ = second.send(Message::Heartbeat).await;
+    assert!(second.reply().await.is_none(), "over the cap: closed");
+    assert!(
+        app.metric("muckwatch_jt808_connections_refused_total")
+            .await
+            >= 1.0
+    );
+    // The first one, silent past the idle timeout, is closed too.
+    assert!(t.reply().await.is_none(), "idle: closed");
+    let closed = eventually(LIMIT, || async {
+        (app.metric("muckwatch_jt808_connections").await == 0.0).then_some(())
+    })
+    .await;
+    assert!(closed.is_some());
+    assert_eq!(app.metric("muckwatch_jt808_terminals_connected").await, 0.0);
+    app.stop().await;
+}
+
+/// `muckwatch gateway jt808` on its own, in front of another instance's broker.
+#[tokio::test]
+async fn the_gateway_runs_on_its_own() {
+    use std::io::BufRead;
+    let app = crate::common::spawn_app().await;
+    app.register("firm-j", "苏J80807", "013900000007").await;
+    let mut child = Reaped(
+        std::process::Command::new(env!("CARGO_BIN_EXE_muckwatch"))
+            .args([
+                "gateway",
+                "jt808",
+                "--listen",
+                "127.0.0.1:0",
+                "--mqtt-url",
+                &format!("mqtt://{}:{}", app.mqtt.host, app.mqtt.port),
+                "--database-url",
+                &format!("sqlite://{}", app.db.display()),
+            ])
+            .env("RUST_LOG", "info")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("gateway starts"),
+    );
+    let stderr = child.0.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    // Reads the log (all of it, so the pipe never fills) for the bound address.
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if line.contains("JT/T 808 gateway listening") {
+                let addr = line.split("addr=").nth(1).unwrap_or("").trim().to_string();
+                let _ = tx.send(addr);
+            }
+        }
+    });
+    let addr: SocketAddr = rx
+        .recv_timeout(LIMIT)
+        .expect("gateway logs its address")
+        .parse()
+        .expect("an address");
+    let mut t = Terminal::connect(addr, "013900000007", Edition::V2013).await;
+    t.login("苏J80807").await;
+    assert_eq!(t.call(Message::Location(speeding_fix(0))).await, result::OK);
+    wait_ingested(&app, 1.0).await;
+    drop(child);
+    app.stop().await;
+}
+
+/// A child process stopped (and waited for) however the test ends.
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
