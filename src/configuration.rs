@@ -27,6 +27,8 @@ pub struct Settings {
     pub cases: crate::cases::CaseSettings,
     /// Limits of the embedded MQTT broker (`[broker]`).
     pub broker: BrokerSettings,
+    /// JT/T 808 terminals (`[jt808]`): the gateway, off unless `listen` is set.
+    pub jt808: crate::jt808::Jt808Settings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -296,6 +298,7 @@ pub struct Overrides {
     pub buckets: Option<String>,
     /// `--mqtt-auth`: true turns authentication on; false leaves it as set.
     pub mqtt_auth: bool,
+    pub jt808_listen: Option<String>,
 }
 
 /// Environment variables understood, and the setting each one sets.
@@ -311,6 +314,9 @@ pub const ENV_VARS: &[&str] = &[
     "MUCKWATCH_HTTP_ADDR",
     "MUCKWATCH_GEOFENCES_DIR",
     "MUCKWATCH_CITY_TIMEZONE",
+    "MUCKWATCH_JT808_LISTEN",
+    "MUCKWATCH_JT808_MQTT_USERNAME",
+    "MUCKWATCH_JT808_MQTT_PASSWORD",
 ];
 
 impl Settings {
@@ -365,6 +371,18 @@ impl Settings {
         if let Some(v) = env("MUCKWATCH_CITY_TIMEZONE") {
             s.city.timezone = v;
         }
+        if let Some(v) = env("MUCKWATCH_JT808_LISTEN") {
+            s.jt808.listen = Some(v);
+        }
+        if let Some(v) = env("MUCKWATCH_JT808_MQTT_USERNAME") {
+            s.jt808.mqtt_username = Some(v);
+        }
+        if let Some(v) = env("MUCKWATCH_JT808_MQTT_PASSWORD") {
+            s.jt808.mqtt_password = Some(v);
+        }
+        if let Some(v) = &flags.jt808_listen {
+            s.jt808.listen = Some(v.clone());
+        }
         if let Some(v) = &flags.mqtt_url {
             s.mqtt.url = Some(v.clone());
         }
@@ -404,6 +422,7 @@ impl Settings {
         parse_socket_addr(&self.http.addr).context("http.addr")?;
         BucketSet::parse(&self.mqtt.buckets).context("mqtt.buckets")?;
         self.city_timezone().context("city.timezone")?;
+        self.jt808.check()?;
         self.cases.routing().map_err(anyhow::Error::msg)?;
         self.cases.deadlines().map_err(anyhow::Error::msg)?;
         self.rules

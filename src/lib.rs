@@ -3,6 +3,7 @@
 //! Data flows one way:
 //!
 //! ```text
+//! JT/T 808 TCP -> jt808 gateway -> MQTT (telemetry topics)
 //! MQTT -> ingest (decode, validate) -+-> store (fixes, in batches)
 //!                                    +-> pipeline: shard by device -> rules (registry,
 //!                                        geofence lookups) -> violation -> sink:
@@ -41,6 +42,13 @@
 //! - [`mqtt_access`]: who may connect to the MQTT side and publish or
 //!   subscribe to what (devices, officers, muckwatch itself); device
 //!   passwords stored hashed. Asked by the broker and the auth/acl endpoints.
+//! - [`jt808`]: JT/T 808 terminals over TCP: a codec of our own (framing,
+//!   escapes, both header editions, GBK, extras, sub-packages) and the
+//!   gateway that registers and authenticates terminals (codes stored
+//!   hashed), maps their locations through terminal profiles and publishes
+//!   them on the telemetry topics, answering only once the broker
+//!   acknowledged; in `serve` or alone (`muckwatch gateway jt808`).
+//!   (`configuration` holds its `[jt808]` settings type, as it does rules'.)
 //! - [`broker`]: a small embedded MQTT 3.1.1 broker for a bare machine that
 //!   no client can stall: caps, deadlines, bounded queues, an indexed
 //!   subscription tree.

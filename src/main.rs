@@ -54,6 +54,11 @@ enum Command {
         #[arg(long)]
         geofences: Option<PathBuf>,
     },
+    /// Protocol gateways that run on their own, in front of a broker.
+    Gateway {
+        #[command(subcommand)]
+        command: GatewayCommand,
+    },
     /// Geofence tools.
     Fences {
         #[command(subcommand)]
@@ -104,6 +109,9 @@ struct ServeArgs {
     /// Always on when --mqtt-listen is not a loopback address.
     #[arg(long)]
     mqtt_auth: bool,
+    /// Accept JT/T 808 terminals on this address (off when not given).
+    #[arg(long)]
+    jt808_listen: Option<String>,
 }
 
 #[derive(Args, Clone)]
@@ -150,6 +158,21 @@ enum TokenCommand {
         /// admin, dept:<urban|police|housing|transport|ecology> or firm:<firm_id>
         #[arg(long)]
         role: String,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum GatewayCommand {
+    /// JT/T 808 terminals over TCP, published to the broker's telemetry topics.
+    Jt808 {
+        /// Where terminals connect.
+        #[arg(long)]
+        listen: Option<String>,
+        /// The broker to publish to (mqtt://host:port).
+        #[arg(long)]
+        mqtt_url: Option<String>,
         #[command(flatten)]
         common: CommonArgs,
     },
@@ -264,6 +287,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Gateway {
+            command:
+                GatewayCommand::Jt808 {
+                    listen,
+                    mqtt_url,
+                    common,
+                },
+        } => gateway_jt808(listen, mqtt_url, &common).await,
         Command::Fences {
             command: FencesCommand::Check { geofences },
         } => {
@@ -288,6 +319,7 @@ fn serve_settings(args: ServeArgs) -> anyhow::Result<Settings> {
         geofences_dir: args.geofences,
         buckets: args.buckets,
         mqtt_auth: args.mqtt_auth,
+        jt808_listen: args.jt808_listen,
     };
     settings(&args.common, flags)
 }
@@ -303,6 +335,37 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     });
     app.wait_subscribed(Duration::from_secs(30)).await?;
     app.run_until_stopped().await
+}
+
+async fn gateway_jt808(
+    listen: Option<String>,
+    mqtt_url: Option<String>,
+    common: &CommonArgs,
+) -> anyhow::Result<()> {
+    let flags = Overrides {
+        mqtt_url,
+        jt808_listen: listen,
+        ..Default::default()
+    };
+    let settings = settings(common, flags)?;
+    let Some(listen) = settings.jt808.listen.clone() else {
+        anyhow::bail!("gateway jt808 needs --listen ADDR (or [jt808] listen)");
+    };
+    let Some(url) = &settings.mqtt.url else {
+        anyhow::bail!("gateway jt808 needs the broker to publish to: --mqtt-url mqtt://HOST:PORT");
+    };
+    let broker = muckwatch::configuration::MqttUrl::parse(url)?;
+    let store = Store::connect(&settings.database.url).await?;
+    let metrics = std::sync::Arc::new(muckwatch::metrics::Metrics::default());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let gateway =
+        muckwatch::jt808::Gateway::start(&listen, &settings, broker, store, metrics, stop_rx)
+            .await?;
+    wait_for_signal().await;
+    tracing::info!("shutting down the JT/T 808 gateway");
+    stop_tx.send_replace(true);
+    gateway.stopped().await;
+    Ok(())
 }
 
 async fn demo(args: DemoArgs) -> anyhow::Result<()> {

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use crate::fix::RejectReason;
+use crate::jt808::FrameReject;
 use crate::violation::ViolationCode;
 
 #[derive(Default)]
@@ -33,6 +34,12 @@ pub struct Metrics {
     rejected: [AtomicU64; RejectReason::ALL.len()],
     violations: [AtomicU64; ViolationCode::ALL.len()],
     pub batch_write_seconds: Histogram,
+    /// JT/T 808: open TCP connections, authenticated terminals among them.
+    pub jt808_connections: AtomicU64,
+    pub jt808_terminals: AtomicU64,
+    pub jt808_connections_refused: AtomicU64,
+    pub jt808_fixes_published: AtomicU64,
+    jt808_rejected: [AtomicU64; FrameReject::ALL.len()],
 }
 
 impl Metrics {
@@ -50,6 +57,14 @@ impl Metrics {
 
     pub fn mqtt_refusals(&self, reason: MqttRefusal) -> u64 {
         self.mqtt_refused[reason as usize].load(Relaxed)
+    }
+
+    pub fn jt808_reject(&self, reason: FrameReject) {
+        self.jt808_rejected[reason.index()].fetch_add(1, Relaxed);
+    }
+
+    pub fn jt808_rejected(&self, reason: FrameReject) -> u64 {
+        self.jt808_rejected[reason.index()].load(Relaxed)
     }
 
     pub fn violation(&self, code: ViolationCode) {
@@ -185,6 +200,44 @@ impl Metrics {
              subscriber it disconnected)",
             &self.mqtt_deliveries_dropped,
         );
+        gauge(
+            &mut out,
+            "muckwatch_jt808_connections",
+            "Open JT/T 808 TCP connections",
+            &self.jt808_connections,
+        );
+        gauge(
+            &mut out,
+            "muckwatch_jt808_terminals_connected",
+            "JT/T 808 terminals connected and authenticated",
+            &self.jt808_terminals,
+        );
+        counter(
+            &mut out,
+            "muckwatch_jt808_connections_refused_total",
+            "JT/T 808 connections closed at once: over the connection limit",
+            &self.jt808_connections_refused,
+        );
+        counter(
+            &mut out,
+            "muckwatch_jt808_fixes_published_total",
+            "Fixes from JT/T 808 terminals published and acknowledged by the broker",
+            &self.jt808_fixes_published,
+        );
+        header(
+            &mut out,
+            "muckwatch_jt808_frames_rejected_total",
+            "JT/T 808 frames or fixes refused, by reason",
+            "counter",
+        );
+        for r in FrameReject::ALL {
+            let _ = writeln!(
+                out,
+                "muckwatch_jt808_frames_rejected_total{{reason=\"{}\"}} {}",
+                r.label(),
+                self.jt808_rejected(r)
+            );
+        }
         self.batch_write_seconds.render(
             &mut out,
             "muckwatch_batch_write_seconds",
@@ -275,6 +328,11 @@ impl MqttRefusal {
 
 fn header(out: &mut String, name: &str, help: &str, kind: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+fn gauge(out: &mut String, name: &str, help: &str, v: &AtomicU64) {
+    header(out, name, help, "gauge");
+    let _ = writeln!(out, "{name} {}", v.load(Relaxed));
 }
 
 fn counter(out: &mut String, name: &str, help: &str, v: &AtomicU64) {

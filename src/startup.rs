@@ -34,6 +34,9 @@ pub struct Application {
     pub metrics: Arc<Metrics>,
     pub registry: Arc<Registry>,
     pub fences: FenceHandle,
+    /// Where JT/T 808 terminals connect, when the gateway is on.
+    pub jt808_addr: Option<SocketAddr>,
+    jt808: Option<crate::jt808::Gateway>,
     listener: TcpListener,
     router: axum::Router,
     http_limits: crate::configuration::HttpLimits,
@@ -113,6 +116,20 @@ impl Application {
             Some(detection_input),
             shutdown_rx,
         );
+        let jt808 = match &settings.jt808.listen {
+            Some(listen) => Some(
+                crate::jt808::Gateway::start(
+                    listen,
+                    &gateway_settings(&settings, broker.login.as_ref()),
+                    mqtt.clone(),
+                    store.clone(),
+                    metrics.clone(),
+                    shutdown.subscribe(),
+                )
+                .await?,
+            ),
+            None => None,
+        };
         let listener = bind_http(&settings).await?;
         let http_addr = listener.local_addr()?;
         let router = api::with_limits(
@@ -136,6 +153,8 @@ impl Application {
             metrics,
             registry,
             fences,
+            jt808_addr: jt808.as_ref().map(|g| g.addr),
+            jt808,
             listener,
             router,
             http_limits: settings.http.limits(),
@@ -167,6 +186,9 @@ impl Application {
             let _ = stop.wait_for(|s| *s).await;
         })
         .await;
+        if let Some(g) = self.jt808 {
+            g.stopped().await;
+        }
         tracing::info!("HTTP stopped; flushing ingest");
         let _ = self.ingest.mqtt.await;
         let _ = self.ingest.writer.await;
@@ -367,4 +389,15 @@ fn spawn_maintenance(store: Store, retention_days: u64, mut stop: watch::Receive
             }
         }
     });
+}
+
+/// The gateway inside `serve` logs in as muckwatch itself unless `[jt808]`
+/// names a login of its own (needed once the broker requires authentication).
+fn gateway_settings(settings: &Settings, service: Option<&MqttLogin>) -> Settings {
+    let mut s = settings.clone();
+    if let (None, Some(login)) = (&s.jt808.mqtt_username, service) {
+        s.jt808.mqtt_username = Some(login.username.clone());
+        s.jt808.mqtt_password = Some(login.password.clone());
+    }
+    s
 }

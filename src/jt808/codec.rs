@@ -299,14 +299,3 @@ impl Encoder<Outbound> for Jt808Codec {
         Ok(())
     }
 }
-
-/// Encodes raw content (header and body already laid out) as a frame: for
-/// tests and tools that need frames muckwatch itself would never send.
-impl Encoder<&[u8]> for Jt808Codec {
-    type Error = std::io::Error;
-
-    fn encode(&mut self, content: &[u8], dst: &mut BytesMut) -> Result<(), std::io::Error> {
-        dst.put_slice(&frame::wrap(content));
-        Ok(())
-    }
-}

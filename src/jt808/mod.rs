@@ -7,20 +7,31 @@
 //! device id), [`body`] and [`location`] (the messages muckwatch reads and
 //! answers, GBK strings, TLV extras), [`codec`] (the `tokio_util` stream
 //! codec, refusals by reason) and [`reassembly`] (sub-packaged messages,
-//! bounded).
+//! bounded); then the gateway: [`settings`] and [`profile`] (`[jt808]`,
+//! from a location to the telemetry object, per terminal profile),
+//! [`publish`] (MQTT publishes answered only once the broker acknowledged
+//! them), [`connection`] (one terminal's session) and [`gateway`] (the TCP
+//! listener and its limits).
 
 pub mod body;
 pub mod codec;
+pub mod connection;
 pub mod frame;
+pub mod gateway;
 pub mod header;
 pub mod location;
+pub mod profile;
+pub mod publish;
 pub mod reassembly;
+pub mod settings;
 
 #[cfg(test)]
 mod reference_frames;
 
 pub use body::{Authenticate, Batch, BatchKind, Message, Register};
 pub use codec::{FrameReject, Inbound, Jt808Codec, Outbound, Packet, MAX_FRAME};
+pub use gateway::Gateway;
 pub use header::{BodyAttrs, Edition, Header, Part};
 pub use location::{BcdTime, Extra, Location};
 pub use reassembly::{Reassembled, Reassembler};
+pub use settings::Jt808Settings;

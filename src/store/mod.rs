@@ -37,6 +37,7 @@ mod permits;
 mod postgres;
 mod records;
 mod sqlite;
+mod terminals;
 mod violations;
 
 use std::fmt;
@@ -50,6 +51,7 @@ pub use records::{
     AuditRecord, CaseFilter, CaseRecord, DeadLetter, DeadlineStats, PermitFilter, Stats,
     StoredDeadLetter, ViolationFilter,
 };
+pub use terminals::TerminalRegistration;
 
 #[derive(Debug)]
 pub enum StoreError {

@@ -17,5 +17,6 @@ mod console;
 mod deadlines;
 mod hygiene;
 mod ingest;
+mod jt808;
 mod mqtt_auth;
 mod violations;

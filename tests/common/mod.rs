@@ -62,6 +62,8 @@ pub struct TestApp {
     pub prefix: String,
     pub store: Store,
     pub admin: String,
+    /// The JT/T 808 gateway's address, when the settings turned it on.
+    pub jt808: Option<SocketAddr>,
     shutdown: Shutdown,
     handle: JoinHandle<anyhow::Result<()>>,
 }
@@ -83,6 +85,7 @@ pub async fn spawn_with(settings: Settings) -> TestApp {
     let http = app.http_addr;
     let mqtt = app.mqtt.clone();
     let store = app.store.clone();
+    let jt808 = app.jt808_addr;
     let shutdown = app.shutdown_handle();
     let handle = tokio::spawn(app.run_until_stopped());
     let admin = create_token(&store, "admin").await;
@@ -93,6 +96,7 @@ pub async fn spawn_with(settings: Settings) -> TestApp {
         prefix,
         store,
         admin,
+        jt808,
         shutdown,
         handle,
     }

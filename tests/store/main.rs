@@ -44,4 +44,5 @@ mod fleet;
 mod layout;
 mod permits;
 mod support;
+mod terminals;
 mod violations;
