@@ -133,6 +133,8 @@ pub struct Violation {
 
 /// How sure a violation is, given the GPS noise of the terminal that reported it: what
 /// a reviewing officer (or a firm contesting the fine) weighs the evidence with.
+/// Stored as JSON with the violation; the resource's `uncertainty` (null when the code
+/// does not depend on position).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Uncertainty {
     /// The terminal's GPS noise at the raise: σ per axis, metres, learnt from its track.
@@ -163,6 +165,7 @@ pub struct StoredViolation {
     pub lon: f64,
     pub measured: f64,
     pub fences: Vec<String>,
+    pub uncertainty: Option<Uncertainty>,
     pub case_id: Option<i64>,
 }
 
@@ -173,7 +176,16 @@ pub fn violation_json(v: &StoredViolation, tz: chrono_tz::Tz) -> Value {
         "permit_id": v.permit_id, "started_at": format_ms(v.started_ms, tz),
         "ended_at": v.ended_ms.map(|e| format_ms(e, tz)), "lat": v.lat, "lon": v.lon,
         "measured": v.measured, "fences": v.fences, "case_id": v.case_id,
+        "uncertainty": v.uncertainty.map(|u| json!({
+            "sigma_m": round1(u.sigma_m), "confidence": u.confidence,
+            "low": round1(u.low), "high": round1(u.high), "fixes": u.fixes,
+        })),
     })
+}
+
+/// To 0.1 (metres, km/h): more digits would claim a precision the noise denies.
+fn round1(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
 }
 
 #[cfg(test)]
