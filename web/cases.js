@@ -83,6 +83,14 @@ function checkForm(c, check, rerender) {
   h('div', {}, party, ' ', amount), h('button', {}, L('提交', 'Submit')), msg);
 }
 
+// How sure a position-judged violation is: the band of the most likely value at the
+// test's confidence, and the terminal's GPS noise it was weighed against.
+function uncertaintyText(u) {
+  if (!u) return '—';
+  const pct = (u.confidence * 100).toFixed(u.confidence >= 0.999 ? 2 : 1);
+  return `${Number(u.low).toFixed(1)} – ${Number(u.high).toFixed(1)} (${pct}%; GPS σ ${Number(u.sigma_m).toFixed(1)} m, ${u.fixes} ${L('点', 'fixes')})`;
+}
+
 export async function casePage(view, id) {
   const [c, fences] = await Promise.all([api(`/api/v1/cases/${encodeURIComponent(id)}`), api('/api/v1/geofences')]);
   const mine = session.role.department;
@@ -95,9 +103,10 @@ export async function casePage(view, id) {
     h('section', { class: 'card' }, h('h2', {}, L('事件轨迹', 'Episode track')), mapBox),
     h('section', { class: 'card' }, h('h2', {}, L('一案多查 各部门核查', 'Checks by department')), checksBox),
     h('section', { class: 'card' }, h('h2', {}, L('违规', 'Violations')), table(
-      ['#', L('违规', 'Code'), L('开始', 'Started'), L('结束', 'Ended'), L('测量值', 'Measured'), L('围栏', 'Fences')],
+      ['#', L('违规', 'Code'), L('开始', 'Started'), L('结束', 'Ended'), L('测量值', 'Measured'), L('置信区间', 'Confidence band'), L('围栏', 'Fences')],
       c.violations.map((v) => h('tr', {}, h('td', {}, v.id), h('td', {}, codeLabel(v.code)), h('td', {}, fmtTime(v.started_at)),
-        h('td', {}, v.ended_at ? fmtTime(v.ended_at) : L('进行中', 'ongoing')), h('td', {}, Number(v.measured).toFixed(1)), h('td', {}, v.fences.join(', ')))),
+        h('td', {}, v.ended_at ? fmtTime(v.ended_at) : L('进行中', 'ongoing')), h('td', {}, Number(v.measured).toFixed(1)),
+        h('td', { class: 'uncertainty' }, uncertaintyText(v.uncertainty)), h('td', {}, v.fences.join(', ')))),
       { id: 'violations' })),
     h('section', { class: 'card' }, h('h2', {}, L('审计记录', 'Audit trail')), auditBox));
 

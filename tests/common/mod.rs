@@ -331,6 +331,7 @@ pub async fn seed_violation_filed(
         lon: 120.16,
         measured: 1.0,
         fences: vec![],
+        uncertainty: None,
     };
     let id = store
         .insert_violation(&v, started_ms)

@@ -51,6 +51,7 @@ pub fn violation(code: ViolationCode, p: &str, device: &str, started_ms: i64) ->
         lon: 120.16,
         measured: 47.5,
         fences: vec!["zone-1".into(), "route-2".into()],
+        uncertainty: None,
     }
 }
 
