@@ -63,7 +63,7 @@ impl Application {
         let (alerts_tx, alerts_rx) = tokio::sync::mpsc::channel(10_000);
         let alert_publisher = spawn_mqtt_publisher(
             &mqtt,
-            &settings.mqtt.client_id,
+            &settings.mqtt_client_id(),
             &settings.mqtt.topic_prefix,
             alerts_rx,
             metrics.clone(),
@@ -189,6 +189,12 @@ fn watch_fences(settings: &Settings) -> anyhow::Result<FenceHandle> {
 /// started here.
 async fn start_broker(settings: &Settings) -> anyhow::Result<MqttUrl> {
     if let Some(url) = &settings.mqtt.url {
+        let client_id = settings.mqtt_client_id();
+        if settings.mqtt_persistent_session() {
+            tracing::info!(%client_id, "persistent MQTT session: what trucks publish while muckwatch is down is delivered after it starts");
+        } else {
+            tracing::warn!(%client_id, "mqtt.persistent_session = false with an external broker: what trucks publish while muckwatch is down or restarting is lost");
+        }
         return MqttUrl::parse(url);
     }
     let listen = parse_socket_addr(&settings.mqtt.listen)?;

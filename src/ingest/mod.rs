@@ -50,8 +50,8 @@ impl IngestConfig {
     pub fn new(settings: &Settings, broker: MqttUrl) -> anyhow::Result<IngestConfig> {
         Ok(IngestConfig {
             broker,
-            client_id: settings.mqtt.client_id.clone(),
-            persistent_session: settings.mqtt.persistent_session,
+            client_id: settings.mqtt_client_id(),
+            persistent_session: settings.mqtt_persistent_session(),
             topic_prefix: settings.mqtt.topic_prefix.clone(),
             buckets: BucketSet::parse(&settings.mqtt.buckets)?,
             max_payload_bytes: settings.ingest.max_payload_bytes,
