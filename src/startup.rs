@@ -59,6 +59,7 @@ impl Application {
         let metrics = Arc::new(Metrics::default());
         let fences = watch_fences(&settings)?;
         let mqtt = start_broker(&settings).await?;
+        let (shutdown, shutdown_rx) = watch::channel(false);
         let hub = AlertHub::default();
         let (alerts_tx, alerts_rx) = tokio::sync::mpsc::channel(10_000);
         let alert_publisher = spawn_mqtt_publisher(
@@ -77,10 +78,10 @@ impl Application {
             tz,
             hub: hub.clone(),
             mqtt: Some(alerts_tx),
+            shutdown: shutdown_rx.clone(),
         };
         let (detection_input, detection) =
             start_detection(&settings, &store, &registry, outputs).await?;
-        let (shutdown, shutdown_rx) = watch::channel(false);
         spawn_maintenance(
             store.clone(),
             settings.ingest.retention_days,

@@ -188,3 +188,87 @@ async fn wrong_clocks_in_live_time_raise_nothing_for_honest_trucks() {
         "the speeder's first fix"
     );
 }
+
+/// A truck on its own (no fleet to compare with), replayed from a file:
+/// its terminal glitches once a day ahead in the middle of a speeding run,
+/// and after a two-hour stop it speeds again. Both runs raise SPEEDING: the
+/// glitch is dropped from the rules on the next fix, and the first fix after
+/// the stop is confirmed by the one after it.
+#[tokio::test]
+async fn a_lone_truck_is_evaluated_after_a_glitch_and_after_a_long_stop() {
+    use muckwatch::fix::DeviceId;
+    use muckwatch::registry::{Firm, FirmId, Plate, Vehicle};
+    let start = DateTime::parse_from_rfc3339("2021-06-01T22:00:00+08:00").expect("time");
+    let dev = "dev-lone";
+    let run = |from: i64, lon0: f64| -> Vec<String> {
+        (0..36)
+            .map(|i| {
+                fix_json(
+                    dev,
+                    &at(start, from + 10 * i),
+                    33.335,
+                    lon0 + 0.00209 * i as f64,
+                    70.0,
+                )
+            })
+            .collect()
+    };
+    let mut lines = run(0, 120.02);
+    // one fix a day ahead right after the first: before this was dropped
+    // from the rules, it blinded the truck for the rest of the run
+    lines.insert(1, fix_json(dev, &at(start, 86_400), 33.335, 120.03, 70.0));
+    // parked, engine off, then silent for two hours
+    lines.push(fix_json(dev, &at(start, 370), 33.335, 120.0953, 0.0));
+    lines.extend(run(370 + 7200, 120.0953));
+
+    let db = temp_db();
+    let url = format!("sqlite://{}", db.display());
+    let store = muckwatch::store::Store::connect(&url).await.expect("db");
+    let firm = Firm {
+        id: FirmId::parse("firm-l").expect("firm"),
+        name: "L".into(),
+    };
+    store.create_firm(&firm, 0).await.expect("firm");
+    let vehicle = Vehicle {
+        plate: Plate::parse("苏J50100").expect("plate"),
+        device_id: DeviceId::parse(dev).expect("device"),
+        firm_id: firm.id.clone(),
+        rated_load_t: 31.0,
+    };
+    store.create_vehicle(&vehicle, 0).await.expect("vehicle");
+    let file = db.with_extension("ndjson");
+    std::fs::write(&file, lines.join("\n") + "\n").expect("file");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_muckwatch"))
+        .args([
+            "replay",
+            file.to_str().expect("path"),
+            "--database-url",
+            &url,
+        ])
+        .args(["--geofences", "geofences"])
+        .output()
+        .expect("replay runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let raised: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    let speeding: Vec<&str> = raised
+        .iter()
+        .filter(|v| v["code"] == "SPEEDING")
+        .map(|v| v["started_at"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        speeding,
+        vec!["2021-06-01T22:00:00+08:00", "2021-06-02T00:06:10+08:00"],
+        "{raised:#?}"
+    );
+    assert!(
+        raised.iter().all(|v| v["code"] != "TRACK_GAP"),
+        "the stop was parked, the glitch dropped: {raised:#?}"
+    );
+}

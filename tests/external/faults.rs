@@ -424,3 +424,55 @@ async fn a_database_connection_cut_during_ingest_loses_nothing() {
     app.stop().await;
     forget_session(&mosquitto_url(), &client_id).await;
 }
+
+/// Shutdown with the database gone: the writer and the violation sink give
+/// up within their grace instead of retrying forever, acknowledge nothing
+/// they did not commit, and the next start (same persistent session) gets
+/// every fix from the broker again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Mosquitto and PostgreSQL; run by .ci/run"]
+async fn shutdown_with_the_database_gone_ends_and_loses_nothing() {
+    let db = postgres_db().await;
+    register(&db.store).await;
+    let cut = Arc::new(AtomicBool::new(false));
+    let proxy = cuttable_proxy("127.0.0.1:5432".parse().unwrap(), cut.clone()).await;
+    let proxied = db.url.replacen("127.0.0.1:5432", &proxy.to_string(), 1);
+    assert_ne!(
+        proxied, db.url,
+        "the test database URL goes through 127.0.0.1:5432"
+    );
+    let mut settings = test_settings(&temp_db());
+    settings.database.url = proxied;
+    settings.mqtt.url = Some(mosquitto_url());
+    settings.mqtt.topic_prefix = format!("{}/muckwatch/v1", unique("gone"));
+    // no client id, no session setting: the defaults are what is tested
+    let client_id = settings.mqtt_client_id();
+    let app = spawn_with(settings.clone()).await;
+    let p = app.publisher().await;
+    let fixes = fleet();
+    let (before, after) = fixes.split_at(fixes.len() / 2);
+    for (device, fix) in before {
+        p.send(device, fix.clone()).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    cut.store(true, Ordering::SeqCst);
+    for (device, fix) in after {
+        p.send(device, fix.clone()).await;
+    }
+    let failing = eventually(Duration::from_secs(30), || async {
+        let errors = app.metric("muckwatch_store_write_errors_total").await;
+        (errors >= 1.0).then_some(())
+    })
+    .await;
+    assert!(failing.is_some(), "the writer meets the cut");
+    // a hang would never end; the writer's grace is 10 s and each attempt
+    // waits at most the pool's 10 s acquire timeout
+    let stopped = tokio::time::timeout(Duration::from_secs(90), app.stop()).await;
+    assert!(stopped.is_ok(), "shutdown ended with the database gone");
+    cut.store(false, Ordering::SeqCst);
+    let again = spawn_with(settings).await;
+    assert_all_there_once(&db.store).await;
+    drop(p);
+    again.stop().await;
+    forget_session(&mosquitto_url(), &client_id).await;
+}
