@@ -89,8 +89,9 @@ pub struct IngestSettings {
     pub dead_letter_max: u64,
     /// Decoded fixes waiting for the writer; when full, MQTT reading pauses.
     pub queue_capacity: usize,
-    /// Fixes stamped further than this ahead of the clock are refused: one
-    /// would freeze its vehicle's state and drag the fleet watermark along.
+    /// Fixes stamped further than this ahead of the wall clock are refused
+    /// as `bad_timestamp` (and those before 2000-01-01). Closer ones are
+    /// stored; the rules hold back any more than `rules.clock_skew_s` ahead.
     pub max_future_s: u64,
     /// At start, rule state is rebuilt from the fixes stored this far back
     /// (event time) before the newest one.
