@@ -75,11 +75,13 @@ fn night(start: DateTime<FixedOffset>) -> Vec<(&'static str, String)> {
     timeline.into_iter().map(|(_, d, f)| (d, f)).collect()
 }
 
-/// Runs the night from `start`, stops muckwatch (detection finishes what it
-/// read) and returns the app's store and metrics text.
+/// Runs the night from `start`: waits for `stored` fixes and `skewed` fixes
+/// dropped from the rules, stops muckwatch (detection finishes what it
+/// read) and returns its store and the metrics text before the stop.
 async fn run_night(
     start: DateTime<FixedOffset>,
     stored: usize,
+    skewed: f64,
 ) -> (muckwatch::store::Store, String) {
     let app = spawn_app().await;
     let tz = chrono_tz::Asia::Shanghai;
@@ -115,12 +117,22 @@ async fn run_night(
         "every plausible fix stored: {}",
         app.get("/metrics", None).await.body
     );
+    // detection runs beside the writer: wait until it has judged the clocks
+    let judged = eventually(Duration::from_secs(30), || async {
+        let n = app.metric("muckwatch_fixes_clock_skew_total").await;
+        (n >= skewed).then_some(n)
+    })
+    .await;
+    assert_eq!(
+        judged,
+        Some(skewed),
+        "fixes dropped from the rules for their clock"
+    );
     let metrics = app.get("/metrics", None).await.body;
     let store = app.store.clone();
     drop(p);
     app.stop().await;
-    let metrics_after = metrics; // counted before the stop; held fixes settle at it
-    (store, metrics_after)
+    (store, metrics)
 }
 
 fn metric(text: &str, name: &str) -> f64 {
@@ -158,7 +170,7 @@ fn assert_only_the_speeder(raised: &[(String, String)]) {
 async fn wrong_clocks_in_a_historical_night_raise_nothing_for_honest_trucks() {
     let start = DateTime::parse_from_rfc3339("2021-06-01T22:00:00+08:00").expect("time");
     // every fix is stored: 126 honest, 37 speeder, the ghost's, the glitch
-    let (store, metrics) = run_night(start, 126 + 37 + 2).await;
+    let (store, metrics) = run_night(start, 126 + 37 + 2, 2.0).await;
     assert_only_the_speeder(&raised(&store).await);
     assert_eq!(
         metric(&metrics, "muckwatch_fixes_clock_skew_total"),
@@ -173,7 +185,7 @@ async fn wrong_clocks_in_live_time_raise_nothing_for_honest_trucks() {
     let start = (Utc::now() - chrono::Duration::minutes(8)).fixed_offset();
     // the ghost's fix 2 h ahead and truck 1's a day ahead are refused at
     // the edge (past now + max_future_s): every other fix is stored
-    let (store, metrics) = run_night(start, 126 + 37).await;
+    let (store, metrics) = run_night(start, 126 + 37, 1.0).await;
     assert_only_the_speeder(&raised(&store).await);
     assert_eq!(
         metric(
