@@ -38,11 +38,17 @@ pub struct MqttSettings {
     pub url: Option<String>,
     /// Where the embedded broker listens; port 0 picks a free port.
     pub listen: String,
+    /// The MQTT client id; empty (the default): derived from the topic
+    /// prefix and the bucket set ([`Settings::mqtt_client_id`]), stable
+    /// across restarts and different for instances owning other buckets.
     pub client_id: String,
     /// Buckets this instance consumes, e.g. `"0-31"` or `"0,5,7-9"`; all by default.
     pub buckets: String,
     /// Keep the broker session (and queued QoS 1 fixes) across restarts.
-    pub persistent_session: bool,
+    /// Unset: on with an external broker (what trucks publish while
+    /// muckwatch restarts is delivered after it), off with the embedded one
+    /// (it goes down with muckwatch anyway).
+    pub persistent_session: Option<bool>,
     /// Topic root; the contract's is `muckwatch/v1`. Tests sharing a broker
     /// put a unique prefix in front of it.
     pub topic_prefix: String,
@@ -203,8 +209,9 @@ pub struct IngestSettings {
     pub dead_letter_max: u64,
     /// Decoded fixes waiting for the writer; when full, MQTT reading pauses.
     pub queue_capacity: usize,
-    /// Fixes stamped further than this ahead of the clock are refused: one
-    /// would freeze its vehicle's state and drag the fleet watermark along.
+    /// Fixes stamped further than this ahead of the wall clock are refused
+    /// as `bad_timestamp` (and those before 2000-01-01). Closer ones are
+    /// stored; the rules hold back any more than `rules.clock_skew_s` ahead.
     pub max_future_s: u64,
     /// At start, rule state is rebuilt from the fixes stored this far back
     /// (event time) before the newest one.
@@ -222,9 +229,9 @@ impl Default for MqttSettings {
         MqttSettings {
             url: None,
             listen: "127.0.0.1:1883".into(),
-            client_id: "muckwatch".into(),
+            client_id: String::new(),
             buckets: "0-63".into(),
-            persistent_session: false,
+            persistent_session: None,
             topic_prefix: "muckwatch/v1".into(),
             keep_alive_s: 30,
             auth: false,
@@ -310,6 +317,7 @@ pub const ENV_VARS: &[&str] = &[
     "MUCKWATCH_MQTT_AUTH",
     "MUCKWATCH_MQTT_USERNAME",
     "MUCKWATCH_MQTT_PASSWORD",
+    "MUCKWATCH_MQTT_TOPIC_PREFIX",
     "MUCKWATCH_DATABASE_URL",
     "MUCKWATCH_HTTP_ADDR",
     "MUCKWATCH_GEOFENCES_DIR",
@@ -358,6 +366,9 @@ impl Settings {
         }
         if let Some(v) = env("MUCKWATCH_MQTT_PASSWORD") {
             s.mqtt.password = Some(v);
+        }
+        if let Some(v) = env("MUCKWATCH_MQTT_TOPIC_PREFIX") {
+            s.mqtt.topic_prefix = v;
         }
         if let Some(v) = env("MUCKWATCH_DATABASE_URL") {
             s.database.url = v;
@@ -461,10 +472,34 @@ impl Settings {
         if self.mqtt.username.is_empty() {
             bail!("mqtt.username must not be empty");
         }
-        if self.mqtt.client_id.is_empty() {
-            bail!("mqtt.client_id must not be empty");
+        if self.mqtt.client_id.contains(|c: char| c.is_control()) {
+            bail!("mqtt.client_id must not contain control characters");
         }
         Ok(())
+    }
+
+    /// The MQTT client id: the configured one, else `muckwatch-` and a hash
+    /// of the topic prefix and the bucket set, so that it stays the same
+    /// across restarts (a persistent session is found again) and instances
+    /// that own different buckets (or serve another prefix) never share one.
+    pub fn mqtt_client_id(&self) -> String {
+        if !self.mqtt.client_id.is_empty() {
+            return self.mqtt.client_id.clone();
+        }
+        let buckets = BucketSet::parse(&self.mqtt.buckets)
+            .map(|b| b.mask())
+            .unwrap_or(u64::MAX);
+        let mut h = crc32fast::Hasher::new();
+        h.update(self.mqtt.topic_prefix.as_bytes());
+        format!("muckwatch-{:08x}-{buckets:016x}", h.finalize())
+    }
+
+    /// Whether the MQTT session persists: as configured, else with an
+    /// external broker only.
+    pub fn mqtt_persistent_session(&self) -> bool {
+        self.mqtt
+            .persistent_session
+            .unwrap_or(self.mqtt.url.is_some())
     }
 
     pub fn city_timezone(&self) -> anyhow::Result<chrono_tz::Tz> {
@@ -557,6 +592,33 @@ mod tests {
         let s = Settings::load_with_env(Some(&file), &flags, env).unwrap();
         assert_eq!(s.http.addr, "127.0.0.1:3");
         assert_eq!(s.database.url, "sqlite://b.db");
+    }
+
+    #[test]
+    fn an_external_broker_keeps_its_session_under_a_stable_id_by_default() {
+        let flags = Overrides {
+            mqtt_url: Some("mqtt://127.0.0.1:1883".into()),
+            ..Default::default()
+        };
+        let s = Settings::load_with_env(None, &flags, |_| None).unwrap();
+        assert!(s.mqtt_persistent_session(), "durable by default");
+        assert!(
+            !Settings::default().mqtt_persistent_session(),
+            "embedded broker"
+        );
+        let again = Settings::load_with_env(None, &flags, |_| None).unwrap();
+        assert_eq!(s.mqtt_client_id(), again.mqtt_client_id(), "stable");
+        assert!(s.mqtt_client_id().starts_with("muckwatch-"));
+        let half = Overrides {
+            buckets: Some("0-31".into()),
+            ..flags.clone()
+        };
+        let other = Settings::load_with_env(None, &half, |_| None).unwrap();
+        assert_ne!(s.mqtt_client_id(), other.mqtt_client_id(), "per bucket set");
+        let off =
+            Settings::from_toml("[mqtt]\npersistent_session = false\nclient_id = \"a\"\n").unwrap();
+        assert!(!off.mqtt_persistent_session());
+        assert_eq!(off.mqtt_client_id(), "a");
     }
 
     #[test]

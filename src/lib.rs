@@ -34,11 +34,14 @@
 //! - [`alerts`]: one alert per raised violation, per routed department,
 //!   over MQTT and to SSE listeners, in Chinese and English.
 //! - [`pipeline`]: detection: fixes sharded by device to rule state machines
-//!   (no lock on the hot path); its sink stores, files and announces each
-//!   violation. Live ingest and `replay` share it.
+//!   (no lock on the hot path), judged against a fleet clock a few wrong
+//!   terminal clocks cannot drag (a fix far ahead is held back from the
+//!   rules until its vehicle's next fix confirms it); its sink stores, files
+//!   and announces each violation. Live ingest and `replay` share it.
 //! - [`ingest`]: subscribes to the telemetry topics, turns payloads into
 //!   fixes exactly once, refuses bad input (metric, log, dead letter) and
-//!   writes fixes in batches, acknowledging to the broker only after commit.
+//!   writes fixes in batches, acknowledging to the broker only after commit;
+//!   rows the database refuses are quarantined, the rest committed.
 //! - [`mqtt_access`]: who may connect to the MQTT side and publish or
 //!   subscribe to what (devices, officers, muckwatch itself); device
 //!   passwords stored hashed. Asked by the broker and the auth/acl endpoints.

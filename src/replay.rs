@@ -49,6 +49,8 @@ pub async fn run(
         tz,
         hub: AlertHub::default(),
         mqtt: None,
+        // a replay ends when its file does
+        shutdown: tokio::sync::watch::channel(false).1,
     };
     // One shard: a file is one ordered stream, replayed deterministically.
     let (detection_input, detection) = Detection::spawn(rules, registry, outputs, 1);

@@ -68,11 +68,12 @@ impl Application {
         let fences = watch_fences(&settings)?;
         let broker = start_broker(&settings, &store, &metrics).await?;
         let mqtt = broker.url.clone();
+        let (shutdown, shutdown_rx) = watch::channel(false);
         let hub = AlertHub::default();
         let (alerts_tx, alerts_rx) = tokio::sync::mpsc::channel(10_000);
         let alert_publisher = spawn_mqtt_publisher(
             &mqtt,
-            &settings.mqtt.client_id,
+            &settings.mqtt_client_id(),
             &settings.mqtt.topic_prefix,
             broker.login.as_ref(),
             alerts_rx,
@@ -88,10 +89,10 @@ impl Application {
             tz,
             hub: hub.clone(),
             mqtt: Some(alerts_tx),
+            shutdown: shutdown_rx.clone(),
         };
         let (detection_input, detection) =
             start_detection(&settings, &store, &registry, outputs).await?;
-        let (shutdown, shutdown_rx) = watch::channel(false);
         spawn_maintenance(
             store.clone(),
             settings.ingest.retention_days,
@@ -241,6 +242,12 @@ async fn start_broker(
     metrics: &Arc<Metrics>,
 ) -> anyhow::Result<Broker> {
     if let Some(url) = &settings.mqtt.url {
+        let client_id = settings.mqtt_client_id();
+        if settings.mqtt_persistent_session() {
+            tracing::info!(%client_id, "persistent MQTT session: what trucks publish while muckwatch is down is delivered after it starts");
+        } else {
+            tracing::warn!(%client_id, "mqtt.persistent_session = false with an external broker: what trucks publish while muckwatch is down or restarting is lost");
+        }
         let login = settings.mqtt_login();
         return Ok(Broker {
             url: MqttUrl::parse(url)?,

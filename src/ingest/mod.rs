@@ -62,8 +62,8 @@ impl IngestConfig {
     ) -> anyhow::Result<IngestConfig> {
         Ok(IngestConfig {
             broker,
-            client_id: settings.mqtt.client_id.clone(),
-            persistent_session: settings.mqtt.persistent_session || embedded,
+            client_id: settings.mqtt_client_id(),
+            persistent_session: settings.mqtt_persistent_session() || embedded,
             login,
             keep_alive: Duration::from_secs(settings.mqtt.keep_alive_s),
             topic_prefix: settings.mqtt.topic_prefix.clone(),

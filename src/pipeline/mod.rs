@@ -40,6 +40,9 @@ pub struct Outputs {
     pub tz: chrono_tz::Tz,
     pub hub: AlertHub,
     pub mqtt: Option<mpsc::Sender<Arc<Alert>>>,
+    /// Turns true at shutdown: from then on a database that stays away
+    /// gets a grace period, not a retry forever.
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
 /// Where fixes enter detection. Cheap to clone; detection ends when every

@@ -4,16 +4,22 @@
 //! when it is plausible: stamped no more than the skew ahead of the fleet
 //! clock or of the vehicle's own last evaluated fix, and of the wall clock.
 //! Otherwise it is *held* (it is stored all the same; ingest writes every
-//! fix) and its vehicle's next fix decides:
-//! - the next fix follows the held one within the skew (and not past the
-//!   wall clock), or the fleet clock has caught up with the held one: the
+//! fix) and its vehicle's next fixes decide:
+//! - a next fix follows a held one within the skew (and not past the wall
+//!   clock), or the fleet clock has caught up with the held one: the
 //!   vehicle's time really moved on (a truck back after a long stop while
 //!   the rest of the fleet is quiet), so the held fix is evaluated, one fix
 //!   late, and then the next one;
-//! - else the held fix was a glitch: it is dropped from the rules and
-//!   counted (`muckwatch_fixes_clock_skew_total`), and the next fix is
-//!   judged as any other, so a terminal that glitched once goes on being
-//!   evaluated on its next correct fix.
+//! - a next fix is plausible itself: the held ones were glitches; they are
+//!   dropped from the rules and counted (`muckwatch_fixes_clock_skew_total`)
+//!   and the next fix is evaluated, so a terminal that glitched once goes
+//!   on being evaluated on its next correct fix;
+//! - else it is held too, beside the latest earlier one: of three fixes,
+//!   the two that agree tell a glitch from a real jump (a lone truck whose
+//!   second fix is a day ahead keeps its first and third).
+//!
+//! The very first fixes, before any vehicle has been evaluated, have
+//! nothing to be judged by: they are held until their vehicle's next fix.
 //!
 //! A held fix the fleet clock catches up with is also evaluated at the next
 //! scan: it was early, not wrong. Only evaluated fixes move the fleet clock.
@@ -36,11 +42,12 @@ use crate::rules::{RuleEvent, Rules, VehicleContext, VehicleState};
 /// How far the fleet clock must move before silent vehicles are looked for.
 const SCAN_STEP_MS: i64 = 10_000;
 
-/// One vehicle as the shard sees it: its rule state and the fix held back.
+/// One vehicle as the shard sees it: its rule state and the fixes held
+/// back (the two latest to arrive, oldest first).
 #[derive(Default)]
 struct Vehicle {
     rules: VehicleState,
-    held: Option<Fix>,
+    held: [Option<Fix>; 2],
 }
 
 pub struct Shard {
@@ -131,41 +138,66 @@ impl Shard {
         }
         let vehicle = self.states.entry(fix.device_id).or_default();
         let own = vehicle.rules.last_fix_ms();
-        if let Some(held) = vehicle.held.take() {
-            if held.ts_ms == fix.ts_ms {
-                vehicle.held = Some(held); // the held fix again (a redelivery)
-                return;
-            }
-            let skew = self.clock.skew_ms();
-            let confirmed = fix.ts_ms > held.ts_ms
-                && (self.plausible(&held, own)
-                    || (fix.ts_ms - held.ts_ms <= skew && fix.ts_ms <= self.clock.wall_limit_ms()));
-            if confirmed {
-                self.evaluate(&ctx, &held).await;
-            } else {
-                self.skewed(&held);
-            }
+        let held = std::mem::take(&mut vehicle.held);
+        if held.iter().flatten().any(|h| h.ts_ms == fix.ts_ms) {
+            vehicle.held = held; // a held fix again (a redelivery)
+            return;
         }
-        let own = self
-            .states
-            .get(&fix.device_id)
-            .and_then(|v| v.rules.last_fix_ms());
-        if self.plausible(&fix, own) {
+        // A held fix this one follows closely (its terminal's time really
+        // moved there), or that the fleet clock has caught up with.
+        let (skew, wall) = (self.clock.skew_ms(), self.clock.wall_limit_ms());
+        let confirmed = held
+            .iter()
+            .flatten()
+            .filter(|h| {
+                fix.ts_ms > h.ts_ms
+                    && ((fix.ts_ms - h.ts_ms <= skew && fix.ts_ms <= wall)
+                        || self.plausible(h, own))
+            })
+            .max_by_key(|h| h.ts_ms)
+            .copied();
+        if let Some(h) = confirmed {
+            for other in held.iter().flatten().filter(|o| o.ts_ms != h.ts_ms) {
+                self.skewed(other);
+            }
+            self.evaluate(&ctx, &h).await;
             self.evaluate(&ctx, &fix).await;
-        } else if let Some(v) = self.states.get_mut(&fix.device_id) {
-            v.held = Some(fix);
+            return;
+        }
+        if self.plausible(&fix, own) {
+            // its vehicle is back in step: what it held were glitches
+            for h in held.iter().flatten() {
+                self.skewed(h);
+            }
+            self.evaluate(&ctx, &fix).await;
+            return;
+        }
+        // Neither: held as well, beside the latest earlier one (of three
+        // fixes, the two that agree tell the glitch from a real jump).
+        let kept = match held {
+            [Some(a), Some(b)] => {
+                self.skewed(&a);
+                Some(b)
+            }
+            [a, b] => a.or(b),
+        };
+        if let Some(v) = self.states.get_mut(&fix.device_id) {
+            v.held = [kept, Some(fix)];
         }
     }
 
     /// Stamped no more than the skew ahead of the wall clock, and of the
-    /// fleet clock or the vehicle's own last evaluated fix (`own`).
+    /// fleet clock or the vehicle's own last evaluated fix (`own`). With
+    /// neither yet (the first fix this shard sees while no shard has
+    /// evaluated one) there is nothing to judge it by: it is held, and its
+    /// vehicle's next fix decides, as for any held fix.
     fn plausible(&self, fix: &Fix, own: Option<i64>) -> bool {
         fix.ts_ms <= self.clock.wall_limit_ms()
             && self
                 .clock
                 .now_ms()
                 .max(own)
-                .is_none_or(|r| fix.ts_ms <= r.saturating_add(self.clock.skew_ms()))
+                .is_some_and(|r| fix.ts_ms <= r.saturating_add(self.clock.skew_ms()))
     }
 
     /// Runs the rules on a fix that passed the clock checks.
@@ -220,21 +252,23 @@ impl Shard {
             let Some(ctx) = self.registry.context_of(device) else {
                 continue;
             };
-            match v.held {
-                // the fleet caught up with it: it was early, not wrong
-                Some(held) if held.ts_ms <= caught_up => {
-                    v.held = None;
-                    if v.rules.last_fix_ms().is_none_or(|l| held.ts_ms > l) {
-                        moved |= self.top.advance(held.device_id, held.ts_ms);
+            // held fixes the fleet caught up with were early, not wrong
+            let mut held = std::mem::take(&mut v.held);
+            held.sort_by_key(|h| h.map(|h| h.ts_ms));
+            for h in held.into_iter().flatten() {
+                if h.ts_ms <= caught_up {
+                    if v.rules.last_fix_ms().is_none_or(|l| h.ts_ms > l) {
+                        moved |= self.top.advance(h.device_id, h.ts_ms);
                     }
                     self.rules
-                        .on_fix(&mut v.rules, &ctx, &self.fence_set, &held, &mut self.out);
-                }
-                Some(_) if force => {
-                    v.held = None;
+                        .on_fix(&mut v.rules, &ctx, &self.fence_set, &h, &mut self.out);
+                } else if force {
                     dropped += 1;
+                } else if v.held[0].is_none() {
+                    v.held[0] = Some(h);
+                } else {
+                    v.held[1] = Some(h);
                 }
-                _ => {}
             }
             self.rules
                 .on_watermark(&mut v.rules, &ctx, fleet, &mut self.out);

@@ -75,11 +75,13 @@ fn night(start: DateTime<FixedOffset>) -> Vec<(&'static str, String)> {
     timeline.into_iter().map(|(_, d, f)| (d, f)).collect()
 }
 
-/// Runs the night from `start`, stops muckwatch (detection finishes what it
-/// read) and returns the app's store and metrics text.
+/// Runs the night from `start`: waits for `stored` fixes and `skewed` fixes
+/// dropped from the rules, stops muckwatch (detection finishes what it
+/// read) and returns its store and the metrics text before the stop.
 async fn run_night(
     start: DateTime<FixedOffset>,
     stored: usize,
+    skewed: f64,
 ) -> (muckwatch::store::Store, String) {
     let app = spawn_app().await;
     let tz = chrono_tz::Asia::Shanghai;
@@ -115,12 +117,22 @@ async fn run_night(
         "every plausible fix stored: {}",
         app.get("/metrics", None).await.body
     );
+    // detection runs beside the writer: wait until it has judged the clocks
+    let judged = eventually(Duration::from_secs(30), || async {
+        let n = app.metric("muckwatch_fixes_clock_skew_total").await;
+        (n >= skewed).then_some(n)
+    })
+    .await;
+    assert_eq!(
+        judged,
+        Some(skewed),
+        "fixes dropped from the rules for their clock"
+    );
     let metrics = app.get("/metrics", None).await.body;
     let store = app.store.clone();
     drop(p);
     app.stop().await;
-    let metrics_after = metrics; // counted before the stop; held fixes settle at it
-    (store, metrics_after)
+    (store, metrics)
 }
 
 fn metric(text: &str, name: &str) -> f64 {
@@ -158,7 +170,7 @@ fn assert_only_the_speeder(raised: &[(String, String)]) {
 async fn wrong_clocks_in_a_historical_night_raise_nothing_for_honest_trucks() {
     let start = DateTime::parse_from_rfc3339("2021-06-01T22:00:00+08:00").expect("time");
     // every fix is stored: 126 honest, 37 speeder, the ghost's, the glitch
-    let (store, metrics) = run_night(start, 126 + 37 + 2).await;
+    let (store, metrics) = run_night(start, 126 + 37 + 2, 2.0).await;
     assert_only_the_speeder(&raised(&store).await);
     assert_eq!(
         metric(&metrics, "muckwatch_fixes_clock_skew_total"),
@@ -173,7 +185,7 @@ async fn wrong_clocks_in_live_time_raise_nothing_for_honest_trucks() {
     let start = (Utc::now() - chrono::Duration::minutes(8)).fixed_offset();
     // the ghost's fix 2 h ahead and truck 1's a day ahead are refused at
     // the edge (past now + max_future_s): every other fix is stored
-    let (store, metrics) = run_night(start, 126 + 37).await;
+    let (store, metrics) = run_night(start, 126 + 37, 1.0).await;
     assert_only_the_speeder(&raised(&store).await);
     assert_eq!(
         metric(
@@ -186,5 +198,89 @@ async fn wrong_clocks_in_live_time_raise_nothing_for_honest_trucks() {
         metric(&metrics, "muckwatch_fixes_clock_skew_total"),
         1.0,
         "the speeder's first fix"
+    );
+}
+
+/// A truck on its own (no fleet to compare with), replayed from a file:
+/// its terminal glitches once a day ahead in the middle of a speeding run,
+/// and after a two-hour stop it speeds again. Both runs raise SPEEDING: the
+/// glitch is dropped from the rules on the next fix, and the first fix after
+/// the stop is confirmed by the one after it.
+#[tokio::test]
+async fn a_lone_truck_is_evaluated_after_a_glitch_and_after_a_long_stop() {
+    use muckwatch::fix::DeviceId;
+    use muckwatch::registry::{Firm, FirmId, Plate, Vehicle};
+    let start = DateTime::parse_from_rfc3339("2021-06-01T22:00:00+08:00").expect("time");
+    let dev = "dev-lone";
+    let run = |from: i64, lon0: f64| -> Vec<String> {
+        (0..36)
+            .map(|i| {
+                fix_json(
+                    dev,
+                    &at(start, from + 10 * i),
+                    33.335,
+                    lon0 + 0.00209 * i as f64,
+                    70.0,
+                )
+            })
+            .collect()
+    };
+    let mut lines = run(0, 120.02);
+    // one fix a day ahead right after the first: before this was dropped
+    // from the rules, it blinded the truck for the rest of the run
+    lines.insert(1, fix_json(dev, &at(start, 86_400), 33.335, 120.03, 70.0));
+    // parked, engine off, then silent for two hours
+    lines.push(fix_json(dev, &at(start, 370), 33.335, 120.0953, 0.0));
+    lines.extend(run(370 + 7200, 120.0953));
+
+    let db = temp_db();
+    let url = format!("sqlite://{}", db.display());
+    let store = muckwatch::store::Store::connect(&url).await.expect("db");
+    let firm = Firm {
+        id: FirmId::parse("firm-l").expect("firm"),
+        name: "L".into(),
+    };
+    store.create_firm(&firm, 0).await.expect("firm");
+    let vehicle = Vehicle {
+        plate: Plate::parse("苏J50100").expect("plate"),
+        device_id: DeviceId::parse(dev).expect("device"),
+        firm_id: firm.id.clone(),
+        rated_load_t: 31.0,
+    };
+    store.create_vehicle(&vehicle, 0).await.expect("vehicle");
+    let file = db.with_extension("ndjson");
+    std::fs::write(&file, lines.join("\n") + "\n").expect("file");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_muckwatch"))
+        .args([
+            "replay",
+            file.to_str().expect("path"),
+            "--database-url",
+            &url,
+        ])
+        .args(["--geofences", "geofences"])
+        .output()
+        .expect("replay runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let raised: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    let speeding: Vec<&str> = raised
+        .iter()
+        .filter(|v| v["code"] == "SPEEDING")
+        .map(|v| v["started_at"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        speeding,
+        vec!["2021-06-01T22:00:00+08:00", "2021-06-02T00:06:10+08:00"],
+        "{raised:#?}"
+    );
+    assert!(
+        raised.iter().all(|v| v["code"] != "TRACK_GAP"),
+        "the stop was parked, the glitch dropped: {raised:#?}"
     );
 }

@@ -146,7 +146,8 @@ async fn anonymous_clients_and_wrong_passwords_are_refused() {
     );
     // A device borrowing muckwatch's own client id does not knock ingest off.
     let (user2, pass2) = credentials(&app, "苏J30001").await;
-    let mut thief = connect_as(&app, "muckwatch", Some((&user2, &pass2))).await;
+    let ingest_id = test_settings(&temp_db()).mqtt_client_id();
+    let mut thief = connect_as(&app, &ingest_id, Some((&user2, &pass2))).await;
     assert_eq!(thief.next().await, Err("refused: BadClientId".into()));
     assert_eq!(refusals(&app, "client_id_taken").await, 1.0);
     assert_eq!(refusals(&app, "anonymous").await, 1.0);
