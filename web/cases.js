@@ -1,8 +1,8 @@
 // Case list (filters, paging) and the case page (episode map, the checks of
 // every department side by side, the viewer's own check form, the audit).
 
-import { api, query, session } from './http.js';
-import { h, table, errorBox, fmtTime } from './dom.js';
+import { api, download, query, session } from './http.js';
+import { exportButton, h, table, errorBox, fmtTime } from './dom.js';
 import { L, caseStatuses, codeLabel, codes, deptLabel, deptName, departments, nextStatuses, statusLabel } from './labels.js';
 import { MapView } from './map.js';
 
@@ -28,13 +28,16 @@ export async function casesPage(view) {
   const out = h('div', { id: 'case-list' });
   view.append(h('h1', {}, L('案件', 'Cases')), form, h('section', { class: 'card' }, out));
 
+  const params = () => ({
+    department: filters.department, status: filters.status, code: filters.code, plate: filters.plate,
+    from: filters.from, to: filters.to, order: 'overdue',
+  });
+  // The export holds every case the filters match (up to the server's cap), not just this page.
+  form.append(' ', exportButton('export-cases', () => `/api/v1/cases${query(params())}`, 'cases.xlsx', download));
   const load = async () => {
     out.replaceChildren(h('p', { class: 'loading' }, L('加载中', 'Loading')));
     try {
-      const r = await api(`/api/v1/cases${query({
-        department: filters.department, status: filters.status, code: filters.code, plate: filters.plate,
-        from: filters.from, to: filters.to, order: 'overdue', limit: PAGE, offset: filters.offset,
-      })}`);
+      const r = await api(`/api/v1/cases${query({ ...params(), limit: PAGE, offset: filters.offset })}`);
       const last = Math.min(filters.offset + PAGE, r.total);
       const go = (off) => () => { filters.offset = off; load(); };
       out.replaceChildren(

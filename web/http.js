@@ -29,6 +29,27 @@ export async function api(path, { method = 'GET', body } = {}) {
   return json;
 }
 
+// An Excel export of a list: the same path and filters as the table shows,
+// fetched with the token (a plain link could not carry it) and saved.
+export async function download(path, filename) {
+  const r = await fetch(path, {
+    headers: { Authorization: `Bearer ${session.token}`, Accept: 'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet' },
+  });
+  if (!r.ok) {
+    let body = null;
+    try { body = await r.json(); } catch { /* not JSON */ }
+    throw new ApiError(r.status, body);
+  }
+  const url = URL.createObjectURL(await r.blob());
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = filename;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
+}
+
 export function query(params) {
   const q = new URLSearchParams();
   for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== null && v !== '') q.set(k, v);

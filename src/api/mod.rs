@@ -10,6 +10,7 @@ mod auth;
 mod cases;
 mod console;
 mod error;
+mod export;
 mod firms;
 mod ingest;
 mod permits;
@@ -35,6 +36,7 @@ use crate::store::Store;
 pub use crate::violation::violation_json;
 pub use auth::Caller;
 pub use error::{ApiError, ApiPath};
+pub use export::{ListFormat, EXPORT_MAX_ROWS, XLSX_MIME};
 pub use server::{serve, with_limits, CONTENT_SECURITY_POLICY_VALUE};
 pub use time::format_ms;
 

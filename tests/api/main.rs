@@ -13,6 +13,7 @@ mod cases;
 mod cli;
 mod console;
 mod deadlines;
+mod exports;
 mod hygiene;
 mod ingest;
 mod violations;

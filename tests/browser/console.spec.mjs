@@ -85,9 +85,19 @@ try {
   assert.equal(await page.locator('#check-form').count(), 1);
   await shot('case');
 
-  // 4. The case list, with a filter, and the statistics.
+  // 4. The case list: the overdue case (filed long ago, past the police's
+  // deadline) first and marked, the fresh one not; its Excel export; a
+  // filter; the statistics with the deadlines.
   await page.click('#nav a[data-page=cases]');
   await page.waitForSelector(`#cases tr[data-case="${caseId}"]`);
+  const first = page.locator('#cases tbody tr[data-case]').first();
+  assert.equal(await first.getAttribute('data-overdue'), 'true');
+  assert.match(await first.textContent(), /逾期/);
+  assert.equal(await page.locator(`#cases tr[data-case="${caseId}"]`).getAttribute('data-overdue'), null);
+  const [casesFile] = await Promise.all([page.waitForEvent('download'), page.click('#export-cases')]);
+  assert.equal(casesFile.suggestedFilename(), 'cases.xlsx');
+  const xlsx = fs.readFileSync(await casesFile.path());
+  assert.equal(xlsx.subarray(0, 2).toString(), 'PK', 'an xlsx is a zip');
   await page.selectOption('#case-filters select[name=code]', 'SPEEDING');
   await page.click('#case-filters button');
   await page.waitForFunction(() => {
@@ -99,6 +109,8 @@ try {
   await page.waitForSelector('#by-code .bar-row');
   assert.match(await page.textContent('#by-code'), /SPEEDING/);
   assert.match(await page.textContent('#overload'), /一超四罚/);
+  await page.waitForSelector('#deadlines tr[data-dept=police]');
+  assert.match(await page.textContent('#deadlines tr[data-dept=police] td.overdue-mark'), /[1-9]/);
   await shot('stats');
 
   // 5. A firm signs in: no live view, and only its own permits.
@@ -111,6 +123,8 @@ try {
   assert.deepEqual(ids.sort(), [...cfg.firm_permits].sort());
   await page.waitForSelector('svg.map .fence.kind-route');
   await page.waitForSelector('#violations');
+  const [vioFile] = await Promise.all([page.waitForEvent('download'), page.click('#export-violations')]);
+  assert.equal(vioFile.suggestedFilename(), 'violations.xlsx');
   await shot('firm');
 } catch (e) {
   failures.push(e.stack || String(e));

@@ -5,6 +5,7 @@
 
 pub mod db;
 pub mod http;
+pub mod xlsx;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -20,7 +21,7 @@ use serde_json::Value;
 use tokio::task::JoinHandle;
 
 #[allow(unused_imports)]
-pub use http::{http, http_status_only, Response, SseClient};
+pub use http::{http, http_status_only, http_with, Response, SseClient};
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
