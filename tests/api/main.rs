@@ -16,4 +16,5 @@ mod deadlines;
 mod exports;
 mod hygiene;
 mod ingest;
+mod tokens;
 mod violations;
