@@ -113,6 +113,7 @@ impl Application {
                 hub,
                 shutdown: shutdown.subscribe(),
                 tz,
+                routing: settings.cases.routing().map_err(anyhow::Error::msg)?,
             }),
             settings.http.limits(),
         );

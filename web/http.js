@@ -60,14 +60,16 @@ export function query(params) {
 // EventSource cannot send an Authorization header, so the SSE stream is read
 // with fetch() and parsed here. Reconnects with a growing pause until
 // `signal` aborts; `onState` reports 'open' / 'closed' for the status badge.
+// The server starts with the last 12 h of alerts; on a reconnect the id of
+// the last alert seen (Last-Event-ID) keeps it from sending them again.
 export async function streamAlerts(onAlert, onState, signal) {
   let pause = 1000;
+  let lastId = null;
   while (!signal.aborted) {
     try {
-      const r = await fetch('/api/v1/alerts/stream', {
-        headers: { Authorization: `Bearer ${session.token}`, Accept: 'text/event-stream' },
-        signal,
-      });
+      const headers = { Authorization: `Bearer ${session.token}`, Accept: 'text/event-stream' };
+      if (lastId) headers['Last-Event-ID'] = lastId;
+      const r = await fetch('/api/v1/alerts/stream', { headers, signal });
       if (r.status === 401 || r.status === 403) { onState('forbidden'); return; }
       if (!r.ok) throw new Error(`stream: ${r.status}`);
       onState('open');
@@ -83,11 +85,14 @@ export async function streamAlerts(onAlert, onState, signal) {
           const block = buf.slice(0, end);
           buf = buf.slice(end + 2);
           let event = 'message';
+          let id = null;
           const data = [];
           for (const line of block.split('\n')) {
             if (line.startsWith('event:')) event = line.slice(6).trim();
+            else if (line.startsWith('id:')) id = line.slice(3).trim();
             else if (line.startsWith('data:')) data.push(line.slice(5).replace(/^ /, ''));
           }
+          if (id) lastId = id;
           if (event === 'alert' && data.length) {
             try { onAlert(JSON.parse(data.join('\n'))); } catch (e) { console.warn('bad alert', e); }
           }

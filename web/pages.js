@@ -58,7 +58,7 @@ export async function livePage(view) {
 
   const stop = new AbortController();
   streamAlerts((a) => {
-    const item = h('li', { class: 'alert', 'data-code': a.code, 'data-case': a.case_id },
+    const item = h('li', { class: a.backlog ? 'alert backlog' : 'alert', 'data-code': a.code, 'data-case': a.case_id },
       h('div', {}, h('b', {}, codeLabel(a.code)), ' ', h('span', { class: 'plate' }, a.plate), ' ', h('time', {}, fmtTime(a.at))),
       h('div', { class: 'msg' }, a.message_zh), h('div', { class: 'msg en' }, a.message_en),
       h('a', { href: `#/case/${a.case_id}`, class: 'case-link' }, L('查看案件', 'Open case'), ` #${a.case_id}`));

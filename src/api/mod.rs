@@ -51,6 +51,8 @@ pub struct AppState {
     /// Turns true at shutdown; long-lived responses (SSE) end then.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
     pub tz: chrono_tz::Tz,
+    /// Which departments each code goes to (alerts of the backlog name them).
+    pub routing: crate::cases::Routing,
 }
 
 pub fn router(state: AppState) -> Router {

@@ -137,15 +137,23 @@ pub struct SseClient {
 
 impl SseClient {
     pub async fn connect(addr: SocketAddr, path: &str, token: &str) -> SseClient {
+        Self::connect_with(addr, path, token, &[]).await
+    }
+
+    /// [`SseClient::connect`] with more request headers (`last-event-id`).
+    pub async fn connect_with(
+        addr: SocketAddr,
+        path: &str,
+        token: &str,
+        extra: &[(&str, &str)],
+    ) -> SseClient {
         let bearer = format!("Bearer {token}");
-        let r = send(
-            addr,
-            "GET",
-            path,
-            &[("authorization", &bearer), ("accept", "text/event-stream")],
-            None,
-        )
-        .await;
+        let mut headers = vec![
+            ("authorization", bearer.as_str()),
+            ("accept", "text/event-stream"),
+        ];
+        headers.extend_from_slice(extra);
+        let r = send(addr, "GET", path, &headers, None).await;
         assert_eq!(r.status(), 200, "SSE {path}");
         SseClient {
             body: r.into_body(),

@@ -329,7 +329,7 @@ pub async fn seed_violation_filed(
         fences: vec![],
     };
     let id = store
-        .insert_violation(&v, started_ms)
+        .insert_violation(&v, filed_ms)
         .await
         .expect("violation stored");
     let routing = Routing::default();
