@@ -102,7 +102,7 @@ export async function firmPage(view) {
     exportButton('export-vehicles', () => '/api/v1/vehicles', 'vehicles.xlsx', download)),
     table([L('车牌', 'Plate'), L('终端', 'Device'), L('企业', 'Firm'), L('核定载重', 'Rated load'), L('最后定位', 'Last fix'), L('状态', 'State')],
       vehicles.items.map((v) => h('tr', { 'data-plate': v.plate },
-        h('td', {}, v.plate), h('td', {}, v.device_id), h('td', {}, v.firm_id), h('td', {}, `${v.rated_load_t} t`),
+        h('td', {}, h('a', { href: `#/track/${encodeURIComponent(v.plate)}`, class: 'track-link' }, v.plate)), h('td', {}, v.device_id), h('td', {}, v.firm_id), h('td', {}, `${v.rated_load_t} t`),
         h('td', {}, v.last_fix ? `${fmtTime(v.last_fix.ts)} · ${v.last_fix.speed_kmh} km/h` : '—'),
         h('td', {}, h('span', { class: `pill state-${v.state}` }, STATE_LABELS[v.state] || v.state)))), { id: 'vehicles' })));
 

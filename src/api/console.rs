@@ -69,6 +69,11 @@ const FILES: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("../../web/cases.js"),
     ),
+    (
+        "playback.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web/playback.js"),
+    ),
 ];
 
 fn file(name: &str) -> Response {

@@ -70,6 +70,16 @@ try {
   assert.match(await page.textContent('#case-title'), new RegExp(`#${caseId}`));
   await page.waitForSelector('svg.map path.track', { state: 'attached' }); // a straight east-west track has no height
   await page.waitForSelector('svg.map .marker.violation-point');
+  // Playback: the playhead runs along the track at the chosen speed.
+  await page.waitForSelector('#playback #play');
+  const playhead = page.locator('svg.map .marker.playhead');
+  assert.equal(await playhead.getAttribute('data-index'), '0');
+  const startedAt = await page.textContent('#play-time');
+  await page.selectOption('#playback select[name=speed]', '300');
+  await page.click('#play');
+  await page.waitForFunction(() => Number(document.querySelector('svg.map .marker.playhead').dataset.index) > 5);
+  assert.notEqual(await page.textContent('#play-time'), startedAt);
+  await page.click('#play'); // pause
   const police = page.locator('#checks .check[data-dept=police]');
   assert.match(await police.locator('.check-status').textContent(), /pending/);
   const auditBefore = await page.locator('#audit tr.audit-line').count();
@@ -126,6 +136,13 @@ try {
   const [vioFile] = await Promise.all([page.waitForEvent('download'), page.click('#export-violations')]);
   assert.equal(vioFile.suggestedFilename(), 'violations.xlsx');
   await shot('firm');
+  // A vehicle's track, with playback, from the vehicle list.
+  // 苏J70003 works under permit PA-1: its route is drawn.
+  await page.click('#vehicles tr[data-plate="苏J70003"] a.track-link');
+  await page.waitForSelector('#track-title');
+  await page.waitForSelector('#playback');
+  await page.waitForSelector('svg.map .fence.kind-route');
+  await shot('track');
 } catch (e) {
   failures.push(e.stack || String(e));
   await shot('failure').catch(() => {});
