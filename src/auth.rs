@@ -107,6 +107,81 @@ impl fmt::Display for Role {
     }
 }
 
+/// A stored token as `muckwatch token list` shows it; never the token
+/// itself, which is not stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRecord {
+    /// The first [`TOKEN_ID_LEN`] hex digits of its hash: enough to name
+    /// it (`token revoke ID`), useless to sign in with.
+    pub id: String,
+    pub role: Role,
+    pub created_ms: i64,
+    pub expires_ms: Option<i64>,
+    pub revoked_ms: Option<i64>,
+}
+
+pub const TOKEN_ID_LEN: usize = 12;
+
+/// Whether a token lets its holder in at a given time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenState {
+    Active,
+    Expired,
+    Revoked,
+}
+
+impl TokenState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenState::Active => "active",
+            TokenState::Expired => "expired",
+            TokenState::Revoked => "revoked",
+        }
+    }
+}
+
+impl TokenRecord {
+    pub fn state(&self, now_ms: i64) -> TokenState {
+        if self.revoked_ms.is_some_and(|r| r <= now_ms) {
+            TokenState::Revoked
+        } else if self.expires_ms.is_some_and(|e| e <= now_ms) {
+            TokenState::Expired
+        } else {
+            TokenState::Active
+        }
+    }
+}
+
+/// `--expires-in`: a whole number and a unit, `90m`, `12h`, `30d`.
+///
+/// ```
+/// use muckwatch::auth::parse_expiry;
+/// assert_eq!(parse_expiry("12h"), Ok(12 * 3_600_000));
+/// assert_eq!(parse_expiry("30d"), Ok(30 * 86_400_000));
+/// assert!(parse_expiry("0d").is_err());
+/// assert!(parse_expiry("soon").is_err());
+/// ```
+pub fn parse_expiry(s: &str) -> Result<i64, String> {
+    let s = s.trim();
+    let bad = || format!("`{s}` is not a duration like 90m, 12h or 30d");
+    let unit_at = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+    let (n, unit) = s.split_at(unit_at);
+    let n: i64 = n.parse().map_err(|_| bad())?;
+    let unit_ms = match unit {
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return Err(bad()),
+    };
+    match n.checked_mul(unit_ms) {
+        Some(ms) if n > 0 && ms <= 10 * 366 * 86_400_000 => Ok(ms),
+        _ => Err(format!(
+            "`{s}`: an expiry must be above zero and at most ten years"
+        )),
+    }
+}
+
 /// A new random token: `mw_` and 64 hex digits (256 bits).
 pub fn new_token() -> anyhow::Result<String> {
     let mut bytes = [0u8; 32];

@@ -158,6 +158,20 @@ enum TokenCommand {
         /// admin, dept:<urban|police|housing|transport|ecology> or firm:<firm_id>
         #[arg(long)]
         role: String,
+        /// The token stops working after this long: 90m, 12h, 30d (never by default).
+        #[arg(long)]
+        expires_in: Option<String>,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// List the tokens: id, role, created, expires, state (never the token itself).
+    List {
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// Revoke a token by the id `token list` shows (8 or more of its hex digits).
+    Revoke {
+        id: String,
         #[command(flatten)]
         common: CommonArgs,
     },
@@ -218,23 +232,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             common,
             tolerance_s,
         } => score(&truth, &common, tolerance_s).await,
-        Command::Token {
-            command: TokenCommand::Create { role, common },
-        } => {
-            let role = Role::parse(&role).map_err(|e| anyhow::anyhow!("--role: {e}"))?;
-            let settings = settings(&common, Overrides::default())?;
-            let store = Store::connect(&settings.database.url).await?;
-            let token = new_token()?;
-            store
-                .create_token(
-                    &token_hash(&token),
-                    &role,
-                    chrono::Utc::now().timestamp_millis(),
-                )
-                .await?;
-            println!("created token for role {role}: {token}");
-            Ok(())
-        }
+        Command::Token { command } => token(command).await,
         Command::Mqtt {
             command: MqttCommand::MosquittoFiles { out, common },
         } => {
@@ -301,6 +299,76 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let stdin = std::io::stdin();
             let stdout = std::io::stdout();
             muckwatch::geofence::check::run_check(&geofences, stdin.lock(), stdout.lock())
+        }
+    }
+}
+
+async fn token(command: TokenCommand) -> anyhow::Result<()> {
+    use muckwatch::auth::{parse_expiry, TOKEN_ID_LEN};
+    let now = chrono::Utc::now().timestamp_millis();
+    let tz_of = |s: &Settings| s.city_timezone();
+    match command {
+        TokenCommand::Create {
+            role,
+            expires_in,
+            common,
+        } => {
+            let role = Role::parse(&role).map_err(|e| anyhow::anyhow!("--role: {e}"))?;
+            let expires_ms = expires_in
+                .as_deref()
+                .map(parse_expiry)
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("--expires-in: {e}"))?
+                .map(|ms| now + ms);
+            let settings = settings(&common, Overrides::default())?;
+            let tz = tz_of(&settings)?;
+            let store = Store::connect(&settings.database.url).await?;
+            let token = new_token()?;
+            let hash = token_hash(&token);
+            store
+                .create_token_expiring(&hash, &role, now, expires_ms)
+                .await?;
+            let expiry = expires_ms
+                .map(|e| format!(", expires {}", muckwatch::time::format_ms(e, tz)))
+                .unwrap_or_default();
+            println!(
+                "created token {} for role {role}{expiry}: {token}",
+                &hash[..TOKEN_ID_LEN]
+            );
+            Ok(())
+        }
+        TokenCommand::List { common } => {
+            let settings = settings(&common, Overrides::default())?;
+            let tz = tz_of(&settings)?;
+            let store = Store::connect(&settings.database.url).await?;
+            let show = |t: Option<i64>| {
+                t.map_or_else(|| "-".to_string(), |t| muckwatch::time::format_ms(t, tz))
+            };
+            println!(
+                "{:<12}  {:<24}  {:<25}  {:<25}  STATE",
+                "ID", "ROLE", "CREATED", "EXPIRES"
+            );
+            for t in store.tokens().await? {
+                println!(
+                    "{:<12}  {:<24}  {:<25}  {:<25}  {}",
+                    t.id,
+                    t.role.to_string(),
+                    show(Some(t.created_ms)),
+                    show(t.expires_ms),
+                    t.state(now).as_str()
+                );
+            }
+            Ok(())
+        }
+        TokenCommand::Revoke { id, common } => {
+            let settings = settings(&common, Overrides::default())?;
+            let store = Store::connect(&settings.database.url).await?;
+            let t = store
+                .revoke_token(&id, now)
+                .await?
+                .map_err(anyhow::Error::msg)?;
+            println!("revoked token {} ({})", t.id, t.role);
+            Ok(())
         }
     }
 }

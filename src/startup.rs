@@ -143,6 +143,7 @@ impl Application {
                 shutdown: shutdown.subscribe(),
                 tz,
                 mqtt: broker.gate.clone(),
+                routing: settings.cases.routing().map_err(anyhow::Error::msg)?,
             }),
             settings.http.limits(),
         );

@@ -8,7 +8,7 @@ import { api, session } from './http.js';
 import { h, errorBox } from './dom.js';
 import { L, loadMeta } from './labels.js';
 import { livePage, firmPage, statsPage } from './pages.js';
-import { casesPage, casePage } from './cases.js';
+import { casesPage, casePage, trackPage } from './cases.js';
 
 const main = document.getElementById('main');
 let leave = null;
@@ -74,13 +74,14 @@ async function route() {
   if (!session.role) return;
   if (leave) { leave(); leave = null; }
   const [, page, arg] = (location.hash || '').split('/');
-  for (const a of document.querySelectorAll('#nav a')) a.classList.toggle('active', a.dataset.page === page || (page === 'case' && a.dataset.page === 'cases'));
+  for (const a of document.querySelectorAll('#nav a')) a.classList.toggle('active', a.dataset.page === page || (page === 'case' && a.dataset.page === 'cases') || (page === 'track' && a.dataset.page === 'firm'));
   const allowed = pagesFor(session.role).map((p) => p[0]);
   const view = h('div', { class: 'page' });
   main.replaceChildren(view);
   try {
     if (page === 'case' && arg) leave = await casePage(view, decodeURIComponent(arg));
     else if (page === 'cases') leave = await casesPage(view);
+    else if (page === 'track' && arg) leave = await trackPage(view, decodeURIComponent(arg));
     else if (page === 'live' && allowed.includes('live')) leave = await livePage(view);
     else if (page === 'firm') leave = await firmPage(view);
     else if (page === 'stats' && allowed.includes('stats')) leave = await statsPage(view);

@@ -1,10 +1,11 @@
 // Case list (filters, paging) and the case page (episode map, the checks of
 // every department side by side, the viewer's own check form, the audit).
 
-import { api, query, session } from './http.js';
-import { h, table, errorBox, fmtTime } from './dom.js';
+import { api, download, query, session } from './http.js';
+import { exportButton, h, table, errorBox, fmtTime } from './dom.js';
 import { L, caseStatuses, codeLabel, codes, deptLabel, deptName, departments, nextStatuses, statusLabel } from './labels.js';
 import { MapView } from './map.js';
+import { loadTrack, permitFences, playback } from './playback.js';
 
 const PAGE = 20;
 const show = (x) => (x === null || x === undefined ? '—' : typeof x === 'object' ? JSON.stringify(x) : x);
@@ -28,13 +29,16 @@ export async function casesPage(view) {
   const out = h('div', { id: 'case-list' });
   view.append(h('h1', {}, L('案件', 'Cases')), form, h('section', { class: 'card' }, out));
 
+  const params = () => ({
+    department: filters.department, status: filters.status, code: filters.code, plate: filters.plate,
+    from: filters.from, to: filters.to, order: 'overdue',
+  });
+  // The export holds every case the filters match (up to the server's cap), not just this page.
+  form.append(' ', exportButton('export-cases', () => `/api/v1/cases${query(params())}`, 'cases.xlsx', download));
   const load = async () => {
     out.replaceChildren(h('p', { class: 'loading' }, L('加载中', 'Loading')));
     try {
-      const r = await api(`/api/v1/cases${query({
-        department: filters.department, status: filters.status, code: filters.code, plate: filters.plate,
-        from: filters.from, to: filters.to, order: 'overdue', limit: PAGE, offset: filters.offset,
-      })}`);
+      const r = await api(`/api/v1/cases${query({ ...params(), limit: PAGE, offset: filters.offset })}`);
       const last = Math.min(filters.offset + PAGE, r.total);
       const go = (off) => () => { filters.offset = off; load(); };
       out.replaceChildren(
@@ -129,21 +133,72 @@ export async function casePage(view, id) {
   };
   render(c);
 
-  // The map: fences the violations name, the vehicle's track over the
-  // episode, and where each violation began.
+  // The map: the fences of its permit and those the violations name, the
+  // vehicle's track over the episode with its playback, and where each
+  // violation began.
   const map = new MapView(mapBox, { height: 400 });
   const involved = new Set(c.violations.flatMap((v) => v.fences));
-  map.drawFences({ type: 'FeatureCollection', features: fences.features.filter((f) => involved.has(f.properties.id)) }, { highlight: [...involved] });
+  const permitted = await permitFences(c.violations.map((v) => v.permit_id), fences);
+  const shown = new Set([...involved, ...permitted.features.map((f) => f.properties.id)]);
+  map.drawFences({ type: 'FeatureCollection', features: fences.features.filter((f) => shown.has(f.properties.id)) }, { highlight: [...involved] });
   const pts = [];
+  let stop = () => {};
   try {
-    const track = await api(c.track);
-    map.drawTrack(track.geometry.coordinates, { title: `${c.plate} (${track.properties.count})` });
-    pts.push(...track.geometry.coordinates);
+    const fixes = await loadTrack(c.track);
+    const coords = fixes.map((f) => [f.lon, f.lat]);
+    map.drawTrack(coords, { title: `${c.plate} (${fixes.length})` });
+    pts.push(...coords);
+    const p = playback(map, fixes);
+    mapBox.append(p.el);
+    stop = p.stop;
   } catch (e) { mapBox.append(errorBox(e)); }
   for (const v of c.violations) {
     map.marker({ lon: v.lon, lat: v.lat, cls: 'violation-point', label: v.code, title: `${v.code} ${fmtTime(v.started_at)}` });
     pts.push([v.lon, v.lat]);
   }
   map.fit(pts.length ? pts : undefined);
-  return null;
+  return stop;
+}
+
+// A vehicle's track: the 12 hours before its newest fix (or a picked day),
+// its permits' fences, its violations, and playback.
+export async function trackPage(view, plate) {
+  const day = h('input', { type: 'date', name: 'day' });
+  const mapBox = h('div', { class: 'map-box' });
+  view.append(h('h1', { id: 'track-title' }, L('车辆轨迹', 'Vehicle track'), h('small', {}, ` ${plate}`)),
+    h('form', { class: 'filters card', id: 'track-filters', onsubmit: (e) => { e.preventDefault(); load(); } },
+      h('label', {}, L('日期', 'Day'), ' ', day), ' ', h('button', {}, L('查看', 'Show'))),
+    h('section', { class: 'card' }, mapBox));
+  const [fences, fleet, permits] = await Promise.all([api('/api/v1/geofences'), api('/api/v1/vehicles?limit=1000'), api(`/api/v1/permits${query({ plate, limit: 1000 })}`)]);
+  const vehicle = fleet.items.find((v) => v.plate === plate);
+  let stop = () => {};
+  const load = async () => {
+    stop();
+    mapBox.replaceChildren();
+    try {
+      let from; let to;
+      if (day.value) { from = day.value; to = day.value; } else if (vehicle && vehicle.last_fix) {
+        to = vehicle.last_fix.ts;
+        from = new Date(Date.parse(to) - 12 * 3600 * 1000).toISOString();
+      }
+      const path = `/api/v1/vehicles/${encodeURIComponent(plate)}/track${query({ from, to })}`;
+      const [fixes, violations] = await Promise.all([loadTrack(path), api(`/api/v1/violations${query({ plate, since: from, limit: 1000 })}`)]);
+      const map = new MapView(mapBox, { height: 460 });
+      const ids = new Set(permits.items.flatMap((p) => [p.source_site, p.disposal_site, ...(p.routes || [])]));
+      map.drawFences({ type: 'FeatureCollection', features: fences.features.filter((f) => ids.has(f.properties.id)) });
+      const coords = fixes.map((f) => [f.lon, f.lat]);
+      map.drawTrack(coords, { title: `${plate} (${fixes.length})` });
+      const end = to ? Date.parse(to.length === 10 ? `${to}T23:59:59.999+08:00` : to) : Infinity;
+      for (const v of violations.items.filter((x) => Date.parse(x.started_at) <= end)) {
+        map.marker({ lon: v.lon, lat: v.lat, cls: 'violation-point', label: v.code, title: `${v.code} ${fmtTime(v.started_at)}` });
+        coords.push([v.lon, v.lat]);
+      }
+      const p = playback(map, fixes);
+      mapBox.append(p.el);
+      stop = p.stop;
+      map.fit(coords.length ? coords : undefined);
+    } catch (e) { mapBox.append(errorBox(e)); }
+  };
+  await load();
+  return () => stop();
 }

@@ -35,3 +35,14 @@ export function errorBox(e) {
 // Times come as RFC 3339 in city time; show them without the offset noise.
 export const fmtTime = (s) => (s ? s.replace('T', ' ').replace(/(\.\d+)?([+-]\d\d:\d\d|Z)$/, '') : '—');
 
+
+// A button that downloads `path()` (a function: the filters of the moment)
+// as an Excel file; errors show beside it.
+export function exportButton(id, path, filename, download) {
+  const msg = h('span', { class: 'error' });
+  const button = h('button', { type: 'button', class: 'export', id, onclick: async () => {
+    msg.textContent = '';
+    try { await download(path(), filename); } catch (e) { msg.textContent = e.message || String(e); }
+  } }, L('导出 Excel', 'Export to Excel'));
+  return h('span', { class: 'export-box' }, button, msg);
+}

@@ -29,6 +29,27 @@ export async function api(path, { method = 'GET', body } = {}) {
   return json;
 }
 
+// An Excel export of a list: the same path and filters as the table shows,
+// fetched with the token (a plain link could not carry it) and saved.
+export async function download(path, filename) {
+  const r = await fetch(path, {
+    headers: { Authorization: `Bearer ${session.token}`, Accept: 'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet' },
+  });
+  if (!r.ok) {
+    let body = null;
+    try { body = await r.json(); } catch { /* not JSON */ }
+    throw new ApiError(r.status, body);
+  }
+  const url = URL.createObjectURL(await r.blob());
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = filename;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
+}
+
 export function query(params) {
   const q = new URLSearchParams();
   for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== null && v !== '') q.set(k, v);
@@ -39,14 +60,16 @@ export function query(params) {
 // EventSource cannot send an Authorization header, so the SSE stream is read
 // with fetch() and parsed here. Reconnects with a growing pause until
 // `signal` aborts; `onState` reports 'open' / 'closed' for the status badge.
+// The server starts with the last 12 h of alerts; on a reconnect the id of
+// the last alert seen (Last-Event-ID) keeps it from sending them again.
 export async function streamAlerts(onAlert, onState, signal) {
   let pause = 1000;
+  let lastId = null;
   while (!signal.aborted) {
     try {
-      const r = await fetch('/api/v1/alerts/stream', {
-        headers: { Authorization: `Bearer ${session.token}`, Accept: 'text/event-stream' },
-        signal,
-      });
+      const headers = { Authorization: `Bearer ${session.token}`, Accept: 'text/event-stream' };
+      if (lastId) headers['Last-Event-ID'] = lastId;
+      const r = await fetch('/api/v1/alerts/stream', { headers, signal });
       if (r.status === 401 || r.status === 403) { onState('forbidden'); return; }
       if (!r.ok) throw new Error(`stream: ${r.status}`);
       onState('open');
@@ -62,11 +85,14 @@ export async function streamAlerts(onAlert, onState, signal) {
           const block = buf.slice(0, end);
           buf = buf.slice(end + 2);
           let event = 'message';
+          let id = null;
           const data = [];
           for (const line of block.split('\n')) {
             if (line.startsWith('event:')) event = line.slice(6).trim();
+            else if (line.startsWith('id:')) id = line.slice(3).trim();
             else if (line.startsWith('data:')) data.push(line.slice(5).replace(/^ /, ''));
           }
+          if (id) lastId = id;
           if (event === 'alert' && data.length) {
             try { onAlert(JSON.parse(data.join('\n'))); } catch (e) { console.warn('bad alert', e); }
           }

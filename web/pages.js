@@ -1,8 +1,8 @@
 // Live view, firm view and statistics. Each page function fills `view` and
 // returns a cleanup function (timers, the alert stream).
 
-import { api, query, session, streamAlerts } from './http.js';
-import { h, table, errorBox, fmtTime } from './dom.js';
+import { api, download, query, session, streamAlerts } from './http.js';
+import { exportButton, h, table, errorBox, fmtTime } from './dom.js';
 import { L, codeLabel, deptLabel, statusLabel } from './labels.js';
 import { MapView } from './map.js';
 
@@ -58,7 +58,7 @@ export async function livePage(view) {
 
   const stop = new AbortController();
   streamAlerts((a) => {
-    const item = h('li', { class: 'alert', 'data-code': a.code, 'data-case': a.case_id },
+    const item = h('li', { class: a.backlog ? 'alert backlog' : 'alert', 'data-code': a.code, 'data-case': a.case_id },
       h('div', {}, h('b', {}, codeLabel(a.code)), ' ', h('span', { class: 'plate' }, a.plate), ' ', h('time', {}, fmtTime(a.at))),
       h('div', { class: 'msg' }, a.message_zh), h('div', { class: 'msg en' }, a.message_en),
       h('a', { href: `#/case/${a.case_id}`, class: 'case-link' }, L('查看案件', 'Open case'), ` #${a.case_id}`));
@@ -89,7 +89,8 @@ export async function firmPage(view) {
   drawFleet(map, vehicles.items);
   map.fit();
 
-  view.append(h('section', { class: 'card' }, h('h2', {}, L('准运证', 'Permits'), h('small', {}, ` (${permits.total})`)),
+  view.append(h('section', { class: 'card' }, h('h2', {}, L('准运证', 'Permits'), h('small', {}, ` (${permits.total})`), ' ',
+    exportButton('export-permits', () => '/api/v1/permits', 'permits.xlsx', download)),
     table([L('编号', 'ID'), L('企业', 'Firm'), L('车辆', 'Vehicles'), L('出土工地', 'Source'), L('消纳场', 'Disposal'), L('路线', 'Routes'), L('时段', 'Windows'), L('有效期', 'Valid'), L('状态', 'Status')],
       permits.items.map((p) => h('tr', { 'data-permit': p.id },
         h('td', { class: 'permit-id' }, p.id), h('td', {}, p.firm_id), h('td', {}, (p.plates || []).join(', ')),
@@ -97,10 +98,11 @@ export async function firmPage(view) {
         h('td', {}, (p.windows || []).map((w) => `${w.start}–${w.end}`).join(', ')),
         h('td', {}, `${p.valid_from} — ${p.valid_until}`), h('td', {}, statusLabel(p.status)))), { id: 'permits' })));
 
-  view.append(h('section', { class: 'card' }, h('h2', {}, L('车辆', 'Vehicles'), h('small', {}, ` (${vehicles.total})`)),
+  view.append(h('section', { class: 'card' }, h('h2', {}, L('车辆', 'Vehicles'), h('small', {}, ` (${vehicles.total})`), ' ',
+    exportButton('export-vehicles', () => '/api/v1/vehicles', 'vehicles.xlsx', download)),
     table([L('车牌', 'Plate'), L('终端', 'Device'), L('企业', 'Firm'), L('核定载重', 'Rated load'), L('最后定位', 'Last fix'), L('状态', 'State')],
       vehicles.items.map((v) => h('tr', { 'data-plate': v.plate },
-        h('td', {}, v.plate), h('td', {}, v.device_id), h('td', {}, v.firm_id), h('td', {}, `${v.rated_load_t} t`),
+        h('td', {}, h('a', { href: `#/track/${encodeURIComponent(v.plate)}`, class: 'track-link' }, v.plate)), h('td', {}, v.device_id), h('td', {}, v.firm_id), h('td', {}, `${v.rated_load_t} t`),
         h('td', {}, v.last_fix ? `${fmtTime(v.last_fix.ts)} · ${v.last_fix.speed_kmh} km/h` : '—'),
         h('td', {}, h('span', { class: `pill state-${v.state}` }, STATE_LABELS[v.state] || v.state)))), { id: 'vehicles' })));
 
@@ -118,7 +120,8 @@ export async function firmPage(view) {
   };
   view.append(h('section', { class: 'card' }, h('h2', {}, L('违规记录', 'Violations')),
     h('form', { class: 'filters', onsubmit: (e) => { e.preventDefault(); showViolations(plateSel.value.trim() || null); } },
-      plateSel, ' ', h('button', {}, L('筛选', 'Filter'))), vioBox));
+      plateSel, ' ', h('button', {}, L('筛选', 'Filter')), ' ',
+      exportButton('export-violations', () => `/api/v1/violations${query({ plate: plateSel.value.trim() })}`, 'violations.xlsx', download)), vioBox));
   showViolations();
   return null;
 }

@@ -5,7 +5,7 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 
 use super::{ApiError, AppState};
-use crate::auth::{token_hash, Role};
+use crate::auth::{token_hash, Role, TokenState};
 
 /// The authenticated caller of a request. A missing or unknown token is a 401.
 #[derive(Debug, Clone)]
@@ -43,8 +43,13 @@ impl FromRequestParts<AppState> for Caller {
             .ok_or_else(|| {
                 ApiError::unauthorized("Authorization header is not `Bearer <token>`")
             })?;
-        match state.store.token_role(&token_hash(token)).await? {
-            Some(role) => Ok(Caller(role)),
+        let now = chrono::Utc::now().timestamp_millis();
+        match state.store.token(&token_hash(token)).await? {
+            Some(t) => match t.state(now) {
+                TokenState::Active => Ok(Caller(t.role)),
+                TokenState::Expired => Err(ApiError::unauthorized("token expired")),
+                TokenState::Revoked => Err(ApiError::unauthorized("token revoked")),
+            },
             None => Err(ApiError::unauthorized("unknown token")),
         }
     }

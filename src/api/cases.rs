@@ -8,6 +8,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::export::{col, list_response, Column, ListFormat};
 use super::time::{format_ms, parse_param, DayEnd};
 use super::vehicles::encode_path;
 use super::violations::code_param;
@@ -16,6 +17,7 @@ use crate::auth::{Department, Role};
 use crate::cases::{CaseStatus, CheckUpdate};
 use crate::store::{CaseFilter, CaseRecord, CheckError, ViolationFilter};
 use crate::violation::violation_json;
+use axum::response::Response;
 
 /// A case as the contract shows it; each check with its `due_at` and
 /// whether it is `overdue` at `now_ms` (the time of reading).
@@ -68,17 +70,75 @@ pub struct ListQuery {
     offset: Option<i64>,
 }
 
+/// A check in one cell: `urban: investigating, 期限 2021-06-04 22:00 逾期`.
+fn checks_cell(case: &Value) -> Value {
+    let Some(checks) = case["checks"].as_array() else {
+        return Value::Null;
+    };
+    let text: Vec<String> = checks
+        .iter()
+        .map(|k| {
+            let due = k["due_at"].as_str().unwrap_or("—");
+            let late = if k["overdue"] == true { " 逾期" } else { "" };
+            format!(
+                "{}: {}, 期限 {due}{late}",
+                k["department"].as_str().unwrap_or(""),
+                k["status"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    json!(text.join("; "))
+}
+
+/// The parties in one cell: `vehicle: 苏J00001; driver: ...`.
+fn parties_cell(case: &Value) -> Value {
+    let text: Vec<String> = case["parties"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            format!(
+                "{}: {}",
+                p["role"].as_str().unwrap_or(""),
+                p["name"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    json!(text.join("; "))
+}
+
+/// The cases sheet of an export.
+const SHEET: &[Column] = &[
+    col!("案件编号", "/id"),
+    col!("车牌", "/plate"),
+    col!("运输企业", "/firm_id"),
+    col!("状态", "/status"),
+    col!("立案时间", "/opened_at"),
+    col!("结案时间", "/closed_at"),
+    col!("违规代码", "/codes"),
+    col!("核查部门", "/departments"),
+    Column {
+        header: "各部门核查",
+        value: checks_cell,
+    },
+    col!("逾期", "/overdue"),
+    Column {
+        header: "当事方",
+        value: parties_cell,
+    },
+];
+
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
+    format: ListFormat,
     query: Result<Query<ListQuery>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let Query(q) = query?;
-    let (limit, offset) = Paging {
+    let (limit, offset) = format.paging(Paging {
         limit: q.limit,
         offset: q.offset,
-    }
-    .resolve()?;
+    })?;
     let department = q
         .department
         .as_deref()
@@ -118,9 +178,8 @@ pub async fn list(
     };
     scope(&caller, &mut filter);
     let (items, total) = state.store.cases(&filter, limit, offset).await?;
-    Ok(Json(
-        json!({"items": items.iter().map(|c| case_json(c, state.tz, now)).collect::<Vec<_>>(), "total": total}),
-    ))
+    let items = items.iter().map(|c| case_json(c, state.tz, now)).collect();
+    list_response(format, items, total, offset, "cases", "案件", SHEET).await
 }
 
 async fn visible_case(state: &AppState, caller: &Caller, id: i64) -> Result<CaseRecord, ApiError> {

@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
+use super::export::{col, list_response, Column, ListFormat};
 use super::time::format_ms;
 use super::{ApiError, ApiPath, AppState, Caller, Paging};
 use crate::auth::Department;
@@ -67,6 +68,11 @@ const FILES: &[(&str, &str, &str)] = &[
         "cases.js",
         "text/javascript; charset=utf-8",
         include_str!("../../web/cases.js"),
+    ),
+    (
+        "playback.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web/playback.js"),
     ),
 ];
 
@@ -143,13 +149,27 @@ const STALE_MS: i64 = 15 * 60_000;
 /// firm its own vehicles. Each carries its newest fix (`last_fix`, null if
 /// none) and a `state`: `violating` (a violation ongoing or ended within
 /// 10 min of its newest fix), `stale`, `no_fix` or `ok`.
+/// The fleet sheet of an export.
+const SHEET: &[Column] = &[
+    col!("车牌", "/plate"),
+    col!("终端号", "/device_id"),
+    col!("运输企业", "/firm_id"),
+    col!("核定载重(吨)", "/rated_load_t"),
+    col!("状态", "/state"),
+    col!("最后定位时间", "/last_fix/ts"),
+    col!("纬度", "/last_fix/lat"),
+    col!("经度", "/last_fix/lon"),
+    col!("速度(km/h)", "/last_fix/speed_kmh"),
+];
+
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
+    format: ListFormat,
     query: Result<Query<Paging>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let Query(paging) = query?;
-    let (limit, offset) = paging.resolve()?;
+    let (limit, offset) = format.paging(paging)?;
     let firm = caller.0.firm();
     let vehicles: Vec<_> = state
         .store
@@ -199,5 +219,5 @@ pub async fn list(
             })
         })
         .collect();
-    Ok(Json(json!({"items": items, "total": total})))
+    list_response(format, items, total, offset, "vehicles", "车辆", SHEET).await
 }

@@ -10,6 +10,7 @@ mod auth;
 mod cases;
 mod console;
 mod error;
+mod export;
 mod firms;
 mod ingest;
 mod input;
@@ -37,6 +38,7 @@ use crate::store::Store;
 pub use crate::violation::violation_json;
 pub use auth::Caller;
 pub use error::{ApiError, ApiPath};
+pub use export::{ListFormat, EXPORT_MAX_ROWS, XLSX_MIME};
 pub use server::{serve, with_limits, CONTENT_SECURITY_POLICY_VALUE};
 pub use time::format_ms;
 
@@ -53,6 +55,8 @@ pub struct AppState {
     pub tz: chrono_tz::Tz,
     /// The MQTT access rules, for the auth/acl endpoints of external brokers.
     pub mqtt: Arc<crate::mqtt_access::Gate>,
+    /// Which departments each code goes to (alerts of the backlog name them).
+    pub routing: crate::cases::Routing,
 }
 
 pub fn router(state: AppState) -> Router {

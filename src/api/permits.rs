@@ -8,10 +8,12 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::export::{col, list_response, Column, ListFormat};
 use super::{ApiError, ApiPath, AppState, Caller, Paging};
 use crate::geofence::FenceKind;
 use crate::permit::{Permit, PermitStatus};
 use crate::store::PermitFilter;
+use axum::response::Response;
 
 pub async fn create(
     State(state): State<AppState>,
@@ -78,17 +80,51 @@ pub struct ListQuery {
     offset: Option<i64>,
 }
 
+/// The daily windows in one cell: `21:00–06:00, 12:00–13:00`.
+fn windows_cell(permit: &Value) -> Value {
+    let text: Vec<String> = permit["windows"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|w| {
+            format!(
+                "{}–{}",
+                w["start"].as_str().unwrap_or(""),
+                w["end"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    json!(text.join(", "))
+}
+
+/// The permits sheet of an export.
+const SHEET: &[Column] = &[
+    col!("准运证编号", "/id"),
+    col!("运输企业", "/firm_id"),
+    col!("车辆", "/plates"),
+    col!("出土工地", "/source_site"),
+    col!("消纳场", "/disposal_site"),
+    col!("核准路线", "/routes"),
+    Column {
+        header: "运输时段",
+        value: windows_cell,
+    },
+    col!("有效期起", "/valid_from"),
+    col!("有效期止", "/valid_until"),
+    col!("状态", "/status"),
+];
+
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
+    format: ListFormat,
     query: Result<Query<ListQuery>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let Query(q) = query?;
-    let (limit, offset) = Paging {
+    let (limit, offset) = format.paging(Paging {
         limit: q.limit,
         offset: q.offset,
-    }
-    .resolve()?;
+    })?;
     let status = q
         .status
         .as_deref()
@@ -104,9 +140,8 @@ pub async fn list(
         firm: caller.0.firm().map(|f| f.to_string()),
     };
     let (items, total) = state.store.permits(&filter, limit, offset).await?;
-    Ok(Json(
-        json!({"items": items.iter().map(Permit::to_json).collect::<Vec<_>>(), "total": total}),
-    ))
+    let items = items.iter().map(Permit::to_json).collect();
+    list_response(format, items, total, offset, "permits", "准运证", SHEET).await
 }
 
 pub async fn get(

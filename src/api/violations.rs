@@ -7,12 +7,14 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::export::{col, list_response, Column, ListFormat};
 use super::time::{parse_param, DayEnd};
 use super::vehicles::fix_json;
 use super::{ApiError, ApiPath, AppState, Caller, Paging};
 use crate::auth::Role;
 use crate::store::ViolationFilter;
 use crate::violation::{violation_json, ViolationCode};
+use axum::response::Response;
 
 /// A `code` query parameter: a violation code of the contract, or 400.
 pub fn code_param(code: Option<&str>) -> Result<Option<ViolationCode>, ApiError> {
@@ -43,17 +45,48 @@ pub struct ListQuery {
     offset: Option<i64>,
 }
 
+/// The Chinese name of an item's `code`.
+fn code_label(v: &Value) -> Value {
+    v["code"]
+        .as_str()
+        .and_then(ViolationCode::parse)
+        .map(|c| json!(c.label_zh()))
+        .unwrap_or_default()
+}
+
+/// The violations sheet of an export.
+const SHEET: &[Column] = &[
+    col!("编号", "/id"),
+    col!("违规代码", "/code"),
+    Column {
+        header: "违规类型",
+        value: code_label,
+    },
+    col!("车牌", "/plate"),
+    col!("终端号", "/device_id"),
+    col!("运输企业", "/firm_id"),
+    col!("准运证", "/permit_id"),
+    col!("开始时间", "/started_at"),
+    col!("结束时间", "/ended_at"),
+    col!("纬度", "/lat"),
+    col!("经度", "/lon"),
+    col!("测量值", "/measured"),
+    col!("电子围栏", "/fences"),
+    col!("案件编号", "/case_id"),
+    col!("状态", "/status"),
+];
+
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
+    format: ListFormat,
     query: Result<Query<ListQuery>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let Query(q) = query?;
-    let (limit, offset) = Paging {
+    let (limit, offset) = format.paging(Paging {
         limit: q.limit,
         offset: q.offset,
-    }
-    .resolve()?;
+    })?;
     let filter = ViolationFilter {
         plate: q.plate,
         code: code_param(q.code.as_deref())?,
@@ -63,7 +96,16 @@ pub async fn list(
     let filter = scope(&caller, filter);
     let (items, total) = state.store.violations(&filter, limit, offset).await?;
     let items: Vec<Value> = items.iter().map(|v| violation_json(v, state.tz)).collect();
-    Ok(Json(json!({"items": items, "total": total})))
+    list_response(
+        format,
+        items,
+        total,
+        offset,
+        "violations",
+        "违规记录",
+        SHEET,
+    )
+    .await
 }
 
 /// One violation with `evidence`: the stored fixes of its episode.

@@ -2,8 +2,33 @@
 
 use super::db::Sql;
 use super::{classify, Store, StoreError, StoreResult};
-use crate::auth::Role;
+use crate::auth::{Role, TokenRecord, TokenState, TOKEN_ID_LEN};
 use crate::identity::{DeviceId, Firm, FirmId, Plate, Vehicle};
+
+const TOKEN: &str = "SELECT hash, role, created_ms, expires_ms, revoked_ms FROM api_tokens";
+
+#[derive(sqlx::FromRow)]
+struct TokenRow {
+    hash: String,
+    role: String,
+    created_ms: i64,
+    expires_ms: Option<i64>,
+    revoked_ms: Option<i64>,
+}
+
+impl TryFrom<TokenRow> for TokenRecord {
+    type Error = StoreError;
+
+    fn try_from(r: TokenRow) -> Result<TokenRecord, StoreError> {
+        Ok(TokenRecord {
+            id: r.hash.chars().take(TOKEN_ID_LEN).collect(),
+            role: Role::parse(&r.role).map_err(StoreError::Corrupt)?,
+            created_ms: r.created_ms,
+            expires_ms: r.expires_ms,
+            revoked_ms: r.revoked_ms,
+        })
+    }
+}
 
 #[derive(sqlx::FromRow)]
 struct FirmRow {
@@ -97,18 +122,87 @@ impl Store {
     }
 
     pub async fn create_token(&self, hash: &str, role: &Role, now_ms: i64) -> StoreResult<()> {
-        let q = Sql::new("INSERT INTO api_tokens (hash, role, created_ms) VALUES ($1, $2, $3)")
-            .bind(hash)
-            .bind(role.to_string())
-            .bind(now_ms);
+        self.create_token_expiring(hash, role, now_ms, None).await
+    }
+
+    /// A token that stops working at `expires_ms` (never when `None`).
+    pub async fn create_token_expiring(
+        &self,
+        hash: &str,
+        role: &Role,
+        now_ms: i64,
+        expires_ms: Option<i64>,
+    ) -> StoreResult<()> {
+        let q = Sql::new(
+            "INSERT INTO api_tokens (hash, role, created_ms, expires_ms) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(hash)
+        .bind(role.to_string())
+        .bind(now_ms)
+        .bind(expires_ms);
         self.db.execute(&q).await?;
         Ok(())
     }
 
+    /// The role of the token with `hash` if it is active now (not expired,
+    /// not revoked).
     pub async fn token_role(&self, hash: &str) -> StoreResult<Option<Role>> {
-        let q = Sql::new("SELECT role FROM api_tokens WHERE hash = $1").bind(hash);
-        let role: Option<(String,)> = self.db.fetch_optional(&q).await?;
-        role.map(|(r,)| Role::parse(&r).map_err(StoreError::Corrupt))
-            .transpose()
+        let now = chrono::Utc::now().timestamp_millis();
+        Ok(self
+            .token(hash)
+            .await?
+            .filter(|t| t.state(now) == TokenState::Active)
+            .map(|t| t.role))
+    }
+
+    /// The token with `hash`, whatever its state.
+    pub async fn token(&self, hash: &str) -> StoreResult<Option<TokenRecord>> {
+        let q = Sql::new(format!("{TOKEN} WHERE hash = $1")).bind(hash);
+        let row: Option<TokenRow> = self.db.fetch_optional(&q).await?;
+        row.map(TokenRecord::try_from).transpose()
+    }
+
+    /// Every token, oldest first.
+    pub async fn tokens(&self) -> StoreResult<Vec<TokenRecord>> {
+        let q = Sql::new(format!("{TOKEN} ORDER BY created_ms, hash"));
+        let rows: Vec<TokenRow> = self.db.fetch_all(&q).await?;
+        rows.into_iter().map(TokenRecord::try_from).collect()
+    }
+
+    /// Revokes the one token whose hash starts with `id` (at least 8 hex
+    /// digits, as `tokens` lists them). Returns the revoked token, or why not.
+    pub async fn revoke_token(
+        &self,
+        id: &str,
+        now_ms: i64,
+    ) -> StoreResult<Result<TokenRecord, String>> {
+        let id = id.trim().to_ascii_lowercase();
+        if id.len() < 8 || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(Err(format!(
+                "`{id}` is not a token id (8 to 64 hex digits, as `token list` shows)"
+            )));
+        }
+        let mut tx = self.db.begin().await?;
+        let q = Sql::new(format!("{TOKEN} WHERE hash LIKE $1{}", tx.for_update()))
+            .bind(format!("{id}%"));
+        let rows: Vec<TokenRow> = tx.fetch_all(&q).await?;
+        let row = match rows.len() {
+            0 => return Ok(Err(format!("no token with id {id}"))),
+            1 => rows.into_iter().next(),
+            n => return Ok(Err(format!("{n} tokens start with {id}; give more digits"))),
+        };
+        let Some(row) = row else {
+            return Ok(Err(format!("no token with id {id}")));
+        };
+        let q = Sql::new(
+            "UPDATE api_tokens SET revoked_ms = $1 WHERE hash = $2 AND revoked_ms IS NULL",
+        )
+        .bind(now_ms)
+        .bind(row.hash.as_str());
+        tx.execute(&q).await?;
+        tx.commit().await?;
+        let mut token = TokenRecord::try_from(row)?;
+        token.revoked_ms = token.revoked_ms.or(Some(now_ms));
+        Ok(Ok(token))
     }
 }

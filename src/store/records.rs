@@ -71,6 +71,8 @@ pub struct ViolationFilter {
     pub plate: Option<String>,
     pub code: Option<ViolationCode>,
     pub since_ms: Option<i64>,
+    /// Only violations stored (raised) at or after this wall-clock time.
+    pub created_since_ms: Option<i64>,
     pub firm: Option<String>,
     /// Only violations filed into a case with a check for this department
     /// (a department's view).

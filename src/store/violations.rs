@@ -55,6 +55,7 @@ impl Store {
             .and(" AND plate = {}", f.plate.as_deref())
             .and(" AND code = {}", f.code)
             .and(" AND started_ms >= {}", f.since_ms)
+            .and(" AND created_ms >= {}", f.created_since_ms)
             .and(" AND firm_id = {}", f.firm.as_deref())
             .and(" AND case_id = {}", f.case_id)
             .and(

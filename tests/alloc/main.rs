@@ -2,6 +2,8 @@
 //! common path, counted by a global allocator that only this binary
 //! installs. Hermetic.
 
+#[path = "../common/mod.rs"]
+mod common;
 #[path = "../counting_alloc/mod.rs"]
 mod counting_alloc;
 #[path = "../rules_support/mod.rs"]
@@ -9,3 +11,4 @@ mod rules_support;
 
 mod geofence;
 mod rules;
+mod track;

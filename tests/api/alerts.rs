@@ -133,3 +133,99 @@ async fn a_speeding_truck_alerts_the_police_over_mqtt_and_sse_and_opens_a_case()
     officer.abort();
     app.stop().await;
 }
+
+/// An officer opening the live view sees what was raised for the
+/// department in the last 12 hours before anything new arrives; a client
+/// reconnecting with Last-Event-ID gets only what it missed.
+#[tokio::test]
+async fn the_live_view_starts_with_the_departments_alerts_of_the_last_12_hours() {
+    let app = spawn_app().await;
+    app.register("firm-b", "苏J66001", "dev-b1").await;
+    app.register("firm-b", "苏J66002", "dev-b2").await;
+    app.register("firm-b", "苏J66003", "dev-b3").await;
+    app.register("firm-b", "苏J66004", "dev-b4").await;
+    let hour = 3_600_000;
+    let now = chrono::Utc::now().timestamp_millis();
+    let seed = |code, plate, device, started, ago: i64| {
+        seed_violation_filed(
+            &app.store,
+            code,
+            plate,
+            device,
+            "firm-b",
+            started,
+            now - ago,
+            muckwatch::cases::Deadlines::default(),
+        )
+    };
+    seed(
+        "SPEEDING",
+        "苏J66001",
+        "dev-b1",
+        "2021-06-01T20:00:00+08:00",
+        13 * hour,
+    )
+    .await;
+    let (older, _) = seed(
+        "SPEEDING",
+        "苏J66002",
+        "dev-b2",
+        "2021-06-01T21:00:00+08:00",
+        3 * hour,
+    )
+    .await;
+    let (newer, _) = seed(
+        "SPEEDING",
+        "苏J66003",
+        "dev-b3",
+        "2021-06-01T22:00:00+08:00",
+        hour,
+    )
+    .await;
+    // COVER_OPEN goes to urban and ecology, not to the police.
+    seed(
+        "COVER_OPEN",
+        "苏J66004",
+        "dev-b4",
+        "2021-06-01T22:30:00+08:00",
+        hour,
+    )
+    .await;
+    let police = app.token("dept:police").await;
+
+    let mut sse = SseClient::connect(app.http, "/api/v1/alerts/stream", &police).await;
+    let mut got = Vec::new();
+    for _ in 0..2 {
+        let (event, data) = sse
+            .next_event(std::time::Duration::from_secs(10))
+            .await
+            .expect("a backlog alert");
+        assert_eq!(event, "alert");
+        let a: serde_json::Value = serde_json::from_str(&data).unwrap();
+        assert_eq!(a["backlog"], true, "{a}");
+        assert_eq!(a["code"], "SPEEDING");
+        assert!(a["message_zh"].as_str().unwrap().contains("超速"), "{a}");
+        got.push(a["violation_id"].as_i64().unwrap());
+    }
+    assert_eq!(
+        got,
+        vec![older, newer],
+        "oldest first, the 13 h old one left out"
+    );
+
+    let id = older.to_string();
+    let mut again = SseClient::connect_with(
+        app.http,
+        "/api/v1/alerts/stream",
+        &police,
+        &[("last-event-id", id.as_str())],
+    )
+    .await;
+    let (_, data) = again
+        .next_event(std::time::Duration::from_secs(10))
+        .await
+        .expect("the alert missed");
+    let a: serde_json::Value = serde_json::from_str(&data).unwrap();
+    assert_eq!(a["violation_id"], newer);
+    app.stop().await;
+}

@@ -30,6 +30,7 @@ async fn the_console_is_served_from_the_binary_without_a_token() {
         ("dom.js", "text/javascript"),
         ("labels.js", "text/javascript"),
         ("map.js", "text/javascript"),
+        ("playback.js", "text/javascript"),
         ("app.css", "text/css"),
     ] {
         let r = app.get(&format!("/console/{file}"), None).await;
@@ -310,7 +311,7 @@ async fn browser_officer_follows_a_live_alert_to_its_case_and_a_firm_sees_its_pe
         status.is_some_and(|s| s.success()),
         "browser test failed: {status:?} (its output is above)"
     );
-    for name in ["live", "case", "cases", "stats", "firm"] {
+    for name in ["live", "case", "cases", "stats", "firm", "track"] {
         assert!(
             shots.join(format!("{name}.png")).exists(),
             "screenshot {name}.png"

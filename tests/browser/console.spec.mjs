@@ -70,6 +70,16 @@ try {
   assert.match(await page.textContent('#case-title'), new RegExp(`#${caseId}`));
   await page.waitForSelector('svg.map path.track', { state: 'attached' }); // a straight east-west track has no height
   await page.waitForSelector('svg.map .marker.violation-point');
+  // Playback: the playhead runs along the track at the chosen speed.
+  await page.waitForSelector('#playback #play');
+  const playhead = page.locator('svg.map .marker.playhead');
+  assert.equal(await playhead.getAttribute('data-index'), '0');
+  const startedAt = await page.textContent('#play-time');
+  await page.selectOption('#playback select[name=speed]', '300');
+  await page.click('#play');
+  await page.waitForFunction(() => Number(document.querySelector('svg.map .marker.playhead').dataset.index) > 5);
+  assert.notEqual(await page.textContent('#play-time'), startedAt);
+  await page.click('#play'); // pause
   const police = page.locator('#checks .check[data-dept=police]');
   assert.match(await police.locator('.check-status').textContent(), /pending/);
   const auditBefore = await page.locator('#audit tr.audit-line').count();
@@ -88,9 +98,19 @@ try {
   assert.equal(await page.locator('#check-form').count(), 1);
   await shot('case');
 
-  // 4. The case list, with a filter, and the statistics.
+  // 4. The case list: the overdue case (filed long ago, past the police's
+  // deadline) first and marked, the fresh one not; its Excel export; a
+  // filter; the statistics with the deadlines.
   await page.click('#nav a[data-page=cases]');
   await page.waitForSelector(`#cases tr[data-case="${caseId}"]`);
+  const first = page.locator('#cases tbody tr[data-case]').first();
+  assert.equal(await first.getAttribute('data-overdue'), 'true');
+  assert.match(await first.textContent(), /逾期/);
+  assert.equal(await page.locator(`#cases tr[data-case="${caseId}"]`).getAttribute('data-overdue'), null);
+  const [casesFile] = await Promise.all([page.waitForEvent('download'), page.click('#export-cases')]);
+  assert.equal(casesFile.suggestedFilename(), 'cases.xlsx');
+  const xlsx = fs.readFileSync(await casesFile.path());
+  assert.equal(xlsx.subarray(0, 2).toString(), 'PK', 'an xlsx is a zip');
   await page.selectOption('#case-filters select[name=code]', 'SPEEDING');
   await page.click('#case-filters button');
   await page.waitForFunction(() => {
@@ -102,6 +122,8 @@ try {
   await page.waitForSelector('#by-code .bar-row');
   assert.match(await page.textContent('#by-code'), /SPEEDING/);
   assert.match(await page.textContent('#overload'), /一超四罚/);
+  await page.waitForSelector('#deadlines tr[data-dept=police]');
+  assert.match(await page.textContent('#deadlines tr[data-dept=police] td.overdue-mark'), /[1-9]/);
   await shot('stats');
 
   // 5. A firm signs in: no live view, and only its own permits.
@@ -114,7 +136,16 @@ try {
   assert.deepEqual(ids.sort(), [...cfg.firm_permits].sort());
   await page.waitForSelector('svg.map .fence.kind-route');
   await page.waitForSelector('#violations');
+  const [vioFile] = await Promise.all([page.waitForEvent('download'), page.click('#export-violations')]);
+  assert.equal(vioFile.suggestedFilename(), 'violations.xlsx');
   await shot('firm');
+  // A vehicle's track, with playback, from the vehicle list.
+  // 苏J70003 works under permit PA-1: its route is drawn.
+  await page.click('#vehicles tr[data-plate="苏J70003"] a.track-link');
+  await page.waitForSelector('#track-title');
+  await page.waitForSelector('#playback');
+  await page.waitForSelector('svg.map .fence.kind-route');
+  await shot('track');
 } catch (e) {
   failures.push(e.stack || String(e));
   await shot('failure').catch(() => {});

@@ -18,6 +18,8 @@ pub struct Response {
     pub status: u16,
     pub headers: HeaderMap,
     pub body: String,
+    /// The body as sent (a workbook is not text).
+    pub bytes: Vec<u8>,
 }
 
 impl Response {
@@ -78,11 +80,24 @@ pub async fn http(
     token: Option<&str>,
     body: Option<String>,
 ) -> Response {
+    http_with(addr, method, path, token, &[], body).await
+}
+
+/// [`http`] with more request headers (`accept`, ...).
+pub async fn http_with(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    extra: &[(&str, &str)],
+    body: Option<String>,
+) -> Response {
     let bearer = auth(token);
-    let headers: Vec<(&str, &str)> = bearer
+    let mut headers: Vec<(&str, &str)> = bearer
         .iter()
         .map(|b| ("authorization", b.as_str()))
         .collect();
+    headers.extend_from_slice(extra);
     let r = send(addr, method, path, &headers, body).await;
     let status = r.status().as_u16();
     let headers = r.headers().clone();
@@ -96,6 +111,7 @@ pub async fn http(
         status,
         headers,
         body: String::from_utf8_lossy(&body).into_owned(),
+        bytes: body.to_vec(),
     }
 }
 
@@ -121,15 +137,23 @@ pub struct SseClient {
 
 impl SseClient {
     pub async fn connect(addr: SocketAddr, path: &str, token: &str) -> SseClient {
+        Self::connect_with(addr, path, token, &[]).await
+    }
+
+    /// [`SseClient::connect`] with more request headers (`last-event-id`).
+    pub async fn connect_with(
+        addr: SocketAddr,
+        path: &str,
+        token: &str,
+        extra: &[(&str, &str)],
+    ) -> SseClient {
         let bearer = format!("Bearer {token}");
-        let r = send(
-            addr,
-            "GET",
-            path,
-            &[("authorization", &bearer), ("accept", "text/event-stream")],
-            None,
-        )
-        .await;
+        let mut headers = vec![
+            ("authorization", bearer.as_str()),
+            ("accept", "text/event-stream"),
+        ];
+        headers.extend_from_slice(extra);
+        let r = send(addr, "GET", path, &headers, None).await;
         assert_eq!(r.status(), 200, "SSE {path}");
         SseClient {
             body: r.into_body(),

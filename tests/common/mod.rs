@@ -6,6 +6,7 @@
 pub mod db;
 pub mod http;
 pub mod untrusted;
+pub mod xlsx;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -21,7 +22,7 @@ use serde_json::Value;
 use tokio::task::JoinHandle;
 
 #[allow(unused_imports)]
-pub use http::{http, http_status_only, Response, SseClient};
+pub use http::{http, http_status_only, http_with, Response, SseClient};
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -334,7 +335,7 @@ pub async fn seed_violation_filed(
         uncertainty: None,
     };
     let id = store
-        .insert_violation(&v, started_ms)
+        .insert_violation(&v, filed_ms)
         .await
         .expect("violation stored");
     let routing = Routing::default();

@@ -1,6 +1,6 @@
 //! Firms, vehicles and API tokens.
 
-use muckwatch::auth::{Department, Role};
+use muckwatch::auth::{Department, Role, TokenState};
 use muckwatch::fix::DeviceId;
 use muckwatch::identity::{Firm, FirmId};
 use muckwatch::store::{Store, StoreError};
@@ -100,4 +100,39 @@ async fn tokens(store: &Store) {
         );
     }
     assert!(store.token_role("hash-unknown").await.unwrap().is_none());
+
+    // Listed oldest first by id (the hash's start), revoked by id, expired by time.
+    let listed = store.tokens().await.unwrap();
+    assert_eq!(listed.len(), 3);
+    assert_eq!(listed[0].id, "hash-0");
+    let hex = "abcdef0123456789";
+    store
+        .create_token_expiring(hex, &Role::Admin, T0, Some(T0 + 1000))
+        .await
+        .unwrap();
+    let t = store.token(hex).await.unwrap().unwrap();
+    assert_eq!(t.state(T0 + 999), TokenState::Active);
+    assert_eq!(t.state(T0 + 1000), TokenState::Expired);
+    assert!(
+        store.revoke_token("abcd", T0).await.unwrap().is_err(),
+        "too short"
+    );
+    let revoked = store
+        .revoke_token("ABCDEF01", T0 + 5)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (revoked.id.as_str(), revoked.revoked_ms),
+        ("abcdef012345", Some(T0 + 5))
+    );
+    assert_eq!(
+        store.token(hex).await.unwrap().unwrap().state(T0),
+        TokenState::Active
+    );
+    assert_eq!(
+        store.token(hex).await.unwrap().unwrap().state(T0 + 5),
+        TokenState::Revoked
+    );
+    assert!(store.token_role(hex).await.unwrap().is_none());
 }
