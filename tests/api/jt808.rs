@@ -573,3 +573,41 @@ impl Drop for Reaped {
         let _ = self.0.wait();
     }
 }
+
+/// The acknowledgement is the broker's: a location the broker never
+/// acknowledged is never answered (the terminal keeps it and sends it
+/// again), while the connection goes on.
+#[tokio::test]
+async fn a_location_the_broker_did_not_acknowledge_is_not_answered() {
+    let app = crate::common::spawn_app().await;
+    app.register("firm-j", "苏J80808", "013900000008").await;
+    // A "broker" that accepts TCP and never answers MQTT.
+    let mute = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mute_addr = mute.local_addr().unwrap();
+    let mut settings = test_settings(&app.db);
+    settings.jt808.publish_timeout_s = 1;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let gw = muckwatch::jt808::Gateway::start(
+        "127.0.0.1:0",
+        &settings,
+        muckwatch::configuration::MqttUrl {
+            host: mute_addr.ip().to_string(),
+            port: mute_addr.port(),
+        },
+        app.store.clone(),
+        std::sync::Arc::new(muckwatch::metrics::Metrics::default()),
+        stop_rx,
+    )
+    .await
+    .expect("gateway starts");
+    let mut t = Terminal::connect(gw.addr, "013900000008", Edition::V2013).await;
+    t.login("苏J80808").await;
+    let _location = t.send(Message::Location(speeding_fix(0))).await;
+    let heartbeat = t.send(Message::Heartbeat).await;
+    // The first answer is the heartbeat's: the location got none.
+    assert_eq!(t.general_response(heartbeat, 0x0002).await, result::OK);
+    stop_tx.send_replace(true);
+    gw.stopped().await;
+    drop(mute);
+    app.stop().await;
+}
