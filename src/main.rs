@@ -307,7 +307,7 @@ async fn gateway_jt808(
     let metrics = std::sync::Arc::new(muckwatch::metrics::Metrics::default());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let gateway =
-        muckwatch::jt808::Gateway::start(&listen, &settings, broker, store, metrics, stop_rx)
+        muckwatch::jt808::Gateway::start(&listen, &settings, broker, store, metrics, None, stop_rx)
             .await?;
     wait_for_signal().await;
     tracing::info!("shutting down the JT/T 808 gateway");

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rumqttc::{AsyncClient, Publish};
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 
 use super::{Decoded, IngestConfig};
 use crate::fix::Fix;
@@ -22,6 +22,7 @@ pub(super) async fn run(
     metrics: Arc<Metrics>,
     client: AsyncClient,
     cfg: IngestConfig,
+    committed: broadcast::Sender<u64>,
 ) {
     let mut batch = Batch::default();
     while let Some(first) = rx.recv().await {
@@ -38,6 +39,10 @@ pub(super) async fn run(
         }
         batch.commit(&store, &metrics, &cfg).await;
         batch.ack(&client);
+        for key in batch.keys.drain(..) {
+            // No one listening is the usual case.
+            let _ = committed.send(key);
+        }
     }
     tracing::info!("fix writer flushed and stopped");
 }
@@ -47,6 +52,7 @@ struct Batch {
     fixes: Vec<Fix>,
     dead: Vec<DeadLetter>,
     acks: Vec<Publish>,
+    keys: Vec<u64>,
 }
 
 impl Batch {
@@ -54,6 +60,7 @@ impl Batch {
         self.fixes.extend_from_slice(&msg.fixes);
         self.dead.extend(msg.dead);
         self.acks.extend(msg.publish);
+        self.keys.push(msg.key);
     }
 
     /// Retries until the database takes the batch: fixes already read are

@@ -235,6 +235,16 @@ async fn a_terminal_registers_authenticates_and_its_locations_raise_speeding_lik
     assert_eq!(v["device_id"], "013900000001");
     assert_eq!(v["started_at"], "2021-06-01T22:00:00+08:00");
     assert_eq!(v["measured"], 70.0);
+    // A truck with no permit, moving: NO_PERMIT, as over MQTT JSON.
+    let no_permit = eventually(LIMIT, || async {
+        let r = app
+            .get("/api/v1/violations?code=NO_PERMIT", Some(&police))
+            .await;
+        (r.json()["total"] == 1).then(|| r.json()["items"][0].clone())
+    })
+    .await
+    .expect("NO_PERMIT raised on JT/T 808 fixes");
+    assert_eq!(no_permit["plate"], "苏J80801");
 
     let fixes = app.track("苏J80801", &app.admin).await.json();
     let first: &Value = &fixes["properties"]["fixes"][0];
@@ -596,6 +606,7 @@ async fn a_location_the_broker_did_not_acknowledge_is_not_answered() {
         },
         app.store.clone(),
         std::sync::Arc::new(muckwatch::metrics::Metrics::default()),
+        None,
         stop_rx,
     )
     .await
@@ -610,4 +621,85 @@ async fn a_location_the_broker_did_not_acknowledge_is_not_answered() {
     gw.stopped().await;
     drop(mute);
     app.stop().await;
+}
+
+/// `kill -9` of `muckwatch serve` (embedded broker, gateway inside) right
+/// after a terminal's locations were answered: every answered fix is in the
+/// database when it is opened again.
+#[tokio::test]
+async fn kill_9_after_the_answer_loses_no_answered_location() {
+    use muckwatch::identity::{Firm, FirmId, Plate, Vehicle};
+    use std::io::BufRead;
+    let db = temp_db();
+    let url = format!("sqlite://{}", db.display());
+    {
+        let store = muckwatch::store::Store::connect(&url).await.unwrap();
+        let firm = Firm {
+            id: FirmId::parse("firm-k").unwrap(),
+            name: "K".into(),
+        };
+        store.create_firm(&firm, 0).await.unwrap();
+        let v = Vehicle {
+            plate: Plate::parse("苏J80809").unwrap(),
+            device_id: DeviceId::parse("013900000009").unwrap(),
+            firm_id: firm.id,
+            rated_load_t: 31.0,
+        };
+        store.create_vehicle(&v, 0).await.unwrap();
+    }
+    let mut child = Reaped(
+        std::process::Command::new(env!("CARGO_BIN_EXE_muckwatch"))
+            .args([
+                "serve",
+                "--database-url",
+                &url,
+                "--mqtt-listen",
+                "127.0.0.1:0",
+                "--http",
+                "127.0.0.1:0",
+                "--jt808-listen",
+                "127.0.0.1:0",
+            ])
+            .env("RUST_LOG", "info")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("serve starts"),
+    );
+    let stderr = child.0.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if line.contains("JT/T 808 gateway listening") {
+                let addr = line.split("addr=").nth(1).unwrap_or("").trim().to_string();
+                let _ = tx.send(addr);
+            }
+        }
+    });
+    let addr: SocketAddr = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("serve logs the gateway's address")
+        .parse()
+        .expect("an address");
+    let mut t = Terminal::connect(addr, "013900000009", Edition::V2013).await;
+    t.login("苏J80809").await;
+    for i in 0..10 {
+        assert_eq!(t.call(Message::Location(speeding_fix(i))).await, result::OK);
+    }
+    let batch = Message::Batch(muckwatch::jt808::Batch {
+        kind: BatchKind::Backfill,
+        locations: (10..20).map(speeding_fix).collect(),
+    });
+    assert_eq!(t.call(batch).await, result::OK);
+    // SIGKILL, at once: no shutdown, no flush.
+    child.0.kill().expect("kill -9");
+    let _ = child.0.wait();
+    let store = muckwatch::store::Store::connect(&url).await.unwrap();
+    assert_eq!(
+        store.fix_count().await.unwrap(),
+        20,
+        "every answered fix stored"
+    );
 }
