@@ -20,6 +20,8 @@ async fn the_gateway_runs_on_its_own() {
                 &format!("mqtt://{}:{}", app.mqtt.host, app.mqtt.port),
                 "--database-url",
                 &format!("sqlite://{}", app.db.display()),
+                "--http",
+                "127.0.0.1:0",
             ])
             .env("RUST_LOG", "info")
             .stderr(std::process::Stdio::piped())
@@ -28,27 +30,46 @@ async fn the_gateway_runs_on_its_own() {
     );
     let stderr = child.0.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
-    // Reads the log (all of it, so the pipe never fills) for the bound address.
+    // Reads the log (all of it, so the pipe never fills) for the bound addresses.
     std::thread::spawn(move || {
         for line in std::io::BufReader::new(stderr)
             .lines()
             .map_while(Result::ok)
         {
-            if line.contains("JT/T 808 gateway listening") {
-                let addr = line.split("addr=").nth(1).unwrap_or("").trim().to_string();
-                let _ = tx.send(addr);
+            for what in ["JT/T 808 gateway listening", "gateway metrics listening"] {
+                if line.contains(what) {
+                    let addr = line.split("addr=").nth(1).unwrap_or("").trim().to_string();
+                    let _ = tx.send((what, addr));
+                }
             }
         }
     });
-    let addr: SocketAddr = rx
-        .recv_timeout(LIMIT)
-        .expect("gateway logs its address")
-        .parse()
-        .expect("an address");
+    let (mut addr, mut metrics) = (None, None);
+    while addr.is_none() || metrics.is_none() {
+        let (what, a) = rx.recv_timeout(LIMIT).expect("gateway logs its addresses");
+        let a: SocketAddr = a.parse().expect("an address");
+        if what.starts_with("JT/T") {
+            addr = Some(a);
+        } else {
+            metrics = Some(a);
+        }
+    }
+    let (addr, metrics) = (addr.unwrap(), metrics.unwrap());
     let mut t = Terminal::connect(addr, "013900000007", Edition::V2013).await;
     t.login("苏J80807").await;
     assert_eq!(t.call(Message::Location(speeding_fix(0))).await, result::OK);
     wait_ingested(&app, 1.0).await;
+    let text = crate::common::http(metrics, "GET", "/metrics", None, None)
+        .await
+        .body;
+    assert!(
+        text.contains("muckwatch_jt808_terminals_connected 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("muckwatch_jt808_fixes_published_total 1"),
+        "{text}"
+    );
     drop(child);
     app.stop().await;
 }
