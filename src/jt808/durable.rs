@@ -86,6 +86,8 @@ impl Pending<'_> {
 
 impl Drop for Pending<'_> {
     fn drop(&mut self) {
+        // Fields drop after this body: close ours first so it is seen as gone.
+        self.rx.close();
         let mut map = self.owner.lock();
         if let Some(list) = map.get_mut(&self.key) {
             list.retain(|w| !w.is_closed());
@@ -93,5 +95,32 @@ impl Drop for Pending<'_> {
                 map.remove(&self.key);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_commit_wakes_its_waiter_and_abandoned_waits_are_forgotten() {
+        let (tx, _) = broadcast::channel(16);
+        let waiters = CommitWaiters::start(&tx, BucketSet::all());
+        let device = DeviceId::parse("013900000001").unwrap();
+        let far = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        let pending = waiters.expect(&device, 7).expect("bucket consumed here");
+        tx.send(7).unwrap();
+        assert!(pending.committed(far).await);
+        drop(waiters.expect(&device, 8));
+        assert!(waiters.lock().is_empty(), "nothing left behind");
+        let none = CommitWaiters::start(&tx, BucketSet::parse("0").unwrap());
+        let other = (0..100)
+            .map(|i| DeviceId::parse(&format!("0139{i:08}")).unwrap())
+            .find(|d| d.default_bucket() != 0)
+            .unwrap();
+        assert!(
+            none.expect(&other, 9).is_none(),
+            "another instance's bucket"
+        );
     }
 }
