@@ -122,3 +122,31 @@ async fn connections_over_the_cap_and_silent_terminals_are_closed() {
     assert_eq!(app.metric("muckwatch_jt808_terminals_connected").await, 0.0);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_terminal_flooding_frames_is_rate_limited() {
+    let app = spawn_gateway().await;
+    let addr = app.jt808.expect("gateway on");
+    app.register("firm-j", "苏J80810", "013900000010").await;
+    let mut t = Terminal::connect(addr, "013900000010", Edition::V2013).await;
+    t.login("苏J80810").await;
+    // Far over 50 frames/s (burst 100), in one write.
+    let mut flood = Vec::new();
+    for _ in 0..400 {
+        let mut h = t.header();
+        h.msg_id = 0x0002;
+        let mut content = Vec::new();
+        h.encode_into(&mut content);
+        flood.extend(frame::wrap(&content));
+    }
+    t.send_raw(&flood).await;
+    let limited = eventually(LIMIT, || async {
+        let n = app
+            .metric("muckwatch_jt808_frames_rejected_total{reason=\"rate_limited\"}")
+            .await;
+        (n >= 100.0).then_some(n)
+    })
+    .await;
+    assert!(limited.is_some(), "the flood was not limited");
+    app.stop().await;
+}
