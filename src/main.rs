@@ -187,6 +187,9 @@ enum GatewayCommand {
         /// The broker to publish to (mqtt://host:port).
         #[arg(long)]
         mqtt_url: Option<String>,
+        /// Serve /metrics and /healthz on this address.
+        #[arg(long)]
+        http: Option<String>,
         #[command(flatten)]
         common: CommonArgs,
     },
@@ -290,9 +293,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 GatewayCommand::Jt808 {
                     listen,
                     mqtt_url,
+                    http,
                     common,
                 },
-        } => gateway_jt808(listen, mqtt_url, &common).await,
+        } => gateway_jt808(listen, mqtt_url, http, &common).await,
         Command::Fences {
             command: FencesCommand::Check { geofences },
         } => {
@@ -408,6 +412,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 async fn gateway_jt808(
     listen: Option<String>,
     mqtt_url: Option<String>,
+    http: Option<String>,
     common: &CommonArgs,
 ) -> anyhow::Result<()> {
     let flags = Overrides {
@@ -426,13 +431,45 @@ async fn gateway_jt808(
     let store = Store::connect(&settings.database.url).await?;
     let metrics = std::sync::Arc::new(muckwatch::metrics::Metrics::default());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    if let Some(addr) = http {
+        serve_gateway_metrics(&addr, metrics.clone()).await?;
+    }
     let gateway =
-        muckwatch::jt808::Gateway::start(&listen, &settings, broker, store, metrics, stop_rx)
+        muckwatch::jt808::Gateway::start(&listen, &settings, broker, store, metrics, None, stop_rx)
             .await?;
     wait_for_signal().await;
     tracing::info!("shutting down the JT/T 808 gateway");
     stop_tx.send_replace(true);
     gateway.stopped().await;
+    Ok(())
+}
+
+/// `/metrics` and `/healthz` of a gateway running on its own.
+async fn serve_gateway_metrics(
+    addr: &str,
+    metrics: std::sync::Arc<muckwatch::metrics::Metrics>,
+) -> anyhow::Result<()> {
+    use axum::routing::get;
+    let addr = muckwatch::configuration::parse_socket_addr(addr)
+        .map_err(|e| anyhow::anyhow!("--http: {e}"))?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen for HTTP on {addr}: {e}"))?;
+    tracing::info!(addr = %listener.local_addr()?, "gateway metrics listening");
+    let router = axum::Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/metrics",
+            get(move || {
+                let m = metrics.clone();
+                async move { m.render() }
+            }),
+        );
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router).await {
+            tracing::warn!(error = %e, "gateway metrics server stopped");
+        }
+    });
     Ok(())
 }
 

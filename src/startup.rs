@@ -125,6 +125,8 @@ impl Application {
                     mqtt.clone(),
                     store.clone(),
                     metrics.clone(),
+                    // The embedded broker's PUBACK is not durable: wait for the commit.
+                    settings.mqtt.url.is_none().then_some(&ingest.committed),
                     shutdown.subscribe(),
                 )
                 .await?,

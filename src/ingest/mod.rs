@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, Publish, QoS, SubscribeFilter};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::configuration::{MqttLogin, MqttUrl, Settings};
@@ -78,8 +78,16 @@ impl IngestConfig {
     }
 }
 
+/// Identifies one MQTT message by its topic and payload, for those waiting
+/// to hear that it is committed ([`IngestTasks::committed`]).
+pub fn message_key(topic: &str, payload: &[u8]) -> u64 {
+    (u64::from(crc32fast::hash(payload)) << 32) | u64::from(crc32fast::hash(topic.as_bytes()))
+}
+
 /// One decoded MQTT message on its way to the writer.
 pub(crate) struct Decoded {
+    /// [`message_key`] of the message.
+    key: u64,
     fixes: Vec<Fix>,
     dead: Vec<DeadLetter>,
     /// Acknowledged once the fixes are committed (QoS 1 only).
@@ -91,6 +99,10 @@ pub struct IngestTasks {
     pub writer: JoinHandle<()>,
     /// Turns true once the broker has acknowledged the subscription.
     pub subscribed: watch::Receiver<bool>,
+    /// The [`message_key`] of each message once its fixes (or its dead
+    /// letters) are committed: what an in-process publisher waits for when
+    /// the broker's own acknowledgement is not durable (the embedded one).
+    pub committed: broadcast::Sender<u64>,
 }
 
 /// Starts the MQTT task and the writer. Both end after `shutdown` turns
@@ -121,6 +133,7 @@ pub fn spawn(
     let (client, eventloop) = AsyncClient::new(opts, 10_000);
     let (tx, rx) = mpsc::channel(cfg.queue_capacity);
     let (ready_tx, subscribed) = watch::channel(false);
+    let (committed, _) = broadcast::channel(1 << 16);
     let writer = tokio::spawn(writer::run(
         rx,
         store,
@@ -128,6 +141,7 @@ pub fn spawn(
         client.clone(),
         cfg.clone(),
         shutdown.clone(),
+        committed.clone(),
     ));
     let reader = Reader {
         cfg,
@@ -143,6 +157,7 @@ pub fn spawn(
         mqtt,
         writer,
         subscribed,
+        committed,
     }
 }
 
@@ -258,8 +273,10 @@ impl Reader {
                 self.metrics.fixes_unregistered.fetch_add(1, Relaxed);
             }
         }
+        let key = message_key(&p.topic, &p.payload);
         let publish = (p.qos != QoS::AtMostOnce).then_some(p);
         Decoded {
+            key,
             fixes,
             dead,
             publish,

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rumqttc::{AsyncClient, Publish};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 
 use super::{Decoded, IngestConfig};
 use crate::fix::Fix;
@@ -42,6 +42,7 @@ pub(super) async fn run(
     client: AsyncClient,
     cfg: IngestConfig,
     shutdown: watch::Receiver<bool>,
+    committed: broadcast::Sender<u64>,
 ) {
     let mut batch = Batch::default();
     let mut stop = Stop {
@@ -67,6 +68,10 @@ pub(super) async fn run(
         };
         if writer.commit(&mut batch, &mut stop).await {
             batch.ack(&client);
+            for key in batch.keys.drain(..) {
+                // No one listening is the usual case.
+                let _ = committed.send(key);
+            }
         } else {
             let left = batch.fixes.len() + rx.len();
             tracing::error!(
@@ -104,6 +109,7 @@ struct Batch {
     fixes: Vec<Fix>,
     dead: Vec<DeadLetter>,
     acks: Vec<Publish>,
+    keys: Vec<u64>,
 }
 
 impl Batch {
@@ -111,6 +117,7 @@ impl Batch {
         self.fixes.extend_from_slice(&msg.fixes);
         self.dead.extend(msg.dead);
         self.acks.extend(msg.publish);
+        self.keys.push(msg.key);
     }
 
     /// The request queue is far larger than any broker's in-flight window,

@@ -402,10 +402,22 @@ impl Session {
             let Ok(payload) = payload else {
                 return Next::Go;
             };
+            let deadline = tokio::time::Instant::now() + timeout;
+            let key = crate::ingest::message_key(&topic, &payload);
+            let commit = shared
+                .commits
+                .as_ref()
+                .and_then(|c| c.expect(&h.device, key));
             if let Err(e) = shared.publisher.publish(&topic, payload, timeout).await {
                 // Unanswered: the terminal sends it again.
                 tracing::warn!(device = %h.device, error = %e, "JT/T 808 location not answered: {e}");
                 return Next::Go;
+            }
+            if let Some(commit) = commit {
+                if !commit.committed(deadline).await {
+                    tracing::warn!(device = %h.device, "JT/T 808 location not answered: not stored in time");
+                    return Next::Go;
+                }
             }
             shared
                 .metrics

@@ -27,6 +27,8 @@ pub struct Shared {
     pub store: Store,
     pub metrics: Arc<Metrics>,
     pub publisher: AckedPublisher,
+    /// Set when the broker's acknowledgement is not durable (embedded).
+    pub commits: Option<Arc<super::durable::CommitWaiters>>,
     pub stop: watch::Receiver<bool>,
 }
 
@@ -39,12 +41,15 @@ pub struct Gateway {
 
 impl Gateway {
     /// Binds `listen` and serves terminals until `stop` turns true.
+    /// `committed`: ingest's commits, when the broker is the embedded one
+    /// and terminals are to be answered only once their fixes are stored.
     pub async fn start(
         listen: &str,
         settings: &Settings,
         broker: MqttUrl,
         store: Store,
         metrics: Arc<Metrics>,
+        committed: Option<&tokio::sync::broadcast::Sender<u64>>,
         stop: watch::Receiver<bool>,
     ) -> anyhow::Result<Gateway> {
         let j = settings.jt808.clone();
@@ -70,6 +75,13 @@ impl Gateway {
             username: j.mqtt_username.clone(),
             password: j.mqtt_password.clone(),
         });
+        let commits = match committed {
+            Some(c) => Some(super::durable::CommitWaiters::start(
+                c,
+                crate::identity::BucketSet::parse(&settings.mqtt.buckets)?,
+            )),
+            None => None,
+        };
         let limit = Arc::new(Semaphore::new(j.max_connections));
         let shared = Arc::new(Shared {
             profiles: Profiles::from_settings(&j),
@@ -79,6 +91,7 @@ impl Gateway {
             store,
             metrics,
             publisher: publisher.clone(),
+            commits,
             stop: stop.clone(),
         });
         tracing::info!(%addr, "JT/T 808 gateway listening");

@@ -10,12 +10,13 @@
 //! bounded); then the gateway: [`settings`] and [`profile`] (`[jt808]`,
 //! from a location to the telemetry object, per terminal profile),
 //! [`publish`] (MQTT publishes answered only once the broker acknowledged
-//! them), [`connection`] (one terminal's session) and [`gateway`] (the TCP
+//! them), [`durable`] (with the embedded broker, once ingest committed them), [`connection`] (one terminal's session) and [`gateway`] (the TCP
 //! listener and its limits).
 
 pub mod body;
 pub mod codec;
 pub mod connection;
+pub mod durable;
 pub mod frame;
 pub mod gateway;
 pub mod header;
