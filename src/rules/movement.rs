@@ -125,7 +125,7 @@ fn route_offset<'a>(obs: &Observation<'a>) -> Option<Offset<'a>> {
 /// is about where the truck is.)
 ///
 /// Noise (`noise.rs`): a run is raised only once the mean of its fixes' distances past
-/// the edge exceeds `noise_z_route·σ/√fixes`, σ the terminal's own noise; with a clean track
+/// the edge exceeds `noise_z_run·σ/√fixes`, σ the terminal's own noise; with a clean track
 /// that is the contract's rule. A band fix still ends a run that was never raised.
 ///
 /// Measured: metres from the nearest route's centre line, the mean over the run's
@@ -150,7 +150,7 @@ pub(crate) fn check_route_deviation(
         route_offset(obs)
     };
     let config = &rules.config;
-    let (z, sigma_m) = (config.noise_z_route, state.noise.sigma_m(config));
+    let (z, sigma_m) = (config.noise_z_run, state.noise.sigma_m(config));
     let verdict = match &offset {
         Some(o) if o.margin_m > 0.0 && obs.moving => {
             if !state.episode(code).in_run() {
@@ -202,7 +202,7 @@ pub(crate) fn check_route_deviation(
 /// should a zone ever carry a schedule), else the city default; with the zone.
 ///
 /// Under noise (`noise.rs`) the truck gets the benefit of the doubt: a zone counts as
-/// containing it only when the fix is at least `need_m` (`noise_z_zone·σ`) inside; when no
+/// containing it only when the fix is at least `need_m` (`noise_z_fix·σ`) inside; when no
 /// zone is that sure, the limit is the highest the truck may plausibly be under (the
 /// city default, or a zone it is barely inside with a higher limit).
 fn speed_limit(rules: &Rules, obs: &Observation, need_m: f64) -> (f64, Option<FenceIdx>) {
@@ -273,7 +273,7 @@ pub(crate) fn check_speeding(
 ) {
     let code = ViolationCode::Speeding;
     let config = &rules.config;
-    let (z, sigma_m) = (config.noise_z_zone, state.noise.sigma_m(config));
+    let (z, sigma_m) = (config.noise_z_fix, state.noise.sigma_m(config));
     let (limit, zone) = speed_limit(rules, obs, z * sigma_m);
     let verdict = if obs.fix.speed_kmh > limit {
         if !state.episode(code).in_run() {
