@@ -107,7 +107,8 @@ impl fmt::Display for ViolationCode {
 /// freight source unit of 一超四罚); others none.
 ///
 /// `uncertainty`: for the codes judged from where the truck was (ROUTE_DEVIATION,
-/// SPEEDING), how sure that is given the terminal's GPS noise; `None` for the others.
+/// SPEEDING, RESTRICTED_ZONE by fixes inside), how sure that is given the terminal's
+/// GPS noise; `None` for the others.
 ///
 /// `ended_ms` is `None` while the episode goes on; [`RuleEvent::Ended`](crate::rules::RuleEvent::Ended) follows. It is
 /// `Some` only when the episode was already over when it was raised (a TRACK_GAP found
@@ -139,11 +140,12 @@ pub struct Violation {
 pub struct Uncertainty {
     /// The terminal's GPS noise at the raise: σ per axis, metres, learnt from its track.
     pub sigma_m: f64,
-    /// The one-sided confidence of the test that raised it (`rules.noise_z_route`, `rules.noise_z_zone`).
+    /// The one-sided confidence of the test that raised it (`rules.noise_z_run`, `rules.noise_z_fix`).
     pub confidence: f64,
     /// The band, at that confidence, of the most likely value: ROUTE_DEVIATION the
     /// mean distance from the centre line (`measured`), SPEEDING the mean speed from
-    /// positions alone over the episode (an independent check of the reported speed).
+    /// positions alone over the episode (an independent check of the reported speed),
+    /// RESTRICTED_ZONE the mean depth inside the zone, metres.
     pub low: f64,
     pub high: f64,
     /// Fixes behind the estimate.

@@ -66,14 +66,15 @@ pub struct RulesConfig {
     pub gps_sigma_min_m: f64,
     /// The estimate follows about this many recent residuals.
     pub noise_window: u32,
-    /// One-sided z of the test of a route deviation against the noise: the mean
-    /// distance past the corridor's edge over the run's fixes must exceed
-    /// `z·σ/√fixes`. 4 (99.997 %) because the run is made of the fixes that are
-    /// outside, which noise alone makes look further out; 0 = the contract's raw rule.
-    pub noise_z_route: f64,
-    /// One-sided z for a single fix inside a zone: a speed zone's lower limit applies
-    /// only `z·σ` inside it. 3 ≈ 99.87 %; 0 = the contract's raw rule.
-    pub noise_z_zone: f64,
+    /// One-sided z of the tests on a run of fixes past a fence's edge: a route
+    /// deviation's mean distance past the corridor's edge, a restricted zone's mean
+    /// depth, must exceed `z·σ/√fixes`. 4 (99.997 %) because the run is made of the
+    /// fixes that are past the edge, which noise alone makes look further past it;
+    /// 0 = the contract's raw rules.
+    pub noise_z_run: f64,
+    /// One-sided z for a single fix: a speed zone's lower limit applies only `z·σ`
+    /// inside it. 3 ≈ 99.87 %; 0 = the contract's raw rule.
+    pub noise_z_fix: f64,
 }
 
 impl Default for RulesConfig {
@@ -102,8 +103,8 @@ impl Default for RulesConfig {
             noise_prior_weight: 3.0,
             gps_sigma_min_m: 2.0,
             noise_window: 30,
-            noise_z_route: 4.0,
-            noise_z_zone: 3.0,
+            noise_z_run: 4.0,
+            noise_z_fix: 3.0,
         }
     }
 }
@@ -127,8 +128,8 @@ impl RulesConfig {
             ("gps_sigma_prior_m", self.gps_sigma_prior_m),
             ("noise_prior_weight", self.noise_prior_weight),
             ("gps_sigma_min_m", self.gps_sigma_min_m),
-            ("noise_z_route", self.noise_z_route),
-            ("noise_z_zone", self.noise_z_zone),
+            ("noise_z_run", self.noise_z_run),
+            ("noise_z_fix", self.noise_z_fix),
         ];
         for (name, v) in non_negative {
             if !(v.is_finite() && v >= 0.0) {

@@ -125,7 +125,7 @@ fn route_offset<'a>(obs: &Observation<'a>) -> Option<Offset<'a>> {
 /// is about where the truck is.)
 ///
 /// Noise (`noise.rs`): a run is raised only once the mean of its fixes' distances past
-/// the edge exceeds `noise_z_route·σ/√fixes`, σ the terminal's own noise; with a clean track
+/// the edge exceeds `noise_z_run·σ/√fixes`, σ the terminal's own noise; with a clean track
 /// that is the contract's rule. A band fix still ends a run that was never raised.
 ///
 /// Measured: metres from the nearest route's centre line, the mean over the run's
@@ -150,7 +150,7 @@ pub(crate) fn check_route_deviation(
         route_offset(obs)
     };
     let config = &rules.config;
-    let (z, sigma_m) = (config.noise_z_route, state.noise.sigma_m(config));
+    let (z, sigma_m) = (config.noise_z_run, state.noise.sigma_m(config));
     let verdict = match &offset {
         Some(o) if o.margin_m > 0.0 && obs.moving => {
             if !state.episode(code).in_run() {
@@ -202,10 +202,17 @@ pub(crate) fn check_route_deviation(
 /// should a zone ever carry a schedule), else the city default; with the zone.
 ///
 /// Under noise (`noise.rs`) the truck gets the benefit of the doubt: a zone counts as
-/// containing it only when the fix is at least `need_m` (`noise_z_zone·σ`) inside; when no
+/// containing it only when the fix is at least `need_m` (`noise_z_fix·σ`) inside; when no
 /// zone is that sure, the limit is the highest the truck may plausibly be under (the
 /// city default, or a zone it is barely inside with a higher limit).
 fn speed_limit(rules: &Rules, obs: &Observation, need_m: f64) -> (f64, Option<FenceIdx>) {
+    // The contract's limit is the lowest the answer can be: a truck under it is under
+    // whatever the noise says, and the common case costs no distance to a zone's edge
+    // (the inner ring road has 548 vertices).
+    let raw = raw_speed_limit(rules, obs);
+    if need_m <= 0.0 || obs.fix.speed_kmh <= raw.0 {
+        return raw;
+    }
     let mut sure: Option<(f64, FenceIdx)> = None;
     let mut maybe: Option<(f64, FenceIdx)> = None;
     for zone in obs.inside_of(FenceKind::SpeedZone) {
@@ -216,7 +223,7 @@ fn speed_limit(rules: &Rules, obs: &Observation, need_m: f64) -> (f64, Option<Fe
         if !fence.is_active(obs.local) {
             continue;
         }
-        if need_m <= 0.0 || obs.set.edge_distance(zone, obs.p) >= need_m {
+        if obs.set.edge_distance(zone, obs.p) >= need_m {
             if sure.is_none_or(|(l, _)| zone_limit < l) {
                 sure = Some((zone_limit, zone));
             }
@@ -229,7 +236,7 @@ fn speed_limit(rules: &Rules, obs: &Observation, need_m: f64) -> (f64, Option<Fe
         (None, Some((l, z))) if l > rules.config.speed_default_kmh => (l, Some(z)),
         _ => (rules.config.speed_default_kmh, None),
     };
-    if need_m > 0.0 && obs.fix.speed_kmh > limit.0 {
+    if obs.fix.speed_kmh > limit.0 {
         // A zone with a higher limit just beside the fix: the truck may well be in it.
         NEAR.with(|cell| {
             let Ok(mut near) = cell.try_borrow_mut() else {
@@ -249,6 +256,24 @@ fn speed_limit(rules: &Rules, obs: &Observation, need_m: f64) -> (f64, Option<Fe
                 }
             }
         });
+    }
+    limit
+}
+
+/// The contract's limit: the lowest active speed zone containing the fix, else the
+/// city default.
+fn raw_speed_limit(rules: &Rules, obs: &Observation) -> (f64, Option<FenceIdx>) {
+    let mut limit = (rules.config.speed_default_kmh, None);
+    let mut zoned = false;
+    for zone in obs.inside_of(FenceKind::SpeedZone) {
+        let fence = obs.set.fence(zone);
+        let Some(zone_limit) = fence.speed_limit_kmh else {
+            continue;
+        };
+        if fence.is_active(obs.local) && (!zoned || zone_limit < limit.0) {
+            limit = (zone_limit, Some(zone));
+            zoned = true;
+        }
     }
     limit
 }
@@ -273,7 +298,7 @@ pub(crate) fn check_speeding(
 ) {
     let code = ViolationCode::Speeding;
     let config = &rules.config;
-    let (z, sigma_m) = (config.noise_z_zone, state.noise.sigma_m(config));
+    let (z, sigma_m) = (config.noise_z_fix, state.noise.sigma_m(config));
     let (limit, zone) = speed_limit(rules, obs, z * sigma_m);
     let verdict = if obs.fix.speed_kmh > limit {
         if !state.episode(code).in_run() {

@@ -17,10 +17,11 @@
 //!   JT/T 808 profile that maps them could feed the same estimate.
 //! - Evidence against a fence edge must exceed the noise: ROUTE_DEVIATION raises only
 //!   once the mean distance past the corridor's edge over the run's fixes exceeds
-//!   `noise_z_route·σ/√n`, on top of the contract's 60 s and 3 fixes (a one-sided test;
-//!   4 ≈ 99.997 %, because the fixes of a run are the ones noise put outside); a
-//!   speed zone's lower limit applies only `noise_z_zone·σ` inside it. With a clean
-//!   track (σ of a few metres) both come back to the contract's rules, the floor.
+//!   `noise_z_run·σ/√n`, on top of the contract's 60 s and 3 fixes (a one-sided test;
+//!   4 ≈ 99.997 %, because the fixes of a run are the ones noise put outside);
+//!   RESTRICTED_ZONE's fixes inside a zone likewise by their mean depth; a speed
+//!   zone's lower limit applies only `noise_z_fix·σ` inside it. With a clean track
+//!   (σ of a few metres) these come back to the contract's rules, the floor.
 //!
 //! What it costs: a deviation `m` metres past the edge is proven after
 //! `n = (z·σ/m)²` fixes, so with the sample city's 300 m detours, or 110 m past a 40 m

@@ -37,6 +37,8 @@ pub struct VehicleState {
     pub(crate) noise: NoiseEstimate,
     /// The fixes of the current ROUTE_DEVIATION run, summed.
     pub(crate) route_run: RunEvidence,
+    /// The fixes of the current RESTRICTED_ZONE run inside a zone, summed (depths).
+    pub(crate) zone_run: RunEvidence,
     /// Where and when the current SPEEDING run began (the speed from positions).
     pub(crate) speed_run_start: Option<(PlanePoint, i64)>,
 }

@@ -72,8 +72,8 @@ fn run_with_rules(rules: &Rules, track: &Track) -> Vec<RuleEvent> {
 fn raw_rules() -> Rules {
     Rules::new(
         RulesConfig {
-            noise_z_route: 0.0,
-            noise_z_zone: 0.0,
+            noise_z_run: 0.0,
+            noise_z_fix: 0.0,
             ..RulesConfig::default()
         },
         TZ,
@@ -215,4 +215,67 @@ fn a_truck_150_m_off_a_40_m_corridor_for_3_minutes_under_30_m_noise_is_a_route_d
         assert_eq!(v.fences, vec![ROUTE.to_string()]);
         assert_eq!(raised_codes(&events), vec![Code::RouteDeviation]);
     }
+}
+
+/// Laps of a ring `radius_m` from the hospital's centre (rz-04: a 300 m circle, quiet
+/// hours 22:00-06:00), at 25 km/h, a fix every 30 s off by `sigma_m` per axis.
+fn ring_track(radius_m: f64, laps: usize, sigma_m: f64, rng: &mut Rng) -> Track {
+    let set = city();
+    let centre = match set.fence(set.get("rz-04").expect("rz-04")).shape() {
+        muckwatch::geofence::Shape::Circle { centre, .. } => *centre,
+        other => panic!("rz-04 is a circle: {other:?}"),
+    };
+    let mut track = Track::new("T-NOISE", monday(23, 0, 0));
+    let step = 25.0 / 3.6 * 30.0 / radius_m; // radians per fix
+    let fixes = (laps as f64 * std::f64::consts::TAU / step) as usize;
+    for i in 0..fixes {
+        let a = i as f64 * step;
+        let truth = PlanePoint::new(centre.x + radius_m * a.cos(), centre.y + radius_m * a.sin());
+        let noisy = PlanePoint::new(
+            truth.x + sigma_m * rng.normal(),
+            truth.y + sigma_m * rng.normal(),
+        );
+        let fix = track.fix(city().unproject(noisy), 25.0, 30);
+        // counter-clockwise: heading (clockwise from north) of the tangent
+        let heading = (-a.sin()).atan2(a.cos()).to_degrees();
+        fix.heading = Some(heading.rem_euclid(360.0).min(359.9));
+    }
+    track
+}
+
+#[test]
+fn fixes_that_stray_into_a_hospital_zone_from_the_ring_road_are_not_an_entry() {
+    // a permit with no route and no window: only the zone can raise anything
+    let ctx = vehicle(
+        "T-NOISE",
+        vec![permit("P-RING", "苏J00001", "s01", "d01", &[], &[])],
+    );
+    for seed in 1..=3u64 {
+        let mut rng = Rng::new(200 + seed);
+        // 20 m outside the quiet zone, under 25 m noise: a fifth of the fixes inside
+        let track = ring_track(320.0, 8, 25.0, &mut rng);
+        let events = run(&rules(), &ctx, &track.fixes);
+        assert!(
+            raised_codes(&events).is_empty(),
+            "seed {seed}: {:#?}",
+            raised(&events)
+        );
+        if seed == 1 {
+            let raw = run(&raw_rules(), &ctx, &track.fixes);
+            assert!(
+                raised_codes(&raw).contains(&Code::RestrictedZone),
+                "the contract's raw rule fines the same track"
+            );
+        }
+    }
+    // 150 m inside it, as noisy: an entry, raised on the contract's second fix
+    let mut rng = Rng::new(300);
+    let track = ring_track(150.0, 1, 25.0, &mut rng);
+    let events = run(&rules(), &ctx, &track.fixes);
+    let v = only(&events, Code::RestrictedZone);
+    assert_eq!(v.started_ms, track.ts(0));
+    assert_eq!((v.lat, v.lon), (track.fixes[1].lat, track.fixes[1].lon));
+    assert_eq!(v.fences, vec!["rz-04".to_string()]);
+    let u = v.uncertainty.expect("how deep inside, and how sure");
+    assert!(u.low > 0.0 && u.low <= 150.0 && 150.0 <= u.high, "{u:?}");
 }
