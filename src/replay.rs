@@ -51,6 +51,7 @@ pub async fn run(
         mqtt: None,
         // a replay ends when its file does
         shutdown: tokio::sync::watch::channel(false).1,
+        grace_ends: Default::default(),
     };
     // One shard: a file is one ordered stream, replayed deterministically.
     let (detection_input, detection) = Detection::spawn(rules, registry, outputs, 1);

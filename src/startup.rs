@@ -90,6 +90,7 @@ impl Application {
             hub: hub.clone(),
             mqtt: Some(alerts_tx),
             shutdown: shutdown_rx.clone(),
+            grace_ends: Default::default(),
         };
         let (detection_input, detection) =
             start_detection(&settings, &store, &registry, outputs).await?;

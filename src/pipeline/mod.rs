@@ -43,6 +43,9 @@ pub struct Outputs {
     /// Turns true at shutdown: from then on a database that stays away
     /// gets a grace period, not a retry forever.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
+    /// When that grace ends: set at the first failure after shutdown began,
+    /// one for every violation still to store.
+    pub grace_ends: Arc<std::sync::OnceLock<std::time::Instant>>,
 }
 
 /// Where fixes enter detection. Cheap to clone; detection ends when every

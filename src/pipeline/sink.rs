@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
 use super::Outputs;
 use crate::alerts::{messages, Alert};
@@ -30,7 +30,7 @@ pub async fn run(mut rx: mpsc::Receiver<RuleEvent>, out: Outputs) -> Vec<i64> {
                 started_ms,
                 ended_ms,
             } => {
-                let ended = retry(&out.shutdown, || {
+                let ended = retry(&out, || {
                     out.store
                         .end_violation(device_id.as_str(), code.as_str(), started_ms, ended_ms)
                 })
@@ -52,11 +52,11 @@ async fn raise(v: &Violation, out: &Outputs) -> Option<i64> {
     let lost = || {
         tracing::error!(code = %v.code, plate = %v.plate, started_ms = v.started_ms, "shutting down with the database unavailable: this violation is not stored (its fixes are; replay them to raise it)");
     };
-    let Some(id) = retry(&out.shutdown, || out.store.insert_violation(v, now_ms)).await else {
+    let Some(id) = retry(out, || out.store.insert_violation(v, now_ms)).await else {
         lost();
         return None;
     };
-    match retry(&out.shutdown, || out.store.violation_case(id)).await {
+    match retry(out, || out.store.violation_case(id)).await {
         Some(Some(case_id)) => {
             // The same episode again (a replay, or a restart): filed and announced already.
             tracing::debug!(id, case_id, "violation raised again; already filed");
@@ -98,7 +98,7 @@ async fn file(id: i64, v: &Violation, out: &Outputs, now_ms: i64) -> Option<i64>
         departments: out.routing.departments(v.code).to_vec(),
         parties,
     };
-    retry(&out.shutdown, || out.store.file_violation(&case, now_ms)).await
+    retry(out, || out.store.file_violation(&case, now_ms)).await
 }
 
 /// The alert of violation `id`, in Chinese and English, for its departments.
@@ -186,22 +186,24 @@ async fn parties(v: &Violation, out: &Outputs) -> Vec<Party> {
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// A violation is never dropped for a passing database error while
-/// running; once shutdown has begun, retries stop after [`SHUTDOWN_GRACE`]
-/// (`None`), so that a database that stays away cannot hold the process.
-async fn retry<T, F, Fut>(shutdown: &watch::Receiver<bool>, mut op: F) -> Option<T>
+/// running; once shutdown has begun, retries stop [`SHUTDOWN_GRACE`] after
+/// the first failure (`None`, for every violation still waiting), so that a
+/// database that stays away cannot hold the process.
+async fn retry<T, F, Fut>(out: &Outputs, mut op: F) -> Option<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = StoreResult<T>>,
 {
     let mut backoff = Duration::from_millis(100);
-    let mut deadline: Option<Instant> = None;
     loop {
         match op().await {
             Ok(v) => return Some(v),
             Err(e) => {
                 let mut wait = backoff;
-                if *shutdown.borrow() {
-                    let d = *deadline.get_or_insert_with(|| Instant::now() + SHUTDOWN_GRACE);
+                if *out.shutdown.borrow() {
+                    let d = *out
+                        .grace_ends
+                        .get_or_init(|| Instant::now() + SHUTDOWN_GRACE);
                     let left = d.saturating_duration_since(Instant::now());
                     if left.is_zero() {
                         return None;
