@@ -12,3 +12,4 @@ mod instances;
 mod mosquitto;
 mod mosquitto_auth;
 mod postgres;
+mod stall;
