@@ -7,6 +7,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod embedded_auth;
 mod faults;
 mod instances;
 mod mosquitto;
