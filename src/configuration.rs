@@ -652,6 +652,27 @@ mod tests {
     }
 
     #[test]
+    fn mqtt_auth_is_forced_off_loopback() {
+        let mut s = Settings::default();
+        assert!(
+            !s.mqtt_auth_required(),
+            "loopback default: README commands work"
+        );
+        s.mqtt.listen = "0.0.0.0:1883".into();
+        assert!(s.mqtt_auth_required());
+        s.mqtt.listen = "[::1]:1883".into();
+        assert!(!s.mqtt_auth_required());
+        s.mqtt.auth = true;
+        assert!(s.mqtt_auth_required());
+        let flags = Overrides {
+            mqtt_auth: true,
+            ..Default::default()
+        };
+        let s = Settings::load_with_env(None, &flags, |_| None).unwrap();
+        assert!(s.mqtt.auth);
+    }
+
+    #[test]
     fn mqtt_url_parses() {
         assert_eq!(
             MqttUrl::parse("mqtt://127.0.0.1:1884").unwrap(),

@@ -111,21 +111,29 @@ pub(super) async fn serve(stream: TcpStream, shared: Arc<Shared>, conn: u64) -> 
         control,
         kick: &kick,
     };
+    // Packets read ahead while a publish waited, to handle in order after it.
+    let mut ahead = Ahead::default();
     let result = async {
         loop {
-            let packet = tokio::select! {
-                _ = kick.notified() => bail!("disconnected by the broker (client id taken over or too slow)"),
-                w = &mut writer => bail!("writer ended: {:?}", w.map(|r| r.err())),
-                p = read_packet(&mut rd, &mut buf, idle, cfg.max_packet) => match p {
-                    Ok(p) => p,
-                    Err(ReadEnd::Closed) => return Ok(()),
-                    Err(end) => {
-                        metrics.mqtt_refused(end.reason());
-                        bail!("{end}")
-                    }
+            let packet = match ahead.packets.pop_front() {
+                Some(p) => {
+                    ahead.bytes = ahead.bytes.saturating_sub(p.size());
+                    p
+                }
+                None => tokio::select! {
+                    _ = kick.notified() => bail!("disconnected by the broker (client id taken over or too slow)"),
+                    w = &mut writer => bail!("writer ended: {:?}", w.map(|r| r.err())),
+                    p = read_packet(&mut rd, &mut buf, idle, cfg.max_packet) => match p {
+                        Ok(p) => p,
+                        Err(ReadEnd::Closed) => return Ok(()),
+                        Err(end) => {
+                            metrics.mqtt_refused(end.reason());
+                            bail!("{end}")
+                        }
+                    },
                 },
             };
-            if !reader.handle(packet, &mut rd, &mut buf).await? {
+            if !reader.handle(packet, &mut rd, &mut buf, &mut ahead).await? {
                 return Ok(());
             }
         }
@@ -134,6 +142,13 @@ pub(super) async fn serve(stream: TcpStream, shared: Arc<Shared>, conn: u64) -> 
     shared.router.connection_ended(&session, conn);
     writer.abort();
     result
+}
+
+/// Packets decoded while a publish of this connection waited for room.
+#[derive(Default)]
+struct Ahead {
+    packets: std::collections::VecDeque<Packet>,
+    bytes: usize,
 }
 
 struct Reader<'a> {
@@ -150,6 +165,7 @@ impl Reader<'_> {
         packet: Packet,
         rd: &mut OwnedReadHalf,
         buf: &mut BytesMut,
+        ahead: &mut Ahead,
     ) -> anyhow::Result<bool> {
         let metrics = &self.shared.metrics;
         match packet {
@@ -169,7 +185,7 @@ impl Reader<'_> {
                     tracing::warn!(client = %self.session.client, topic = %p.topic, "MQTT publish refused; disconnecting");
                     bail!("may not publish to {}", p.topic);
                 }
-                self.route(&p, rd, buf).await?;
+                self.route(&p, rd, buf, ahead).await?;
                 if p.qos == QoS::AtLeastOnce {
                     self.send(Packet::PubAck(PubAck::new(p.pkid)))?;
                 }
@@ -233,13 +249,17 @@ impl Reader<'_> {
         Ok(true)
     }
 
-    /// Routes `p`, meanwhile reading ahead (up to one packet's worth) so
-    /// that a client closing its socket is noticed, and obeying kicks.
+    /// Routes `p`. Meanwhile the socket is still read (up to one packet's
+    /// worth ahead): a close or a kick ends the wait, PINGREQs are answered
+    /// and PUBACKs taken at once (neither has an order to keep, and a client
+    /// whose publish waits on its own subscription needs its acks read), and
+    /// other packets wait in `ahead`, in order.
     async fn route(
         &self,
         p: &Publish,
         rd: &mut OwnedReadHalf,
         buf: &mut BytesMut,
+        ahead: &mut Ahead,
     ) -> anyhow::Result<()> {
         let routed = self.shared.router.route(p);
         tokio::pin!(routed);
@@ -248,10 +268,36 @@ impl Reader<'_> {
             tokio::select! {
                 _ = &mut routed => return Ok(()),
                 _ = self.kick.notified() => bail!("disconnected by the broker"),
-                n = read_more(rd, buf), if buf.len() < max => {
+                n = read_more(rd, buf), if buf.len() + ahead.bytes < max => {
                     if n? == 0 {
                         bail!("connection closed while its publish waited");
                     }
+                    self.decode_ahead(buf, ahead)?;
+                }
+            }
+        }
+    }
+
+    fn decode_ahead(&self, buf: &mut BytesMut, ahead: &mut Ahead) -> anyhow::Result<()> {
+        let max = self.shared.config.max_packet;
+        loop {
+            match Packet::read(buf, max) {
+                Ok(Packet::PingReq) => self.send(Packet::PingResp)?,
+                Ok(Packet::PubAck(ack)) => self.session.acked(ack.pkid),
+                Ok(p) => {
+                    ahead.bytes += p.size();
+                    ahead.packets.push_back(p);
+                }
+                Err(CodecError::InsufficientBytes(_)) => return Ok(()),
+                Err(CodecError::PayloadSizeLimitExceeded(n)) => {
+                    self.shared
+                        .metrics
+                        .mqtt_refused(MqttRefusal::PacketTooLarge);
+                    bail!("{}", ReadEnd::TooLarge(n))
+                }
+                Err(e) => {
+                    self.shared.metrics.mqtt_refused(MqttRefusal::Protocol);
+                    bail!("bad MQTT packet: {e:?}")
                 }
             }
         }

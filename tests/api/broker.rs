@@ -309,13 +309,17 @@ async fn a_database_stall_during_a_qos1_burst_loses_no_acknowledged_fix() {
 
     let p = app.publisher().await;
     let acked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let errors = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let n = 600;
     {
         let mut opts = MqttOptions::new(unique("burst"), app.mqtt.host.clone(), app.mqtt.port);
-        opts.set_keep_alive(Duration::from_secs(30))
+        // A one-second keep-alive: held back for seconds, the publisher
+        // must still get its PINGRESPs, or it would drop and reconnect.
+        opts.set_keep_alive(Duration::from_secs(1))
             .set_inflight(200);
         let (c, mut ev) = AsyncClient::new(opts, 1000);
         let acked = acked.clone();
+        let errors = errors.clone();
         tokio::spawn(async move {
             loop {
                 match ev.poll().await {
@@ -323,7 +327,10 @@ async fn a_database_stall_during_a_qos1_burst_loses_no_acknowledged_fix() {
                         acked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     }
                     Ok(_) => {}
-                    Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                    Err(_) => {
+                        errors.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(50)).await
+                    }
                 }
             }
         });
@@ -365,6 +372,11 @@ async fn a_database_stall_during_a_qos1_burst_loses_no_acknowledged_fix() {
             >= 1.0
     );
     assert!(app.metric("muckwatch_mqtt_reconnects_total").await >= 1.0);
+    assert_eq!(
+        errors.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the held-back publisher kept its connection"
+    );
     app.stop().await;
 }
 

@@ -7,8 +7,10 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod embedded_auth;
 mod faults;
 mod instances;
 mod mosquitto;
 mod mosquitto_auth;
 mod postgres;
+mod stall;
