@@ -25,7 +25,8 @@
 //! - [`metrics`]: Prometheus counters, plain atomics.
 //! - [`cases`]: joint cases (一案多查): routing of codes to departments, and
 //!   the workflow as pure plans (a check's next step, filing into the open
-//!   case of the merge window, the 一超四罚 parties, every audit line).
+//!   case of the merge window, the 一超四罚 parties, every audit line), and
+//!   each department's deadline for its check (按期处置).
 //! - [`store`]: the database behind one narrow interface, each query written
 //!   once for SQLite and PostgreSQL; it writes what the cases' plans say.
 //! - [`rules`]: the per-vehicle violation state machine, every code, on event time.
@@ -57,6 +58,9 @@
 //!   subscription tree.
 //! - [`replay`]: `muckwatch replay FILE`, NDJSON fixes through detection.
 //! - [`api`]: the HTTP API and the web console; every handler names its caller.
+//!   It is served by its own HTTP/1.1 loop (header-read and request
+//!   timeouts, a concurrency cap, a shutdown deadline, the console's security
+//!   headers); every list also answers as an Excel workbook.
 //! - [`startup`]: assembles all of the above into a running service.
 //! - [`sim`]: the fleet simulator with ground truth (`muckwatch-sim`, `muckwatch
 //!   demo`) and the scoring of detection against it (`muckwatch score`).

@@ -348,6 +348,12 @@ async fn legacy_database_opens_with_every_row(db: EmptyDb) -> (Store, String, i6
     assert_eq!(violations[0].fences, ["zone-1"]);
     let case = store.case(1).await.unwrap().expect("the case");
     assert_eq!(case.codes, [ViolationCode::Speeding]);
+    // Migration 0009 gave the old check a deadline: 72 h after it was filed
+    // (no audit line of its filing here, so after its case opened).
+    let police = &case.checks[0];
+    assert_eq!(police.due_ms, Some(1_622_400_000_000 + 72 * 3_600_000));
+    assert_eq!(police.decided_ms, None);
+    assert!(police.overdue(chrono::Utc::now().timestamp_millis()));
     assert_eq!(store.case_audit(1).await.unwrap().len(), 1);
     assert_eq!(store.dead_letters(10, 0).await.unwrap().1, 1);
     assert!(store.token_role("hash-l").await.unwrap().is_some());
