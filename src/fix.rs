@@ -44,10 +44,12 @@ pub enum RejectReason {
     OutOfRange,
     NonFinite,
     DeviceMismatch,
+    /// A NUL byte in the payload, or a control character in a text field.
+    ControlCharacter,
 }
 
 impl RejectReason {
-    pub const ALL: [RejectReason; 11] = [
+    pub const ALL: [RejectReason; 12] = [
         RejectReason::BadTopic,
         RejectReason::Oversized,
         RejectReason::NotJson,
@@ -59,6 +61,7 @@ impl RejectReason {
         RejectReason::OutOfRange,
         RejectReason::NonFinite,
         RejectReason::DeviceMismatch,
+        RejectReason::ControlCharacter,
     ];
 
     pub fn label(self) -> &'static str {
@@ -74,6 +77,7 @@ impl RejectReason {
             RejectReason::OutOfRange => "out_of_range",
             RejectReason::NonFinite => "non_finite",
             RejectReason::DeviceMismatch => "device_mismatch",
+            RejectReason::ControlCharacter => "control_character",
         }
     }
 

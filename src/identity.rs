@@ -123,6 +123,11 @@ impl BucketSet {
         bucket < BUCKETS && self.0 & (1 << bucket) != 0
     }
 
+    /// Bit `b` set for each bucket `b` in the set.
+    pub fn mask(&self) -> u64 {
+        self.0
+    }
+
     pub fn is_all(&self) -> bool {
         self.0 == u64::MAX
     }

@@ -18,7 +18,8 @@
 //!   for the hot path), [`time`] (UTC ms, shown in city time), [`violation`]
 //!   (the contract's codes, a raised episode, the stored one and its JSON),
 //!   [`auth`] (roles, departments, API tokens stored hashed), [`permit`]
-//!   (the transport permit, parsed once at the edge).
+//!   (the transport permit, parsed once at the edge), [`text`] (outside text
+//!   checked for control characters and NUL, escaped for logs and storage).
 //! - [`geofence`]: fences loaded from GeoJSON, projected to metres and
 //!   indexed in an R-tree; reloads swap the whole set atomically.
 //! - [`metrics`]: Prometheus counters, plain atomics.
@@ -33,11 +34,17 @@
 //! - [`alerts`]: one alert per raised violation, per routed department,
 //!   over MQTT and to SSE listeners, in Chinese and English.
 //! - [`pipeline`]: detection: fixes sharded by device to rule state machines
-//!   (no lock on the hot path); its sink stores, files and announces each
-//!   violation. Live ingest and `replay` share it.
+//!   (no lock on the hot path), judged against a fleet clock a few wrong
+//!   terminal clocks cannot drag (a fix far ahead is held back from the
+//!   rules until its vehicle's next fix confirms it); its sink stores, files
+//!   and announces each violation. Live ingest and `replay` share it.
 //! - [`ingest`]: subscribes to the telemetry topics, turns payloads into
 //!   fixes exactly once, refuses bad input (metric, log, dead letter) and
-//!   writes fixes in batches, acknowledging to the broker only after commit.
+//!   writes fixes in batches, acknowledging to the broker only after commit;
+//!   rows the database refuses are quarantined, the rest committed.
+//! - [`mqtt_access`]: who may connect to the MQTT side and publish or
+//!   subscribe to what (devices, officers, muckwatch itself); device
+//!   passwords stored hashed. Asked by the broker and the auth/acl endpoints.
 //! - [`jt808`]: JT/T 808 terminals over TCP: a codec of our own (framing,
 //!   escapes, both header editions, GBK, extras, sub-packages) and the
 //!   gateway that registers and authenticates terminals (codes stored
@@ -45,7 +52,9 @@
 //!   them on the telemetry topics, answering only once the broker
 //!   acknowledged; in `serve` or alone (`muckwatch gateway jt808`).
 //!   (`configuration` holds its `[jt808]` settings type, as it does rules'.)
-//! - [`broker`]: a small embedded MQTT 3.1.1 broker for a bare machine.
+//! - [`broker`]: a small embedded MQTT 3.1.1 broker for a bare machine that
+//!   no client can stall: caps, deadlines, bounded queues, an indexed
+//!   subscription tree.
 //! - [`replay`]: `muckwatch replay FILE`, NDJSON fixes through detection.
 //! - [`api`]: the HTTP API and the web console; every handler names its caller.
 //! - [`startup`]: assembles all of the above into a running service.
@@ -64,6 +73,7 @@ pub mod identity;
 pub mod ingest;
 pub mod jt808;
 pub mod metrics;
+pub mod mqtt_access;
 pub mod permit;
 pub mod pipeline;
 pub mod registry;
@@ -72,5 +82,6 @@ pub mod rules;
 pub mod sim;
 pub mod startup;
 pub mod store;
+pub mod text;
 pub mod time;
 pub mod violation;

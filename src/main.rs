@@ -64,6 +64,25 @@ enum Command {
         #[command(subcommand)]
         command: FencesCommand,
     },
+    /// MQTT access for external brokers.
+    Mqtt {
+        #[command(subcommand)]
+        command: MqttCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum MqttCommand {
+    /// Write a Mosquitto password file and ACL file (DIR/passwd, DIR/acl) from the
+    /// devices' credentials and muckwatch's own login (mqtt.username, mqtt.password);
+    /// rerun after issuing credentials, then send Mosquitto SIGHUP.
+    MosquittoFiles {
+        /// Directory to write `passwd` and `acl` into.
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
 }
 
 #[derive(Args, Clone, Default)]
@@ -85,6 +104,11 @@ struct ServeArgs {
     /// Buckets this instance consumes, e.g. 0-31.
     #[arg(long)]
     buckets: Option<String>,
+    /// The embedded broker refuses clients without valid credentials (devices:
+    /// their mqtt-credentials; officers: username `token`, an API token).
+    /// Always on when --mqtt-listen is not a loopback address.
+    #[arg(long)]
+    mqtt_auth: bool,
     /// Accept JT/T 808 terminals on this address (off when not given).
     #[arg(long)]
     jt808_listen: Option<String>,
@@ -214,6 +238,33 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("created token for role {role}: {token}");
             Ok(())
         }
+        Command::Mqtt {
+            command: MqttCommand::MosquittoFiles { out, common },
+        } => {
+            let settings = settings(&common, Overrides::default())?;
+            let login = settings.mqtt_login().ok_or_else(|| {
+                anyhow::anyhow!(
+                    "mqtt.password (or MUCKWATCH_MQTT_PASSWORD) must be set: it is the password \
+                     muckwatch's own clients will log in to Mosquitto with"
+                )
+            })?;
+            let store = Store::connect(&settings.database.url).await?;
+            let devices = store.mqtt_credentials().await?;
+            let (passwd, acl) = muckwatch::mqtt_access::mosquitto_files(
+                &login,
+                &devices,
+                &settings.mqtt.topic_prefix,
+            )?;
+            muckwatch::mqtt_access::write_mosquitto_files(&out, &passwd, &acl)?;
+            println!(
+                "wrote {} and {} ({} devices and {}); reload Mosquitto with SIGHUP",
+                out.join("passwd").display(),
+                out.join("acl").display(),
+                devices.len(),
+                login.username
+            );
+            Ok(())
+        }
         Command::Replay {
             file,
             common,
@@ -271,6 +322,7 @@ fn serve_settings(args: ServeArgs) -> anyhow::Result<Settings> {
         http_addr: args.http,
         geofences_dir: args.geofences,
         buckets: args.buckets,
+        mqtt_auth: args.mqtt_auth,
         jt808_listen: args.jt808_listen,
     };
     settings(&args.common, flags)

@@ -18,11 +18,19 @@ pub struct Metrics {
     pub fixes_ingested: AtomicU64,
     pub fixes_duplicate: AtomicU64,
     pub fixes_unregistered: AtomicU64,
+    pub fixes_clock_skew: AtomicU64,
     pub alerts_published: AtomicU64,
     pub alerts_dropped: AtomicU64,
     pub write_errors: AtomicU64,
+    pub fixes_quarantined: AtomicU64,
     pub dead_letters_dropped: AtomicU64,
     pub mqtt_reconnects: AtomicU64,
+    /// Clients connected to the embedded broker now (a gauge).
+    pub mqtt_connections: AtomicU64,
+    /// Deliveries the embedded broker did not make: QoS 0 to a full queue,
+    /// or anything queued for a subscriber it disconnected.
+    pub mqtt_deliveries_dropped: AtomicU64,
+    mqtt_refused: [AtomicU64; MqttRefusal::ALL.len()],
     rejected: [AtomicU64; RejectReason::ALL.len()],
     violations: [AtomicU64; ViolationCode::ALL.len()],
     pub batch_write_seconds: Histogram,
@@ -41,6 +49,14 @@ impl Metrics {
 
     pub fn rejected(&self, reason: RejectReason) -> u64 {
         self.rejected[reason.index()].load(Relaxed)
+    }
+
+    pub fn mqtt_refused(&self, reason: MqttRefusal) {
+        self.mqtt_refused[reason as usize].fetch_add(1, Relaxed);
+    }
+
+    pub fn mqtt_refusals(&self, reason: MqttRefusal) -> u64 {
+        self.mqtt_refused[reason as usize].load(Relaxed)
     }
 
     pub fn jt808_reject(&self, reason: FrameReject) {
@@ -80,6 +96,12 @@ impl Metrics {
             "muckwatch_fixes_unregistered_total",
             "Fixes from devices registered to no vehicle",
             &self.fixes_unregistered,
+        );
+        counter(
+            &mut out,
+            "muckwatch_fixes_clock_skew_total",
+            "Fixes stamped far ahead of the fleet clock or the wall clock: stored, not evaluated",
+            &self.fixes_clock_skew,
         );
         header(
             &mut out,
@@ -124,13 +146,19 @@ impl Metrics {
         counter(
             &mut out,
             "muckwatch_store_write_errors_total",
-            "Batch writes that failed and were retried",
+            "Batch writes that failed (retried when the error may pass, split when it is the data)",
             &self.write_errors,
         );
         counter(
             &mut out,
+            "muckwatch_fixes_quarantined_total",
+            "Fixes the database refused (a data error): kept as dead letters, the rest of their batch committed",
+            &self.fixes_quarantined,
+        );
+        counter(
+            &mut out,
             "muckwatch_dead_letters_dropped_total",
-            "Rejected messages not kept because the dead-letter queue was full",
+            "Rejected messages not kept (the dead-letter queue was full, or the database refused them)",
             &self.dead_letters_dropped,
         );
         counter(
@@ -138,6 +166,39 @@ impl Metrics {
             "muckwatch_mqtt_reconnects_total",
             "Connection losses to the MQTT broker",
             &self.mqtt_reconnects,
+        );
+        header(
+            &mut out,
+            "muckwatch_mqtt_connections",
+            "Clients connected to the embedded MQTT broker",
+            "gauge",
+        );
+        let _ = writeln!(
+            out,
+            "muckwatch_mqtt_connections {}",
+            self.mqtt_connections.load(Relaxed)
+        );
+        header(
+            &mut out,
+            "muckwatch_mqtt_refused_total",
+            "MQTT connections, packets, publishes and subscriptions refused, and clients \
+             disconnected, by reason (embedded broker and the auth/acl endpoints)",
+            "counter",
+        );
+        for r in MqttRefusal::ALL {
+            let _ = writeln!(
+                out,
+                "muckwatch_mqtt_refused_total{{reason=\"{}\"}} {}",
+                r.label(),
+                self.mqtt_refusals(r)
+            );
+        }
+        counter(
+            &mut out,
+            "muckwatch_mqtt_deliveries_dropped_total",
+            "Deliveries the embedded broker dropped (QoS 0 to a full queue, or queued for a \
+             subscriber it disconnected)",
+            &self.mqtt_deliveries_dropped,
         );
         gauge(
             &mut out,
@@ -183,6 +244,85 @@ impl Metrics {
             "Latency of one batched fix write",
         );
         out
+    }
+}
+
+/// Why the MQTT side refused something or cut a client off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MqttRefusal {
+    /// The broker's connection cap was reached.
+    MaxConnections,
+    /// One address's connection cap was reached.
+    MaxConnectionsPerAddress,
+    /// No complete CONNECT within the connect deadline.
+    ConnectTimeout,
+    /// No username and password while authentication is required.
+    Anonymous,
+    /// Unknown user or wrong password.
+    BadCredentials,
+    /// The credentials could not be checked (database unavailable).
+    AuthUnavailable,
+    /// Another client's id (a different identity) was asked for.
+    ClientIdTaken,
+    /// A packet announced more than the packet size limit.
+    PacketTooLarge,
+    /// A started packet did not complete within the packet deadline.
+    PacketTimeout,
+    /// Silent past 1.5 keep-alive periods (capped by the maximum keep-alive).
+    KeepAlive,
+    /// Not an MQTT 3.1.1 packet this broker accepts.
+    Protocol,
+    /// More subscription filters than a client may hold.
+    TooManyFilters,
+    /// A publish to a topic the client may not publish to.
+    PublishDenied,
+    /// A subscription to a filter the client may not read.
+    SubscribeDenied,
+    /// A subscriber whose queue stayed full past the deadline.
+    SlowSubscriber,
+    /// A client that does not read its acknowledgements.
+    ControlQueueFull,
+}
+
+impl MqttRefusal {
+    pub const ALL: [MqttRefusal; 16] = [
+        MqttRefusal::MaxConnections,
+        MqttRefusal::MaxConnectionsPerAddress,
+        MqttRefusal::ConnectTimeout,
+        MqttRefusal::Anonymous,
+        MqttRefusal::BadCredentials,
+        MqttRefusal::AuthUnavailable,
+        MqttRefusal::ClientIdTaken,
+        MqttRefusal::PacketTooLarge,
+        MqttRefusal::PacketTimeout,
+        MqttRefusal::KeepAlive,
+        MqttRefusal::Protocol,
+        MqttRefusal::TooManyFilters,
+        MqttRefusal::PublishDenied,
+        MqttRefusal::SubscribeDenied,
+        MqttRefusal::SlowSubscriber,
+        MqttRefusal::ControlQueueFull,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            MqttRefusal::MaxConnections => "max_connections",
+            MqttRefusal::MaxConnectionsPerAddress => "max_connections_per_address",
+            MqttRefusal::ConnectTimeout => "connect_timeout",
+            MqttRefusal::Anonymous => "anonymous",
+            MqttRefusal::BadCredentials => "bad_credentials",
+            MqttRefusal::AuthUnavailable => "auth_unavailable",
+            MqttRefusal::ClientIdTaken => "client_id_taken",
+            MqttRefusal::PacketTooLarge => "packet_too_large",
+            MqttRefusal::PacketTimeout => "packet_timeout",
+            MqttRefusal::KeepAlive => "keep_alive",
+            MqttRefusal::Protocol => "protocol",
+            MqttRefusal::TooManyFilters => "too_many_filters",
+            MqttRefusal::PublishDenied => "publish_denied",
+            MqttRefusal::SubscribeDenied => "subscribe_denied",
+            MqttRefusal::SlowSubscriber => "slow_subscriber",
+            MqttRefusal::ControlQueueFull => "control_queue_full",
+        }
     }
 }
 

@@ -44,10 +44,13 @@ pub async fn run(
         metrics: Arc::new(Metrics::default()),
         routing: settings.cases.routing().map_err(anyhow::Error::msg)?,
         merge_window_ms: settings.cases.merge_window_ms(),
+        deadlines: settings.cases.deadlines().map_err(anyhow::Error::msg)?,
         fences,
         tz,
         hub: AlertHub::default(),
         mqtt: None,
+        // a replay ends when its file does
+        shutdown: tokio::sync::watch::channel(false).1,
     };
     // One shard: a file is one ordered stream, replayed deterministically.
     let (detection_input, detection) = Detection::spawn(rules, registry, outputs, 1);

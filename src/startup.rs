@@ -13,10 +13,11 @@ use tokio::sync::watch;
 use crate::alerts::{spawn_mqtt_publisher, AlertHub};
 use crate::api::{self, AppState};
 use crate::broker;
-use crate::configuration::{parse_socket_addr, MqttUrl, Settings};
+use crate::configuration::{parse_socket_addr, MqttLogin, MqttUrl, Settings};
 use crate::geofence::{load_at_start, spawn_reloader, FenceHandle};
 use crate::ingest::{self, IngestConfig, IngestTasks};
 use crate::metrics::Metrics;
+use crate::mqtt_access::{generated_service_login, Gate};
 use crate::pipeline::{Detection, DetectionInput, Outputs};
 use crate::registry::Registry;
 use crate::rules::Rules;
@@ -26,6 +27,9 @@ pub struct Application {
     pub http_addr: SocketAddr,
     /// The broker muckwatch consumes from (embedded or external).
     pub mqtt: MqttUrl,
+    /// The login muckwatch's own MQTT clients use (generated for the
+    /// embedded broker unless configured).
+    pub mqtt_login: Option<MqttLogin>,
     pub store: Store,
     pub metrics: Arc<Metrics>,
     pub registry: Arc<Registry>,
@@ -35,6 +39,7 @@ pub struct Application {
     jt808: Option<crate::jt808::Gateway>,
     listener: TcpListener,
     router: axum::Router,
+    http_limits: crate::configuration::HttpLimits,
     shutdown: watch::Sender<bool>,
     ingest: IngestTasks,
     detection: Detection,
@@ -61,13 +66,16 @@ impl Application {
         let registry = load_registry(&store).await?;
         let metrics = Arc::new(Metrics::default());
         let fences = watch_fences(&settings)?;
-        let mqtt = start_broker(&settings).await?;
+        let broker = start_broker(&settings, &store, &metrics).await?;
+        let mqtt = broker.url.clone();
+        let (shutdown, shutdown_rx) = watch::channel(false);
         let hub = AlertHub::default();
         let (alerts_tx, alerts_rx) = tokio::sync::mpsc::channel(10_000);
         let alert_publisher = spawn_mqtt_publisher(
             &mqtt,
-            &settings.mqtt.client_id,
+            &settings.mqtt_client_id(),
             &settings.mqtt.topic_prefix,
+            broker.login.as_ref(),
             alerts_rx,
             metrics.clone(),
         );
@@ -76,14 +84,15 @@ impl Application {
             metrics: metrics.clone(),
             routing: settings.cases.routing().map_err(anyhow::Error::msg)?,
             merge_window_ms: settings.cases.merge_window_ms(),
+            deadlines: settings.cases.deadlines().map_err(anyhow::Error::msg)?,
             fences: fences.clone(),
             tz,
             hub: hub.clone(),
             mqtt: Some(alerts_tx),
+            shutdown: shutdown_rx.clone(),
         };
         let (detection_input, detection) =
             start_detection(&settings, &store, &registry, outputs).await?;
-        let (shutdown, shutdown_rx) = watch::channel(false);
         spawn_maintenance(
             store.clone(),
             settings.ingest.retention_days,
@@ -96,7 +105,12 @@ impl Application {
             shutdown.subscribe(),
         );
         let ingest = ingest::spawn(
-            IngestConfig::new(&settings, mqtt.clone())?,
+            IngestConfig::new(
+                &settings,
+                mqtt.clone(),
+                broker.login.clone(),
+                broker.embedded,
+            )?,
             store.clone(),
             metrics.clone(),
             registry.clone(),
@@ -107,7 +121,7 @@ impl Application {
             Some(listen) => Some(
                 crate::jt808::Gateway::start(
                     listen,
-                    &settings,
+                    &gateway_settings(&settings, broker.login.as_ref()),
                     mqtt.clone(),
                     store.clone(),
                     metrics.clone(),
@@ -121,18 +135,23 @@ impl Application {
         };
         let listener = bind_http(&settings).await?;
         let http_addr = listener.local_addr()?;
-        let router = api::router(AppState {
-            store: store.clone(),
-            metrics: metrics.clone(),
-            registry: registry.clone(),
-            fences: fences.clone(),
-            hub,
-            shutdown: shutdown.subscribe(),
-            tz,
-        });
+        let router = api::with_limits(
+            api::router(AppState {
+                store: store.clone(),
+                metrics: metrics.clone(),
+                registry: registry.clone(),
+                fences: fences.clone(),
+                hub,
+                shutdown: shutdown.subscribe(),
+                tz,
+                mqtt: broker.gate.clone(),
+            }),
+            settings.http.limits(),
+        );
         Ok(Application {
             http_addr,
             mqtt,
+            mqtt_login: broker.login.clone(),
             store,
             metrics,
             registry,
@@ -141,6 +160,7 @@ impl Application {
             jt808,
             listener,
             router,
+            http_limits: settings.http.limits(),
             shutdown,
             ingest,
             detection,
@@ -165,12 +185,10 @@ impl Application {
     /// Serves until shut down, then lets the writer commit what was read.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let mut stop = self.shutdown.subscribe();
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(async move {
-                let _ = stop.wait_for(|s| *s).await;
-            })
-            .await
-            .context("HTTP server failed")?;
+        api::serve(self.listener, self.router, self.http_limits, async move {
+            let _ = stop.wait_for(|s| *s).await;
+        })
+        .await;
         if let Some(g) = self.jt808 {
             g.stopped().await;
         }
@@ -209,23 +227,75 @@ fn watch_fences(settings: &Settings) -> anyhow::Result<FenceHandle> {
     Ok(fences)
 }
 
-/// The broker to consume from: the configured one, or the embedded one
-/// started here.
-async fn start_broker(settings: &Settings) -> anyhow::Result<MqttUrl> {
+/// The broker muckwatch consumes from, and the login its own clients use.
+struct Broker {
+    url: MqttUrl,
+    login: Option<MqttLogin>,
+    embedded: bool,
+    /// The access rules (also answered over HTTP for external brokers).
+    gate: Arc<Gate>,
+}
+
+/// The configured broker, or the embedded one started here (requiring
+/// credentials when asked to, and always off loopback).
+async fn start_broker(
+    settings: &Settings,
+    store: &Store,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<Broker> {
     if let Some(url) = &settings.mqtt.url {
-        return MqttUrl::parse(url);
+        let client_id = settings.mqtt_client_id();
+        if settings.mqtt_persistent_session() {
+            tracing::info!(%client_id, "persistent MQTT session: what trucks publish while muckwatch is down is delivered after it starts");
+        } else {
+            tracing::warn!(%client_id, "mqtt.persistent_session = false with an external broker: what trucks publish while muckwatch is down or restarting is lost");
+        }
+        let login = settings.mqtt_login();
+        return Ok(Broker {
+            url: MqttUrl::parse(url)?,
+            gate: Arc::new(Gate::new(
+                true,
+                login.clone(),
+                &settings.mqtt.topic_prefix,
+                Some(store.clone()),
+            )),
+            login,
+            embedded: false,
+        });
     }
     let listen = parse_socket_addr(&settings.mqtt.listen)?;
-    let addr = broker::start_embedded(listen).await?;
-    tracing::info!(%addr, "embedded MQTT broker listening");
+    let login = match settings.mqtt_login() {
+        Some(l) => l,
+        None => generated_service_login(&settings.mqtt.username)?,
+    };
+    let required = settings.mqtt_auth_required();
+    let gate = Arc::new(Gate::new(
+        required,
+        Some(login.clone()),
+        &settings.mqtt.topic_prefix,
+        Some(store.clone()),
+    ));
+    let addr = broker::start_embedded(
+        listen,
+        settings.broker_config(),
+        gate.clone(),
+        metrics.clone(),
+    )
+    .await?;
+    tracing::info!(%addr, auth = required, "embedded MQTT broker listening");
     let host = if addr.ip().is_unspecified() {
         "127.0.0.1".to_string()
     } else {
         addr.ip().to_string()
     };
-    Ok(MqttUrl {
-        host,
-        port: addr.port(),
+    Ok(Broker {
+        url: MqttUrl {
+            host,
+            port: addr.port(),
+        },
+        login: Some(login),
+        embedded: true,
+        gate,
     })
 }
 
@@ -248,6 +318,7 @@ async fn start_detection(
         &input,
         |d| buckets.contains(d.default_bucket()),
         settings.ingest.warm_up_s as i64 * 1000,
+        settings.ingest.max_future_s as i64 * 1000,
     )
     .await?;
     if warmed > 0 {
@@ -327,4 +398,15 @@ fn spawn_maintenance(store: Store, retention_days: u64, mut stop: watch::Receive
             }
         }
     });
+}
+
+/// The gateway inside `serve` logs in as muckwatch itself unless `[jt808]`
+/// names a login of its own (needed once the broker requires authentication).
+fn gateway_settings(settings: &Settings, service: Option<&MqttLogin>) -> Settings {
+    let mut s = settings.clone();
+    if let (None, Some(login)) = (&s.jt808.mqtt_username, service) {
+        s.jt808.mqtt_username = Some(login.username.clone());
+        s.jt808.mqtt_password = Some(login.password.clone());
+    }
+    s
 }

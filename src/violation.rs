@@ -5,6 +5,7 @@
 
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::identity::{DeviceId, FirmId, Plate};
@@ -105,6 +106,9 @@ impl fmt::Display for ViolationCode {
 /// WRONG_DISPOSAL_SITE the disposal site used; OVERLOAD the permit's source site (the
 /// freight source unit of 一超四罚); others none.
 ///
+/// `uncertainty`: for the codes judged from where the truck was (ROUTE_DEVIATION,
+/// SPEEDING), how sure that is given the terminal's GPS noise; `None` for the others.
+///
 /// `ended_ms` is `None` while the episode goes on; [`RuleEvent::Ended`](crate::rules::RuleEvent::Ended) follows. It is
 /// `Some` only when the episode was already over when it was raised (a TRACK_GAP found
 /// when the next fix arrives); no `Ended` follows such a one.
@@ -124,6 +128,26 @@ pub struct Violation {
     pub lon: f64,
     pub measured: f64,
     pub fences: Vec<String>,
+    pub uncertainty: Option<Uncertainty>,
+}
+
+/// How sure a violation is, given the GPS noise of the terminal that reported it: what
+/// a reviewing officer (or a firm contesting the fine) weighs the evidence with.
+/// Stored as JSON with the violation; the resource's `uncertainty` (null when the code
+/// does not depend on position).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Uncertainty {
+    /// The terminal's GPS noise at the raise: σ per axis, metres, learnt from its track.
+    pub sigma_m: f64,
+    /// The one-sided confidence of the test that raised it (`rules.noise_z_route`, `rules.noise_z_zone`).
+    pub confidence: f64,
+    /// The band, at that confidence, of the most likely value: ROUTE_DEVIATION the
+    /// mean distance from the centre line (`measured`), SPEEDING the mean speed from
+    /// positions alone over the episode (an independent check of the reported speed).
+    pub low: f64,
+    pub high: f64,
+    /// Fixes behind the estimate.
+    pub fixes: u32,
 }
 
 /// A violation as stored: the episode, its id and its case.
@@ -141,6 +165,7 @@ pub struct StoredViolation {
     pub lon: f64,
     pub measured: f64,
     pub fences: Vec<String>,
+    pub uncertainty: Option<Uncertainty>,
     pub case_id: Option<i64>,
 }
 
@@ -151,7 +176,16 @@ pub fn violation_json(v: &StoredViolation, tz: chrono_tz::Tz) -> Value {
         "permit_id": v.permit_id, "started_at": format_ms(v.started_ms, tz),
         "ended_at": v.ended_ms.map(|e| format_ms(e, tz)), "lat": v.lat, "lon": v.lon,
         "measured": v.measured, "fences": v.fences, "case_id": v.case_id,
+        "uncertainty": v.uncertainty.map(|u| json!({
+            "sigma_m": round1(u.sigma_m), "confidence": u.confidence,
+            "low": round1(u.low), "high": round1(u.high), "fixes": u.fixes,
+        })),
     })
+}
+
+/// To 0.1 (metres, km/h): more digits would claim a precision the noise denies.
+fn round1(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 // every department side by side, the viewer's own check form, the audit).
 
 import { api, query, session } from './http.js';
-import { dayStart, dayEnd, h, table, errorBox, fmtTime } from './dom.js';
+import { h, table, errorBox, fmtTime } from './dom.js';
 import { L, caseStatuses, codeLabel, codes, deptLabel, deptName, departments, nextStatuses, statusLabel } from './labels.js';
 import { MapView } from './map.js';
 
@@ -33,16 +33,17 @@ export async function casesPage(view) {
     try {
       const r = await api(`/api/v1/cases${query({
         department: filters.department, status: filters.status, code: filters.code, plate: filters.plate,
-        from: dayStart(filters.from), to: dayEnd(filters.to), limit: PAGE, offset: filters.offset,
+        from: filters.from, to: filters.to, order: 'overdue', limit: PAGE, offset: filters.offset,
       })}`);
       const last = Math.min(filters.offset + PAGE, r.total);
       const go = (off) => () => { filters.offset = off; load(); };
       out.replaceChildren(
         table(['#', L('车牌', 'Plate'), L('企业', 'Firm'), L('违规', 'Codes'), L('各部门核查', 'Checks'), L('立案', 'Opened'), L('状态', 'Status')],
-          r.items.map((c) => h('tr', { 'data-case': c.id },
+          r.items.map((c) => h('tr', { 'data-case': c.id, class: c.overdue ? 'overdue' : null, 'data-overdue': c.overdue ? 'true' : null },
             h('td', {}, h('a', { href: `#/case/${c.id}` }, `#${c.id}`)), h('td', {}, c.plate), h('td', {}, c.firm_id),
             h('td', {}, c.codes.map((x) => h('span', { class: 'pill' }, codeLabel(x)))),
-            h('td', {}, c.checks.map((k) => h('span', { class: `pill check-${k.status}`, title: k.status }, deptName(k.department), ': ', k.status))),
+            h('td', {}, c.checks.map((k) => h('span', { class: `pill check-${k.status}${k.overdue ? ' overdue' : ''}`, title: `${k.status} · ${L('期限', 'due')} ${fmtTime(k.due_at)}` },
+              deptName(k.department), ': ', k.status, k.overdue ? h('b', { class: 'overdue-mark' }, ' ', L('逾期', 'overdue')) : null))),
             h('td', {}, fmtTime(c.opened_at)), h('td', {}, statusLabel(c.status)))), { id: 'cases' }),
         h('div', { class: 'pager' },
           h('button', { type: 'button', disabled: filters.offset === 0, onclick: go(Math.max(0, filters.offset - PAGE)) }, L('上一页', 'Previous')),
@@ -82,6 +83,14 @@ function checkForm(c, check, rerender) {
   h('div', {}, party, ' ', amount), h('button', {}, L('提交', 'Submit')), msg);
 }
 
+// How sure a position-judged violation is: the band of the most likely value at the
+// test's confidence, and the terminal's GPS noise it was weighed against.
+function uncertaintyText(u) {
+  if (!u) return '—';
+  const pct = (u.confidence * 100).toFixed(u.confidence >= 0.999 ? 2 : 1);
+  return `${Number(u.low).toFixed(1)} – ${Number(u.high).toFixed(1)} (${pct}%; GPS σ ${Number(u.sigma_m).toFixed(1)} m, ${u.fixes} ${L('点', 'fixes')})`;
+}
+
 export async function casePage(view, id) {
   const [c, fences] = await Promise.all([api(`/api/v1/cases/${encodeURIComponent(id)}`), api('/api/v1/geofences')]);
   const mine = session.role.department;
@@ -94,9 +103,10 @@ export async function casePage(view, id) {
     h('section', { class: 'card' }, h('h2', {}, L('事件轨迹', 'Episode track')), mapBox),
     h('section', { class: 'card' }, h('h2', {}, L('一案多查 各部门核查', 'Checks by department')), checksBox),
     h('section', { class: 'card' }, h('h2', {}, L('违规', 'Violations')), table(
-      ['#', L('违规', 'Code'), L('开始', 'Started'), L('结束', 'Ended'), L('测量值', 'Measured'), L('围栏', 'Fences')],
+      ['#', L('违规', 'Code'), L('开始', 'Started'), L('结束', 'Ended'), L('测量值', 'Measured'), L('置信区间', 'Confidence band'), L('围栏', 'Fences')],
       c.violations.map((v) => h('tr', {}, h('td', {}, v.id), h('td', {}, codeLabel(v.code)), h('td', {}, fmtTime(v.started_at)),
-        h('td', {}, v.ended_at ? fmtTime(v.ended_at) : L('进行中', 'ongoing')), h('td', {}, Number(v.measured).toFixed(1)), h('td', {}, v.fences.join(', ')))),
+        h('td', {}, v.ended_at ? fmtTime(v.ended_at) : L('进行中', 'ongoing')), h('td', {}, Number(v.measured).toFixed(1)),
+        h('td', { class: 'uncertainty' }, uncertaintyText(v.uncertainty)), h('td', {}, v.fences.join(', ')))),
       { id: 'violations' })),
     h('section', { class: 'card' }, h('h2', {}, L('审计记录', 'Audit trail')), auditBox));
 
@@ -108,6 +118,8 @@ export async function casePage(view, id) {
     checksBox.replaceChildren(...c.checks.map((k) => h('div', { class: `check check-${k.status}${k.department === mine ? ' mine' : ''}`, 'data-dept': k.department },
       h('h3', {}, deptLabel(k.department)),
       h('p', { class: 'check-status' }, statusLabel(k.status)),
+      h('p', { class: `check-due${k.overdue ? ' overdue' : ''}` }, L('处置期限', 'Due'), ': ', fmtTime(k.due_at),
+        k.overdue ? h('b', { class: 'overdue-mark' }, ' ', L('已逾期', 'overdue')) : null),
       h('p', {}, L('结论', 'Finding'), ': ', k.finding || '—'),
       h('p', {}, L('处罚', 'Penalty'), ': ', k.penalty ? `${k.penalty.party} ¥${k.penalty.amount_cny}` : '—'),
       k.department === mine || admin ? checkForm(c, k, render) : null)));

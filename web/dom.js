@@ -1,7 +1,6 @@
 // DOM: building elements (never from markup), tables, errors, and the
 // display of times and picked dates.
 
-import { session } from './http.js';
 import { L } from './labels.js';
 
 // Builds DOM without innerHTML so that API text (names, findings) can never
@@ -12,6 +11,8 @@ export function h(tag, attrs = {}, ...children) {
     if (v === undefined || v === null || v === false) continue;
     if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
     else if (k === 'class') el.className = v;
+    // Through the CSSOM: the CSP (default-src 'self') refuses style attributes.
+    else if (k === 'style') el.style.cssText = v;
     else el.setAttribute(k, v === true ? '' : v);
   }
   for (const c of children.flat(Infinity)) {
@@ -34,8 +35,3 @@ export function errorBox(e) {
 // Times come as RFC 3339 in city time; show them without the offset noise.
 export const fmtTime = (s) => (s ? s.replace('T', ' ').replace(/(\.\d+)?([+-]\d\d:\d\d|Z)$/, '') : '—');
 
-// Picked dates are city-local days; the API takes RFC 3339, so the city's
-// offset (from /whoami) is spelled out.
-const offset = () => (session.role && session.role.utc_offset) || '+08:00';
-export const dayStart = (d) => (d ? `${d}T00:00:00${offset()}` : '');
-export const dayEnd = (d) => (d ? `${d}T23:59:59.999${offset()}` : '');

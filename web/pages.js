@@ -2,7 +2,7 @@
 // returns a cleanup function (timers, the alert stream).
 
 import { api, query, session, streamAlerts } from './http.js';
-import { dayStart, dayEnd, h, table, errorBox, fmtTime } from './dom.js';
+import { h, table, errorBox, fmtTime } from './dom.js';
 import { L, codeLabel, deptLabel, statusLabel } from './labels.js';
 import { MapView } from './map.js';
 
@@ -139,7 +139,7 @@ export async function statsPage(view) {
   const out = h('div');
   const load = async () => {
     try {
-      const s = await api(`/api/v1/stats${query({ from: dayStart(from.value), to: dayEnd(to.value) })}`);
+      const s = await api(`/api/v1/stats${query({ from: from.value, to: to.value })}`);
       const share = (n) => (s.cases ? ` (${Math.round((100 * n) / s.cases)}%)` : '');
       out.replaceChildren(
         h('div', { class: 'tiles' },
@@ -152,6 +152,12 @@ export async function statsPage(view) {
         h('div', { class: 'split' },
           h('section', { class: 'card grow' }, h('h2', {}, L('按违规类型', 'By code')), bars('by-code', Object.entries(s.by_code), codeLabel)),
           h('section', { class: 'card grow' }, h('h2', {}, L('按部门', 'By department')), bars('by-dept', Object.entries(s.by_department), deptLabel)),
+          h('section', { class: 'card grow' }, h('h2', {}, L('按期处置', 'Deadlines')),
+            table([L('部门', 'Department'), L('核查', 'Checks'), L('按期处置率', 'On time'), L('逾期', 'Overdue')],
+              Object.entries(s.deadlines || {}).map(([d, k]) => h('tr', { 'data-dept': d },
+                h('td', {}, deptLabel(d)), h('td', {}, k.checks),
+                h('td', { class: 'on-time-rate' }, k.on_time_rate === null ? '—' : `${Math.round(100 * k.on_time_rate)}%`),
+                h('td', { class: k.overdue ? 'overdue-mark' : '' }, k.overdue))), { id: 'deadlines' })),
           h('section', { class: 'card grow' }, h('h2', {}, L('案件构成', 'Cases')), bars('case-kinds', [
             ['all', s.cases], ['multi', s.multi_department_cases], ['overload', s.overload_cases], ['closed', s.closed_cases]],
           (k) => ({ all: L('全部', 'All'), multi: L('一案多查', 'Multi-dept'), overload: L('一超四罚', 'Overload'), closed: L('已结案', 'Closed') })[k]))));

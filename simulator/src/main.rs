@@ -97,6 +97,13 @@ struct Args {
     /// No progress line.
     #[arg(long)]
     quiet: bool,
+    /// MQTT username, for a broker that requires one (the whole fleet is
+    /// published by one client: muckwatch's service login, `mqtt.username`).
+    #[arg(long, requires = "password")]
+    username: Option<String>,
+    /// MQTT password.
+    #[arg(long)]
+    password: Option<String>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -184,18 +191,25 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let started = std::time::Instant::now();
         (fleet.run_dry(), 0, started.elapsed().as_secs_f64())
     } else {
-        let options = PublishOptions {
-            host,
-            port,
-            prefix: args.prefix.clone(),
-            qos,
-            batch: args.batch,
-            speedup,
-            rate,
-            max_wall: args.duration.map(Duration::from_secs_f64),
-            progress: !args.quiet,
-            client_id: format!("muckwatch-sim-{}-{}", args.seed, std::process::id()),
-        };
+        let options =
+            PublishOptions {
+                host,
+                port,
+                prefix: args.prefix.clone(),
+                qos,
+                batch: args.batch,
+                speedup,
+                rate,
+                max_wall: args.duration.map(Duration::from_secs_f64),
+                progress: !args.quiet,
+                client_id: format!("muckwatch-sim-{}-{}", args.seed, std::process::id()),
+                login: args.username.clone().zip(args.password.clone()).map(
+                    |(username, password)| muckwatch::configuration::MqttLogin {
+                        username,
+                        password,
+                    },
+                ),
+            };
         let s = publish(&mut fleet, &options).await?;
         (s.fixes, s.messages, s.wall.as_secs_f64())
     };

@@ -10,13 +10,14 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::Alert;
-use crate::configuration::MqttUrl;
+use crate::configuration::{MqttLogin, MqttUrl};
 use crate::metrics::Metrics;
 
 pub fn spawn_mqtt_publisher(
     broker: &MqttUrl,
     client_id: &str,
     prefix: &str,
+    login: Option<&MqttLogin>,
     mut rx: mpsc::Receiver<Arc<Alert>>,
     metrics: Arc<Metrics>,
 ) -> JoinHandle<()> {
@@ -27,6 +28,9 @@ pub fn spawn_mqtt_publisher(
     );
     opts.set_keep_alive(Duration::from_secs(30))
         .set_request_channel_capacity(10_000);
+    if let Some(l) = login {
+        opts.set_credentials(l.username.clone(), l.password.clone());
+    }
     let (client, mut eventloop) = AsyncClient::new(opts, 10_000);
     let poller = tokio::spawn(async move {
         let mut backoff = Duration::from_millis(100);

@@ -3,21 +3,23 @@
 //! only a check's own department (or an admin) may move it.
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::time::{format_ms, parse_param};
+use super::time::{format_ms, parse_param, DayEnd};
 use super::vehicles::encode_path;
 use super::violations::code_param;
-use super::{ApiError, AppState, Caller, Paging};
+use super::{ApiError, ApiPath, AppState, Caller, Paging};
 use crate::auth::{Department, Role};
 use crate::cases::{CaseStatus, CheckUpdate};
 use crate::store::{CaseFilter, CaseRecord, CheckError, ViolationFilter};
 use crate::violation::violation_json;
 
-pub fn case_json(c: &CaseRecord, tz: chrono_tz::Tz) -> Value {
+/// A case as the contract shows it; each check with its `due_at` and
+/// whether it is `overdue` at `now_ms` (the time of reading).
+pub fn case_json(c: &CaseRecord, tz: chrono_tz::Tz, now_ms: i64) -> Value {
     let to = c
         .closed_ms
         .map(|t| format!("&to={}", encode_path(&format_ms(t, tz))))
@@ -30,7 +32,10 @@ pub fn case_json(c: &CaseRecord, tz: chrono_tz::Tz) -> Value {
         "checks": c.checks.iter().map(|k| json!({
             "department": k.department.as_str(), "status": k.status.as_str(), "finding": k.finding,
             "penalty": k.penalty.as_ref().map(|p| json!({"party": p.party, "amount_cny": p.amount_cny})),
+            "due_at": k.due_ms.map(|t| format_ms(t, tz)), "overdue": k.overdue(now_ms),
+            "decided_at": k.decided_ms.map(|t| format_ms(t, tz)),
         })).collect::<Vec<_>>(),
+        "overdue": c.checks.iter().any(|k| k.overdue(now_ms)),
         "parties": c.parties.iter().map(|p| json!({"role": p.role, "name": p.name})).collect::<Vec<_>>(),
         "track": format!("/api/v1/vehicles/{}/track?from={}{to}", encode_path(c.plate.as_str()), encode_path(&format_ms(c.opened_ms - 600_000, tz))),
     })
@@ -53,6 +58,12 @@ pub struct ListQuery {
     plate: Option<String>,
     from: Option<String>,
     to: Option<String>,
+    /// `true`: only cases with an overdue check (the caller's own, for a
+    /// department).
+    overdue: Option<bool>,
+    /// `overdue`: cases with an overdue check first; `opened` (default):
+    /// newest first.
+    order: Option<String>,
     limit: Option<i64>,
     offset: Option<i64>,
 }
@@ -84,19 +95,31 @@ pub async fn list(
                 .ok_or_else(|| ApiError::bad_request(format!("status `{s}` is not open or closed")))
         })
         .transpose()?;
+    let now = chrono::Utc::now().timestamp_millis();
+    let overdue_first = match q.order.as_deref() {
+        None | Some("opened") => false,
+        Some("overdue") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "order `{other}` is not `opened` or `overdue`"
+            )))
+        }
+    };
     let mut filter = CaseFilter {
+        overdue_at: q.overdue.unwrap_or(false).then_some(now),
+        overdue_first_at: overdue_first.then_some(now),
         department,
         status,
         code: code_param(q.code.as_deref())?,
         plate: q.plate,
-        from_ms: parse_param("from", q.from.as_deref())?,
-        to_ms: parse_param("to", q.to.as_deref())?,
+        from_ms: parse_param("from", q.from.as_deref(), state.tz, DayEnd::Start)?,
+        to_ms: parse_param("to", q.to.as_deref(), state.tz, DayEnd::End)?,
         ..Default::default()
     };
     scope(&caller, &mut filter);
     let (items, total) = state.store.cases(&filter, limit, offset).await?;
     Ok(Json(
-        json!({"items": items.iter().map(|c| case_json(c, state.tz)).collect::<Vec<_>>(), "total": total}),
+        json!({"items": items.iter().map(|c| case_json(c, state.tz, now)).collect::<Vec<_>>(), "total": total}),
     ))
 }
 
@@ -117,14 +140,14 @@ async fn visible_case(state: &AppState, caller: &Caller, id: i64) -> Result<Case
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Value>, ApiError> {
     let case = visible_case(&state, &caller, id).await?;
     Ok(Json(full_case(&state, &case).await?))
 }
 
 async fn full_case(state: &AppState, case: &CaseRecord) -> Result<Value, ApiError> {
-    let mut out = case_json(case, state.tz);
+    let mut out = case_json(case, state.tz, chrono::Utc::now().timestamp_millis());
     let (violations, _) = state
         .store
         .violations(
@@ -156,7 +179,7 @@ async fn full_case(state: &AppState, case: &CaseRecord) -> Result<Value, ApiErro
 pub async fn update_check(
     State(state): State<AppState>,
     caller: Caller,
-    Path((id, department)): Path<(i64, String)>,
+    ApiPath((id, department)): ApiPath<(i64, String)>,
     body: Result<Json<Value>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let dept = Department::parse(&department)

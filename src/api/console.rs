@@ -7,14 +7,14 @@
 use std::collections::HashMap;
 
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
 use super::time::format_ms;
-use super::{ApiError, AppState, Caller, Paging};
+use super::{ApiError, ApiPath, AppState, Caller, Paging};
 use crate::auth::Department;
 use crate::cases::{CaseStatus, CheckStatus};
 use crate::permit::PermitStatus;
@@ -86,7 +86,7 @@ pub async fn index() -> Response {
 }
 
 /// `GET /console/{file}`: its scripts and style sheet.
-pub async fn asset(Path(name): Path<String>) -> Response {
+pub async fn asset(ApiPath(name): ApiPath<String>) -> Response {
     file(&name)
 }
 

@@ -1,7 +1,9 @@
 //! API errors: always JSON `{"error": ..., "detail": ...}` with a fitting
 //! status. Bad input is a 4xx naming what was wrong, never a 500.
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequestParts, Path};
+use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -69,12 +71,14 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::Conflict(m) => ApiError::conflict(m),
             StoreError::MissingReference(m) => ApiError::unprocessable(m),
+            // The database's own words (table names, addresses, sometimes a
+            // value) are for the log, not for whoever sent the request.
             StoreError::Db(_) | StoreError::Corrupt(_) => {
                 tracing::error!(error = %e, "storage failure serving a request");
                 ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "storage_unavailable",
-                    e.to_string(),
+                    "the database cannot answer now; try again later",
                 )
             }
         }
@@ -95,5 +99,32 @@ impl From<JsonRejection> for ApiError {
 impl From<QueryRejection> for ApiError {
     fn from(r: QueryRejection) -> Self {
         ApiError::bad_request(r.body_text())
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(r: PathRejection) -> Self {
+        let status = r.status();
+        if status.is_server_error() {
+            tracing::error!(error = %r.body_text(), "route and handler disagree on path parameters");
+        }
+        ApiError::new(status, "bad_path", r.body_text())
+    }
+}
+
+/// `Path` whose refusal is the contract's JSON error rather than axum's
+/// plain text (`/api/v1/cases/abc`).
+pub struct ApiPath<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for ApiPath<T>
+where
+    T: serde::de::DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Path(v) = Path::<T>::from_request_parts(parts, state).await?;
+        Ok(ApiPath(v))
     }
 }

@@ -12,7 +12,10 @@ mod console;
 mod error;
 mod firms;
 mod ingest;
+mod input;
+mod mqtt;
 mod permits;
+mod server;
 mod stats;
 mod time;
 mod vehicles;
@@ -33,7 +36,8 @@ use crate::store::Store;
 
 pub use crate::violation::violation_json;
 pub use auth::Caller;
-pub use error::ApiError;
+pub use error::{ApiError, ApiPath};
+pub use server::{serve, with_limits, CONTENT_SECURITY_POLICY_VALUE};
 pub use time::format_ms;
 
 /// What every handler may use.
@@ -47,6 +51,8 @@ pub struct AppState {
     /// Turns true at shutdown; long-lived responses (SSE) end then.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
     pub tz: chrono_tz::Tz,
+    /// The MQTT access rules, for the auth/acl endpoints of external brokers.
+    pub mqtt: Arc<crate::mqtt_access::Gate>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -54,6 +60,10 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/", get(console::index))
+        .route(
+            "/favicon.ico",
+            get(|| async { axum::http::StatusCode::NO_CONTENT }),
+        )
         .route("/console/{file}", get(console::asset))
         .route("/api/v1/whoami", get(console::whoami))
         .route("/api/v1/meta", get(console::meta))
@@ -63,6 +73,12 @@ pub fn router(state: AppState) -> Router {
             post(vehicles::create).get(console::list),
         )
         .route("/api/v1/vehicles/{plate}/track", get(vehicles::track))
+        .route(
+            "/api/v1/vehicles/{plate}/mqtt-credentials",
+            post(mqtt::create_credentials),
+        )
+        .route("/api/v1/mqtt/auth", post(mqtt::auth))
+        .route("/api/v1/mqtt/acl", post(mqtt::acl))
         .route("/api/v1/permits", post(permits::create).get(permits::list))
         .route(
             "/api/v1/permits/{id}",
@@ -81,6 +97,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/dead-letters", get(ingest::dead_letters))
         .route("/api/v1/geofences", get(geofences))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn(input::refuse_control_characters))
         .with_state(state)
 }
 
@@ -105,6 +123,14 @@ async fn geofences(
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {
     ApiError::not_found(format!("no such endpoint: {}", uri.path()))
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{method} is not allowed on {}", uri.path()),
+    )
 }
 
 /// `limit` (default 100, max 1000) and `offset` of list endpoints.

@@ -2,13 +2,13 @@
 //! change status (admin).
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{ApiError, AppState, Caller, Paging};
+use super::{ApiError, ApiPath, AppState, Caller, Paging};
 use crate::geofence::FenceKind;
 use crate::permit::{Permit, PermitStatus};
 use crate::store::PermitFilter;
@@ -112,7 +112,7 @@ pub async fn list(
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     Ok(Json(visible(&state, &caller, &id).await?.to_json()))
 }
@@ -125,7 +125,7 @@ pub struct StatusChange {
 pub async fn patch(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     body: Result<Json<StatusChange>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     visible(&state, &caller, &id).await?;

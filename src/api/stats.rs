@@ -6,7 +6,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::time::{format_ms, parse_param};
+use super::time::{format_ms, parse_param, DayEnd};
 use super::{ApiError, AppState, Caller};
 
 #[derive(Deserialize)]
@@ -26,12 +26,18 @@ pub async fn stats(
         ));
     }
     let Query(q) = query?;
-    let from = parse_param("from", q.from.as_deref())?.unwrap_or(0);
-    let to = parse_param("to", q.to.as_deref())?.unwrap_or(i64::MAX / 2);
+    let from = parse_param("from", q.from.as_deref(), state.tz, DayEnd::Start)?.unwrap_or(0);
+    let to = parse_param("to", q.to.as_deref(), state.tz, DayEnd::End)?.unwrap_or(i64::MAX / 2);
     if from > to {
         return Err(ApiError::bad_request("`from` is after `to`"));
     }
-    let s = state.store.stats(from, to).await?;
+    let s = state
+        .store
+        .stats(from, to, chrono::Utc::now().timestamp_millis())
+        .await?;
+    let per_dept = |f: fn(&crate::store::DeadlineStats) -> Value| -> Value {
+        s.deadlines.iter().map(|(d, k)| (d.clone(), f(k))).collect()
+    };
     Ok(Json(json!({
         "from": q.from.map(|_| format_ms(from, state.tz)),
         "to": q.to.map(|_| format_ms(to, state.tz)),
@@ -43,6 +49,15 @@ pub async fn stats(
         "multi_department_cases": s.multi_department_cases,
         "overload_cases": s.overload_cases,
         "penalties_cny": s.penalties_cny,
-        "labels": {"multi_department_cases": "一案多查", "overload_cases": "一超四罚"},
+        // Per department: 按期处置率 (decided by the deadline / checks due,
+        // null while none is due) and checks overdue now.
+        "on_time_rate": per_dept(|k| json!(k.on_time_rate())),
+        "overdue": per_dept(|k| json!(k.overdue)),
+        "deadlines": per_dept(|k| json!({
+            "checks": k.checks, "due": k.due, "on_time": k.on_time, "overdue": k.overdue,
+            "on_time_rate": k.on_time_rate(),
+        })),
+        "labels": {"multi_department_cases": "一案多查", "overload_cases": "一超四罚",
+                   "on_time_rate": "按期处置率", "overdue": "逾期"},
     })))
 }

@@ -1,14 +1,14 @@
 //! `POST /api/v1/vehicles` and `GET /api/v1/vehicles/{plate}/track`.
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::time::{format_ms, parse_param};
-use super::{ApiError, AppState, Caller};
+use super::time::{format_ms, parse_param, DayEnd};
+use super::{ApiError, ApiPath, AppState, Caller};
 use crate::fix::{DeviceId, Fix};
 use crate::identity::{FirmId, Plate, Vehicle};
 
@@ -65,12 +65,12 @@ pub struct TrackQuery {
 pub async fn track(
     State(state): State<AppState>,
     caller: Caller,
-    Path(plate): Path<String>,
+    ApiPath(plate): ApiPath<String>,
     query: Result<Query<TrackQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Query(q) = query?;
-    let from = parse_param("from", q.from.as_deref())?.unwrap_or(i64::MIN);
-    let to = parse_param("to", q.to.as_deref())?.unwrap_or(i64::MAX);
+    let from = parse_param("from", q.from.as_deref(), state.tz, DayEnd::Start)?.unwrap_or(i64::MIN);
+    let to = parse_param("to", q.to.as_deref(), state.tz, DayEnd::End)?.unwrap_or(i64::MAX);
     let unknown = || ApiError::not_found(format!("no vehicle `{plate}`"));
     let parsed = Plate::parse(&plate).map_err(|_| unknown())?;
     let vehicle = state.store.vehicle(&parsed).await?.ok_or_else(unknown)?;

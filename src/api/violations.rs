@@ -2,14 +2,15 @@
 //! with its evidence fixes.
 
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::time::parse_param;
+use super::time::{parse_param, DayEnd};
 use super::vehicles::fix_json;
-use super::{ApiError, AppState, Caller, Paging};
+use super::{ApiError, ApiPath, AppState, Caller, Paging};
+use crate::auth::Role;
 use crate::store::ViolationFilter;
 use crate::violation::{violation_json, ViolationCode};
 
@@ -20,6 +21,17 @@ pub fn code_param(code: Option<&str>) -> Result<Option<ViolationCode>, ApiError>
             .ok_or_else(|| ApiError::bad_request(format!("`{code}` is not a violation code")))
     })
     .transpose()
+}
+
+/// What the caller may see: admins every violation, a department those of
+/// the cases routed to it, a firm its own.
+pub fn scope(caller: &Caller, mut f: ViolationFilter) -> ViolationFilter {
+    match &caller.0 {
+        Role::Admin => {}
+        Role::Dept(d) => f.visible_to = Some(*d),
+        Role::Firm(id) => f.firm = Some(id.to_string()),
+    }
+    f
 }
 
 #[derive(Deserialize)]
@@ -45,10 +57,10 @@ pub async fn list(
     let filter = ViolationFilter {
         plate: q.plate,
         code: code_param(q.code.as_deref())?,
-        since_ms: parse_param("since", q.since.as_deref())?,
-        firm: caller.0.firm().map(|f| f.to_string()),
+        since_ms: parse_param("since", q.since.as_deref(), state.tz, DayEnd::Start)?,
         ..Default::default()
     };
+    let filter = scope(&caller, filter);
     let (items, total) = state.store.violations(&filter, limit, offset).await?;
     let items: Vec<Value> = items.iter().map(|v| violation_json(v, state.tz)).collect();
     Ok(Json(json!({"items": items, "total": total})))
@@ -58,14 +70,16 @@ pub async fn list(
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Value>, ApiError> {
     let unknown = || ApiError::not_found(format!("no violation {id}"));
-    let filter = ViolationFilter {
-        ids: Some(vec![id]),
-        firm: caller.0.firm().map(|f| f.to_string()),
-        ..Default::default()
-    };
+    let filter = scope(
+        &caller,
+        ViolationFilter {
+            ids: Some(vec![id]),
+            ..Default::default()
+        },
+    );
     let (items, _) = state.store.violations(&filter, 1, 0).await?;
     let v = items.into_iter().next().ok_or_else(unknown)?;
     let end = v.ended_ms.unwrap_or(i64::MAX);

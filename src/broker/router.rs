@@ -1,137 +1,210 @@
-//! Who is subscribed to what, and delivery of publishes to them.
+//! Sessions by client id, the subscription index, and delivery of
+//! publishes to the sessions they match.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
-use arc_swap::ArcSwap;
-use rumqttc::mqttbytes::matches;
 use rumqttc::{Publish, QoS};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 
-/// What a connection's writer task sends to its client.
-pub enum Outgoing {
-    /// A publish to deliver with the given QoS (the writer numbers QoS 1).
-    Deliver(Publish, QoS),
-    /// Any other packet, already complete.
-    Packet(rumqttc::Packet),
-}
+use super::index::Index;
+use super::session::{Offer, QueueLimits, Session};
+use crate::metrics::{Metrics, MqttRefusal};
+use crate::mqtt_access::MqttClient;
 
-struct Subscription {
-    conn: u64,
-    filter: String,
-    qos: QoS,
-    tx: mpsc::Sender<Outgoing>,
-}
-
-#[derive(Default)]
 pub struct Router {
-    /// Read on every publish, changed on (rare) (un)subscribes: a snapshot.
-    subs: ArcSwap<Vec<Arc<Subscription>>>,
-    /// Live connection per client id, and how to tell it to go away.
-    clients: Mutex<HashMap<String, (u64, Arc<Notify>)>>,
+    index: RwLock<Index>,
+    sessions: Mutex<HashMap<String, Arc<Session>>>,
+    next_key: AtomicU64,
+    queue: QueueLimits,
+    max_filters: usize,
+    slow_subscriber: Duration,
+    metrics: Arc<Metrics>,
 }
+
+/// A connection asked for a client id held by someone else.
+#[derive(Debug)]
+pub struct ClientIdTaken;
 
 impl Router {
-    /// Registers a connection; an older one with the same client id is told
-    /// to close, as MQTT requires.
-    pub fn connect(&self, client_id: &str, conn: u64) -> Arc<Notify> {
-        let kick = Arc::new(Notify::new());
-        let old = self
-            .clients
-            .lock()
-            .map(|mut c| c.insert(client_id.to_string(), (conn, kick.clone())))
-            .ok()
-            .flatten();
-        if let Some((_, old_kick)) = old {
-            old_kick.notify_one();
+    pub fn new(
+        queue: QueueLimits,
+        max_filters: usize,
+        slow_subscriber: Duration,
+        metrics: Arc<Metrics>,
+    ) -> Router {
+        Router {
+            index: RwLock::default(),
+            sessions: Mutex::default(),
+            next_key: AtomicU64::new(1),
+            queue,
+            max_filters,
+            slow_subscriber,
+            metrics,
         }
-        kick
     }
 
-    pub fn disconnect(&self, client_id: &str, conn: u64) {
-        if let Ok(mut c) = self.clients.lock() {
-            if c.get(client_id).is_some_and(|(id, _)| *id == conn) {
-                c.remove(client_id);
+    fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Session>>> {
+        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The session for a new connection. A live client id is taken over only
+    /// by the same identity (so a device cannot knock muckwatch's own client
+    /// off by borrowing its id); muckwatch's own clients asking to keep their
+    /// session resume it. Returns the session and whether it was resumed.
+    pub fn open_session(
+        &self,
+        client_id: &str,
+        client: MqttClient,
+        clean_session: bool,
+        conn: u64,
+        kick: Arc<Notify>,
+    ) -> Result<(Arc<Session>, bool), ClientIdTaken> {
+        let persistent = !clean_session && client == MqttClient::Service;
+        let mut sessions = self.sessions();
+        if let Some(old) = sessions.get(client_id).cloned() {
+            if old.client != client {
+                return Err(ClientIdTaken);
+            }
+            if old.persistent && persistent && !old.is_closed() {
+                old.attach(conn, kick);
+                return Ok((old, true));
+            }
+            sessions.remove(client_id);
+            self.end(&old);
+        }
+        let key = self.next_key.fetch_add(1, Relaxed);
+        let session = Arc::new(Session::new(
+            key,
+            client_id.to_string(),
+            client,
+            persistent,
+            self.queue,
+        ));
+        session.attach(conn, kick);
+        sessions.insert(client_id.to_string(), session.clone());
+        Ok((session, false))
+    }
+
+    /// The connection `conn` of `session` closed: a clean session ends with
+    /// it (its subscriptions go), a persistent one waits for its client.
+    pub fn connection_ended(&self, session: &Arc<Session>, conn: u64) {
+        if !session.detach(conn) {
+            return; // taken over by a newer connection
+        }
+        if session.persistent && !session.is_closed() {
+            return;
+        }
+        {
+            let mut sessions = self.sessions();
+            if sessions
+                .get(&session.client_id)
+                .is_some_and(|s| s.key == session.key)
+            {
+                sessions.remove(&session.client_id);
             }
         }
-        self.subs.rcu(|subs| {
-            subs.iter()
-                .filter(|s| s.conn != conn)
-                .cloned()
-                .collect::<Vec<_>>()
-        });
+        self.end(session);
     }
 
-    pub fn subscribe(&self, conn: u64, filter: &str, qos: QoS, tx: &mpsc::Sender<Outgoing>) {
-        let sub = Arc::new(Subscription {
-            conn,
-            filter: filter.to_string(),
-            qos,
-            tx: tx.clone(),
-        });
-        self.subs.rcu(|subs| {
-            let mut next: Vec<_> = subs
-                .iter()
-                .filter(|s| !(s.conn == conn && s.filter == filter))
-                .cloned()
-                .collect();
-            next.push(sub.clone());
-            next
-        });
+    /// Closes a session and removes its subscriptions from the index.
+    fn end(&self, session: &Arc<Session>) {
+        if let Some(dropped) = session.close() {
+            self.metrics
+                .mqtt_deliveries_dropped
+                .fetch_add(dropped as u64, Relaxed);
+        }
+        let filters = session.filters();
+        let mut index = self.index.write().unwrap_or_else(|e| e.into_inner());
+        for f in &filters {
+            index.remove(f, session.key);
+        }
     }
 
-    pub fn unsubscribe(&self, conn: u64, filter: &str) {
-        self.subs.rcu(|subs| {
-            subs.iter()
-                .filter(|s| !(s.conn == conn && s.filter == filter))
-                .cloned()
-                .collect::<Vec<_>>()
-        });
+    /// Subscribes `session` to a valid `filter`; false when the client holds
+    /// as many filters as it may.
+    pub fn subscribe(&self, session: &Arc<Session>, filter: &str, qos: QoS) -> bool {
+        if !session.add_filter(filter, qos, self.max_filters) {
+            return false;
+        }
+        let mut index = self.index.write().unwrap_or_else(|e| e.into_inner());
+        index.insert(filter, session, qos);
+        // Closed meanwhile: `end` may have run before this insert.
+        if session.is_closed() {
+            index.remove(filter, session.key);
+        }
+        true
     }
 
-    /// Hands `publish` to every matching subscription, once per connection
-    /// (the highest granted QoS wins), waiting while a subscriber's queue is
-    /// full: back-pressure rather than loss.
+    pub fn unsubscribe(&self, session: &Arc<Session>, filter: &str) {
+        if session.remove_filter(filter) {
+            let mut index = self.index.write().unwrap_or_else(|e| e.into_inner());
+            index.remove(filter, session.key);
+        }
+    }
+
+    /// Hands `publish` to every session it matches, once each, at the lower
+    /// of the publish's QoS and the one granted. Never waits on a QoS 0
+    /// delivery; waits for room for a QoS 1 one at most the slow-subscriber
+    /// deadline (muckwatch's own sessions: until there is room), then
+    /// disconnects that subscriber. Returns once every delivery is queued or
+    /// given up, so a PUBACK sent after it is a promise kept.
     pub async fn route(&self, publish: &Publish) {
-        let subs = self.subs.load();
-        let mut targets: Vec<(&Subscription, QoS)> = Vec::new();
-        for s in subs.iter().filter(|s| matches(&publish.topic, &s.filter)) {
-            let qos = min_qos(publish.qos, s.qos);
-            match targets.iter_mut().find(|(t, _)| t.conn == s.conn) {
-                Some((_, q)) => *q = max_qos(*q, qos),
-                None => targets.push((s, qos)),
-            }
-        }
-        for (s, qos) in targets {
+        let targets = {
+            let index = self.index.read().unwrap_or_else(|e| e.into_inner());
+            index.matches(&publish.topic)
+        };
+        for (session, granted) in targets {
             let mut out = publish.clone();
+            out.qos = if publish.qos == QoS::AtMostOnce || granted == QoS::AtMostOnce {
+                QoS::AtMostOnce
+            } else {
+                QoS::AtLeastOnce
+            };
+            out.pkid = 0;
             out.dup = false;
             out.retain = false;
-            // A closed queue means the subscriber left; nothing to deliver.
-            let _ = s.tx.send(Outgoing::Deliver(out, qos)).await;
+            self.deliver(&session, out).await;
         }
     }
-}
 
-fn rank(q: QoS) -> u8 {
-    match q {
-        QoS::AtMostOnce => 0,
-        QoS::AtLeastOnce => 1,
-        QoS::ExactlyOnce => 2,
-    }
-}
-
-fn min_qos(a: QoS, b: QoS) -> QoS {
-    if rank(a) <= rank(b) {
-        a
-    } else {
-        b
-    }
-}
-
-fn max_qos(a: QoS, b: QoS) -> QoS {
-    if rank(a) >= rank(b) {
-        a
-    } else {
-        b
+    async fn deliver(&self, session: &Session, mut out: Publish) {
+        loop {
+            // Registered before the offer, so that room made between the
+            // offer and the wait is not missed.
+            let room = session.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            match session.offer(out) {
+                Offer::Queued | Offer::Closed => return,
+                Offer::Full(back) => out = back,
+            }
+            if out.qos == QoS::AtMostOnce {
+                self.metrics.mqtt_deliveries_dropped.fetch_add(1, Relaxed);
+                return;
+            }
+            if session.privileged() {
+                room.await;
+                continue;
+            }
+            let deadline = session.full_deadline(self.slow_subscriber);
+            if tokio::time::timeout_at(deadline, room).await.is_ok() || !session.still_full() {
+                continue;
+            }
+            if let Some(dropped) = session.close() {
+                self.metrics.mqtt_refused(MqttRefusal::SlowSubscriber);
+                self.metrics
+                    .mqtt_deliveries_dropped
+                    .fetch_add(dropped as u64 + 1, Relaxed);
+                tracing::warn!(
+                    client_id = %session.client_id,
+                    deadline = ?self.slow_subscriber,
+                    "MQTT subscriber's queue stayed full past the deadline; disconnected it"
+                );
+            }
+            return;
+        }
     }
 }

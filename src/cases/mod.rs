@@ -4,6 +4,7 @@
 //! decides: [`plan_check_change`] and [`plan_filing`] turn what the store
 //! read into the change to write and its audit lines.
 
+mod deadline;
 mod workflow;
 
 use std::collections::BTreeMap;
@@ -13,6 +14,7 @@ use serde::Deserialize;
 use crate::auth::Department;
 use crate::violation::ViolationCode;
 
+pub use deadline::{is_overdue, Deadlines, DEFAULT_DEADLINE_H};
 pub use workflow::{
     plan_check_change, plan_filing, Audit, CaseStatus, Check, CheckChange, Filing,
     NewViolationCase, OpenCase, Party, Refusal, SYSTEM,
@@ -202,6 +204,9 @@ pub struct CaseSettings {
     pub merge_window_h: u32,
     /// Per-code department overrides of the contract's routing table.
     pub routing: BTreeMap<String, Vec<String>>,
+    /// Hours a department has to decide its check, per department
+    /// (`[cases.deadline_h] police = 24`); 72 for those not named.
+    pub deadline_h: BTreeMap<String, u32>,
 }
 
 impl Default for CaseSettings {
@@ -209,11 +214,16 @@ impl Default for CaseSettings {
         CaseSettings {
             merge_window_h: 12,
             routing: BTreeMap::new(),
+            deadline_h: BTreeMap::new(),
         }
     }
 }
 
 impl CaseSettings {
+    pub fn deadlines(&self) -> Result<Deadlines, String> {
+        Deadlines::default().with_overrides(&self.deadline_h)
+    }
+
     pub fn routing(&self) -> Result<Routing, String> {
         Routing::default().with_overrides(&self.routing)
     }

@@ -45,6 +45,18 @@ pub struct Check {
     pub status: CheckStatus,
     pub finding: Option<String>,
     pub penalty: Option<Penalty>,
+    /// When it must be decided by (see `deadline.rs`); none on checks
+    /// filed before deadlines existed and never backfilled.
+    pub due_ms: Option<i64>,
+    /// When it was decided, once it has been.
+    pub decided_ms: Option<i64>,
+}
+
+impl Check {
+    /// Past its deadline at `now_ms` and neither decided nor closed.
+    pub fn overdue(&self, now_ms: i64) -> bool {
+        super::is_overdue(self.status, self.due_ms, now_ms)
+    }
 }
 
 /// A party a case names, e.g. one of the four of an overload (一超四罚).
@@ -136,6 +148,11 @@ pub fn plan_check_change(
         status: update.status,
         finding: update.finding.clone().or_else(|| old.finding.clone()),
         penalty: update.penalty.clone().or_else(|| old.penalty.clone()),
+        due_ms: old.due_ms,
+        decided_ms: match update.status {
+            CheckStatus::Decided => Some(at_ms),
+            _ => old.decided_ms,
+        },
     };
     let line = |field: &str| Audit::new(at_ms, actor, Some(department), field);
     let mut audit =
@@ -184,6 +201,8 @@ pub struct NewViolationCase {
     pub merge_window_ms: i64,
     pub departments: Vec<Department>,
     pub parties: Vec<Party>,
+    /// The departments' time to decide a check filed now.
+    pub deadlines: super::Deadlines,
 }
 
 impl NewViolationCase {
@@ -263,6 +282,8 @@ mod tests {
             status,
             finding: None,
             penalty: None,
+            due_ms: None,
+            decided_ms: None,
         }
     }
 
@@ -344,6 +365,7 @@ mod tests {
             merge_window_ms: 100,
             departments,
             parties: vec![],
+            deadlines: super::super::Deadlines::default(),
         }
     }
 

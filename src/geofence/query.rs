@@ -153,6 +153,37 @@ impl FenceSet {
         best.1.map(|s| (s, best.0))
     }
 
+    /// Metres from `p` to the fence's edge, whichever side `p` is on: an area's
+    /// boundary (holes included), a circle's rim, a corridor's edge (half-width from
+    /// the line). With [`contains`](Self::contains) it says how deep inside or how far
+    /// out a fix is, which is what GPS noise has to be weighed against. No allocation:
+    /// a walk over the fence's rings (zones and sites have tens of vertices).
+    pub fn edge_distance(&self, idx: FenceIdx, p: PlanePoint) -> f64 {
+        let q = [p.x, p.y];
+        match &self.fence(idx).shape {
+            Shape::Area(polys) => {
+                let mut best = f64::INFINITY;
+                for poly in polys {
+                    for ring in std::iter::once(poly.exterior()).chain(poly.interiors()) {
+                        for line in ring.lines() {
+                            let d2 = seg_dist2(
+                                [line.start.x, line.start.y],
+                                [line.end.x, line.end.y],
+                                q,
+                            );
+                            best = best.min(d2);
+                        }
+                    }
+                }
+                best.sqrt()
+            }
+            Shape::Circle { centre, radius_m } => (centre.distance(p) - radius_m).abs(),
+            Shape::Corridor { half_width_m, .. } => self
+                .nearest_segment(p, &[idx])
+                .map_or(f64::INFINITY, |(_, d2)| (d2.sqrt() - half_width_m).abs()),
+        }
+    }
+
     /// Fences of `kind` that the straight segment a-b touches, so that two sparse fixes
     /// either side of a zone still count as crossing it. Areas and circles count when
     /// the segment meets them, boundary included (as for [`containing`](Self::containing));

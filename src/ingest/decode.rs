@@ -15,6 +15,14 @@ use crate::fix::{DeviceId, Fix};
 
 pub const MAX_BATCH: usize = 1000;
 
+/// The earliest fix time taken, 2000-01-01T00:00:00Z: GPS terminals that lost
+/// their clock report 1970, 1980 (the GPS epoch) or year 0.
+pub const EARLIEST_TS_MS: i64 = 946_684_800_000;
+
+/// The heaviest load a road vehicle can carry, in tonnes; a reading above
+/// it is a broken sensor, not an overload to fine.
+pub const MAX_LOAD_T: f64 = 200.0;
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rejection {
     pub reason: RejectReason,
@@ -69,6 +77,13 @@ pub fn decode_payload(
         rejects.push(Rejection::new(
             RejectReason::Oversized,
             format!("payload of {} bytes exceeds {max_bytes}", payload.len()),
+        ));
+        return;
+    }
+    if let Some(at) = payload.iter().position(|&b| b == 0) {
+        rejects.push(Rejection::new(
+            RejectReason::ControlCharacter,
+            format!("payload byte {at} is NUL"),
         ));
         return;
     }
@@ -147,7 +162,10 @@ pub fn refuse_future(
 /// Decodes one fix object.
 pub fn decode_fix(text: &str, device: &DeviceId) -> Result<Fix, Rejection> {
     let raw: RawFix = serde_json::from_str(text).map_err(|e| classify_json_error(text, &e))?;
-    let device_id = required(raw.device_id.as_deref(), "device_id")?;
+    let device_id = plain_text(
+        required(raw.device_id.as_deref(), "device_id")?,
+        "device_id",
+    )?;
     if device_id != device.as_str() {
         return Err(Rejection::new(
             RejectReason::DeviceMismatch,
@@ -157,13 +175,20 @@ pub fn decode_fix(text: &str, device: &DeviceId) -> Result<Fix, Rejection> {
             ),
         ));
     }
-    let ts_text = required(raw.ts.as_deref(), "ts")?;
+    let ts_text = plain_text(required(raw.ts.as_deref(), "ts")?, "ts")?;
     let ts = DateTime::parse_from_rfc3339(ts_text).map_err(|e| {
         Rejection::new(
             RejectReason::BadTimestamp,
             format!("ts `{}` is not RFC 3339 with offset: {e}", clip(ts_text)),
         )
     })?;
+    let ts_ms = ts.timestamp_millis();
+    if ts_ms < EARLIEST_TS_MS {
+        return Err(Rejection::new(
+            RejectReason::BadTimestamp,
+            format!("ts `{}` is before 2000-01-01", clip(ts_text)),
+        ));
+    }
     let lat = in_range(required(raw.lat, "lat")?, "lat", -90.0, 90.0)?;
     let lon = in_range(required(raw.lon, "lon")?, "lon", -180.0, 180.0)?;
     let speed_kmh = in_range(
@@ -178,11 +203,11 @@ pub fn decode_fix(text: &str, device: &DeviceId) -> Result<Fix, Rejection> {
         .transpose()?;
     let load_t = raw
         .load_t
-        .map(|l| in_range(l, "load_t", 0.0, f64::MAX))
+        .map(|l| in_range(l, "load_t", 0.0, MAX_LOAD_T))
         .transpose()?;
     Ok(Fix {
         device_id: *device,
-        ts_ms: ts.timestamp_millis(),
+        ts_ms,
         lat,
         lon,
         speed_kmh,
@@ -206,6 +231,21 @@ pub fn decode_fix_standalone(text: &str) -> Result<Fix, Rejection> {
     let id = required(d.device_id.as_deref(), "device_id")?;
     let device = DeviceId::parse(id).map_err(|e| Rejection::new(RejectReason::WrongType, e))?;
     decode_fix(text, &device)
+}
+
+/// A text field with no control character (NUL included): refused here, with
+/// the field named, rather than in the database or a log line.
+fn plain_text<'a>(v: &'a str, name: &str) -> Result<&'a str, Rejection> {
+    match crate::text::first_control(v) {
+        None => Ok(v),
+        Some((at, c)) => Err(Rejection::new(
+            RejectReason::ControlCharacter,
+            format!(
+                "`{name}` has control character U+{:04X} at character {at}",
+                c as u32
+            ),
+        )),
+    }
 }
 
 fn required<T>(v: Option<T>, name: &str) -> Result<T, Rejection> {
@@ -247,11 +287,9 @@ fn classify_json_error(text: &str, e: &serde_json::Error) -> Rejection {
     }
 }
 
-fn clip(s: &str) -> &str {
-    match s.char_indices().nth(64) {
-        Some((i, _)) => &s[..i],
-        None => s,
-    }
+/// A piece of outside text for a refusal's detail: short, on one line.
+fn clip(s: &str) -> std::borrow::Cow<'_, str> {
+    crate::text::escaped(s, 64)
 }
 
 #[cfg(test)]
@@ -331,6 +369,47 @@ mod tests {
         let (mut f, mut r) = (Vec::new(), Vec::new());
         decode_payload(GOOD.as_bytes(), &dev(), 10, &mut f, &mut r);
         assert_eq!(r[0].reason, RejectReason::Oversized);
+    }
+
+    #[test]
+    fn implausible_values_and_control_characters_are_refused() {
+        assert_eq!(
+            reason(&GOOD.replace("2021-06-01T22:15:03+08:00", "0000-01-01T00:00:00Z")),
+            RejectReason::BadTimestamp
+        );
+        assert_eq!(
+            reason(&GOOD.replace("2021-06-01T22:15:03+08:00", "1999-12-31T23:59:59Z")),
+            RejectReason::BadTimestamp
+        );
+        assert_eq!(
+            reason(&GOOD.replace("23.5", "1e308")),
+            RejectReason::OutOfRange
+        );
+        assert_eq!(
+            reason(&GOOD.replace("23.5", "201")),
+            RejectReason::OutOfRange
+        );
+        let (f, r) = run(&GOOD.replace("23.5", "200"));
+        assert_eq!((f.len(), r.len()), (1, 0));
+        // NUL raw, and escaped in a text field
+        assert_eq!(
+            reason(&GOOD.replace("true,\"tipper", "true,\0\"tipper")),
+            RejectReason::ControlCharacter
+        );
+        let nul = GOOD.replace("\"013800000001\"", "\"0138\\u0000\"");
+        let (f, r) = run(&nul);
+        assert!(f.is_empty());
+        assert_eq!(r[0].reason, RejectReason::ControlCharacter);
+        assert!(r[0].detail.contains("`device_id`"), "{}", r[0].detail);
+        assert!(!r[0].detail.contains('\0'));
+        let forged = GOOD.replace("\"013800000001\"", "\"013800000001\\nINFO forged\"");
+        let (_, r) = run(&forged);
+        assert_eq!(r[0].reason, RejectReason::ControlCharacter);
+        assert!(!r[0].detail.contains('\n'), "{}", r[0].detail);
+        let ts = GOOD.replace("+08:00\"", "+08:00\\u0000\"");
+        let (_, r) = run(&ts);
+        assert_eq!(r[0].reason, RejectReason::ControlCharacter);
+        assert!(r[0].detail.contains("`ts`"), "{}", r[0].detail);
     }
 
     #[test]

@@ -20,7 +20,7 @@ use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, Publish, QoS, 
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::configuration::{MqttUrl, Settings};
+use crate::configuration::{MqttLogin, MqttUrl, Settings};
 use crate::fix::{DeviceId, Fix};
 use crate::metrics::Metrics;
 use crate::pipeline::DetectionInput;
@@ -44,14 +44,28 @@ pub struct IngestConfig {
     pub dead_letter_max: u64,
     pub queue_capacity: usize,
     pub max_future_ms: i64,
+    /// The login of muckwatch's own clients, if the broker wants one.
+    pub login: Option<MqttLogin>,
+    pub keep_alive: Duration,
 }
 
 impl IngestConfig {
-    pub fn new(settings: &Settings, broker: MqttUrl) -> anyhow::Result<IngestConfig> {
+    /// `login`: muckwatch's own credentials; `embedded`: the broker is the
+    /// in-process one, where ingest always keeps its session, so that what a
+    /// truck had acknowledged survives ingest missing its keep-alive (a
+    /// long database stall) and reconnecting.
+    pub fn new(
+        settings: &Settings,
+        broker: MqttUrl,
+        login: Option<MqttLogin>,
+        embedded: bool,
+    ) -> anyhow::Result<IngestConfig> {
         Ok(IngestConfig {
             broker,
-            client_id: settings.mqtt.client_id.clone(),
-            persistent_session: settings.mqtt.persistent_session,
+            client_id: settings.mqtt_client_id(),
+            persistent_session: settings.mqtt_persistent_session() || embedded,
+            login,
+            keep_alive: Duration::from_secs(settings.mqtt.keep_alive_s),
             topic_prefix: settings.mqtt.topic_prefix.clone(),
             buckets: BucketSet::parse(&settings.mqtt.buckets)?,
             max_payload_bytes: settings.ingest.max_payload_bytes,
@@ -106,13 +120,16 @@ pub fn spawn(
         cfg.broker.host.clone(),
         cfg.broker.port,
     );
-    opts.set_keep_alive(Duration::from_secs(30))
+    opts.set_keep_alive(cfg.keep_alive)
         .set_clean_session(!cfg.persistent_session)
         .set_manual_acks(true)
         // Room for anything a broker may deliver: an oversized payload must
         // reach the decoder to be counted, not break the connection.
         .set_max_packet_size((cfg.max_payload_bytes * 4).max(16 << 20), 1 << 20)
         .set_request_channel_capacity(10_000);
+    if let Some(l) = &cfg.login {
+        opts.set_credentials(l.username.clone(), l.password.clone());
+    }
     let (client, eventloop) = AsyncClient::new(opts, 10_000);
     let (tx, rx) = mpsc::channel(cfg.queue_capacity);
     let (ready_tx, subscribed) = watch::channel(false);
@@ -124,6 +141,7 @@ pub fn spawn(
         client.clone(),
         cfg.clone(),
         committed.clone(),
+        shutdown.clone(),
     ));
     let reader = Reader {
         cfg,
@@ -267,6 +285,10 @@ impl Reader {
 }
 
 /// Logs a refused message at most once per device (or topic) per minute.
+/// Memory is bounded twice: a key is the device id (at most 32 characters)
+/// or the first [`RejectLog::TOPIC_KEY_CHARS`] characters of a topic that
+/// names none, and the map is emptied when it reaches
+/// [`RejectLog::MAX_KEYS`] (at worst a few more lines that minute).
 #[derive(Default)]
 struct RejectLog {
     last_ms: HashMap<String, i64>,
@@ -275,9 +297,20 @@ struct RejectLog {
 impl RejectLog {
     const EVERY_MS: i64 = 60_000;
     const MAX_KEYS: usize = 100_000;
+    const TOPIC_KEY_CHARS: usize = 128;
+
+    fn key<'a>(device: Option<&'a DeviceId>, topic: &'a str) -> &'a str {
+        match device {
+            Some(d) => d.as_str(),
+            None => match topic.char_indices().nth(Self::TOPIC_KEY_CHARS) {
+                Some((at, _)) => &topic[..at],
+                None => topic,
+            },
+        }
+    }
 
     fn maybe_log(&mut self, device: Option<&DeviceId>, topic: &str, r: &Rejection, now_ms: i64) {
-        let key = device.map(|d| d.as_str()).unwrap_or(topic);
+        let key = Self::key(device, topic);
         if let Some(last) = self.last_ms.get(key) {
             if now_ms - last < Self::EVERY_MS {
                 return;
@@ -287,6 +320,35 @@ impl RejectLog {
             self.last_ms.clear();
         }
         self.last_ms.insert(key.to_string(), now_ms);
-        tracing::warn!(topic, reason = r.reason.label(), detail = %r.detail, "message refused (further refusals from this device are not logged for a minute)");
+        // Outside text, escaped: a newline in a topic must not forge a log line.
+        let topic = crate::text::escaped(topic, Self::TOPIC_KEY_CHARS);
+        let detail = crate::text::escaped(&r.detail, 512);
+        tracing::warn!(topic = %topic, reason = r.reason.label(), detail = %detail, "message refused (further refusals from this device are not logged for a minute)");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_reject_log_is_keyed_by_a_bounded_topic_prefix() {
+        let long = format!("muckwatch/v1/pos/{}", "x".repeat(65_536));
+        assert_eq!(RejectLog::key(None, &long).chars().count(), 128);
+        let d = DeviceId::parse("dev-1").expect("device");
+        assert_eq!(RejectLog::key(Some(&d), &long), "dev-1");
+        let mut log = RejectLog::default();
+        let r = Rejection {
+            reason: RejectReason::BadTopic,
+            detail: "x".into(),
+        };
+        for i in 0..10 {
+            log.maybe_log(None, &format!("{long}{i}"), &r, 0);
+        }
+        assert_eq!(
+            log.last_ms.len(),
+            1,
+            "one key for topics alike in their first 128 chars"
+        );
     }
 }

@@ -1,20 +1,39 @@
 //! The batch writer: gathers decoded messages for up to `batch_max_wait` or
 //! `batch_size` fixes, commits them in one transaction, then acknowledges.
+//!
+//! Failures are of two kinds ([`StoreError::is_data_error`]):
+//! - transient (connection lost, timeout, lock): the same batch is retried
+//!   with backoff, and meanwhile the full queue holds the reader back;
+//! - data (the database refuses a row: a value it cannot store, a
+//!   constraint): retrying cannot help, so the batch is split in halves
+//!   until the refused rows are found; they are quarantined (kept as dead
+//!   letters, `muckwatch_fixes_quarantined_total`) and the rest committed.
+//!
+//! No batch is retried forever against shutdown: once shutdown has begun
+//! the writer keeps trying for [`SHUTDOWN_GRACE`], then gives up on what is
+//! not committed without acknowledging it (a persistent session gets it
+//! again from the broker after the restart).
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rumqttc::{AsyncClient, Publish};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, watch};
 
 use super::{Decoded, IngestConfig};
 use crate::fix::Fix;
 use crate::metrics::Metrics;
-use crate::store::{DeadLetter, Store};
+use crate::store::{DeadLetter, Store, StoreError};
 
 /// A batch is written once nothing has arrived for this long.
 const BATCH_IDLE: Duration = Duration::from_millis(3);
+
+/// How long the writer goes on retrying once shutdown has begun.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Reason of a dead letter for a fix the database refused.
+const QUARANTINED: &str = "store_refused";
 
 pub(super) async fn run(
     mut rx: mpsc::Receiver<Decoded>,
@@ -23,8 +42,13 @@ pub(super) async fn run(
     client: AsyncClient,
     cfg: IngestConfig,
     committed: broadcast::Sender<u64>,
+    shutdown: watch::Receiver<bool>,
 ) {
     let mut batch = Batch::default();
+    let mut stop = Stop {
+        shutdown,
+        deadline: None,
+    };
     while let Some(first) = rx.recv().await {
         batch.absorb(first);
         let deadline = tokio::time::Instant::now() + cfg.batch_max_wait;
@@ -37,14 +61,47 @@ pub(super) async fn run(
                 Ok(None) | Err(_) => break,
             }
         }
-        batch.commit(&store, &metrics, &cfg).await;
-        batch.ack(&client);
-        for key in batch.keys.drain(..) {
-            // No one listening is the usual case.
-            let _ = committed.send(key);
+        let writer = Writer {
+            store: &store,
+            metrics: &metrics,
+            cfg: &cfg,
+        };
+        if writer.commit(&mut batch, &mut stop).await {
+            batch.ack(&client);
+            for key in batch.keys.drain(..) {
+                // No one listening is the usual case.
+                let _ = committed.send(key);
+            }
+        } else {
+            let left = batch.fixes.len() + rx.len();
+            tracing::error!(
+                fixes = left,
+                "shutting down with the database unavailable: fixes not committed are not acknowledged (a persistent MQTT session gets them again after the restart)"
+            );
+            return;
         }
     }
     tracing::info!("fix writer flushed and stopped");
+}
+
+/// Shutdown, and the time the writer stops retrying after it began.
+struct Stop {
+    shutdown: watch::Receiver<bool>,
+    deadline: Option<Instant>,
+}
+
+impl Stop {
+    /// How long retrying may go on: unbounded while running, what is left
+    /// of [`SHUTDOWN_GRACE`] once shutdown began (zero: give up).
+    fn remaining(&mut self) -> Option<Duration> {
+        if !*self.shutdown.borrow() {
+            return None;
+        }
+        let deadline = *self
+            .deadline
+            .get_or_insert_with(|| Instant::now() + SHUTDOWN_GRACE);
+        Some(deadline.saturating_duration_since(Instant::now()))
+    }
 }
 
 #[derive(Default)]
@@ -63,43 +120,6 @@ impl Batch {
         self.keys.push(msg.key);
     }
 
-    /// Retries until the database takes the batch: fixes already read are
-    /// never dropped, and meanwhile the full queue holds back the reader.
-    async fn commit(&mut self, store: &Store, metrics: &Metrics, cfg: &IngestConfig) {
-        let mut backoff = Duration::from_millis(100);
-        loop {
-            let started = Instant::now();
-            let now_ms = chrono::Utc::now().timestamp_millis();
-            let result = match store.insert_fixes(&self.fixes, now_ms).await {
-                Ok(n) => store
-                    .insert_dead_letters(&self.dead, cfg.dead_letter_max)
-                    .await
-                    .map(|_| n),
-                Err(e) => Err(e),
-            };
-            match result {
-                Ok(inserted) => {
-                    if !self.fixes.is_empty() {
-                        metrics.batch_write_seconds.observe(started.elapsed());
-                    }
-                    metrics.fixes_ingested.fetch_add(inserted, Relaxed);
-                    metrics
-                        .fixes_duplicate
-                        .fetch_add(self.fixes.len() as u64 - inserted, Relaxed);
-                    self.fixes.clear();
-                    self.dead.clear();
-                    return;
-                }
-                Err(e) => {
-                    metrics.write_errors.fetch_add(1, Relaxed);
-                    tracing::error!(error = %e, fixes = self.fixes.len(), retry_in = ?backoff, "batch write failed");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                }
-            }
-        }
-    }
-
     /// The request queue is far larger than any broker's in-flight window,
     /// so `try_ack` succeeds; should it not, the ack waits in its own task
     /// rather than stall the writer.
@@ -114,5 +134,142 @@ impl Batch {
                 });
             }
         }
+    }
+}
+
+/// Why a write did not happen.
+enum Failed {
+    /// The database refused these rows; retrying the same rows cannot help.
+    Data(StoreError),
+    /// Shutdown's grace ran out while the database was unavailable.
+    GaveUp,
+}
+
+struct Writer<'a> {
+    store: &'a Store,
+    metrics: &'a Metrics,
+    cfg: &'a IngestConfig,
+}
+
+impl Writer<'_> {
+    /// Commits the batch's fixes (quarantining rows the database refuses)
+    /// and dead letters. False if shutdown's grace ran out first: nothing
+    /// of the batch is to be acknowledged then.
+    async fn commit(&self, batch: &mut Batch, stop: &mut Stop) -> bool {
+        let started = Instant::now();
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        // Split on data errors: a stack of slices still to write.
+        let mut parts = vec![&batch.fixes[..]];
+        let mut inserted = 0;
+        let mut refused = Vec::new();
+        while let Some(part) = parts.pop() {
+            match self
+                .retrying(stop, || self.store.insert_fixes(part, now_ms))
+                .await
+            {
+                Ok(n) => inserted += n,
+                Err(Failed::GaveUp) => return false,
+                Err(Failed::Data(e)) if part.len() == 1 => refused.push((part[0], e)),
+                Err(Failed::Data(_)) => {
+                    let (a, b) = part.split_at(part.len() / 2);
+                    parts.extend([b, a]);
+                }
+            }
+        }
+        if !batch.fixes.is_empty() {
+            self.metrics.batch_write_seconds.observe(started.elapsed());
+        }
+        let stored = (batch.fixes.len() - refused.len()) as u64;
+        self.metrics.fixes_ingested.fetch_add(inserted, Relaxed);
+        self.metrics
+            .fixes_duplicate
+            .fetch_add(stored.saturating_sub(inserted), Relaxed);
+        for (fix, e) in refused {
+            self.metrics.fixes_quarantined.fetch_add(1, Relaxed);
+            tracing::error!(device = %fix.device_id, ts_ms = fix.ts_ms, error = %e, "the database refused a fix; quarantined as a dead letter");
+            batch.dead.push(self.quarantined(&fix, &e, now_ms));
+        }
+        batch.fixes.clear();
+        let dead = std::mem::take(&mut batch.dead);
+        self.dead_letters(dead, stop).await
+    }
+
+    /// Dead letters, kept for inspection: on a data error one by one, and
+    /// the ones refused dropped (counted), never holding up ingest.
+    async fn dead_letters(&self, dead: Vec<DeadLetter>, stop: &mut Stop) -> bool {
+        let keep = self.cfg.dead_letter_max;
+        match self
+            .retrying(stop, || self.store.insert_dead_letters(&dead, keep))
+            .await
+        {
+            Ok(()) => true,
+            Err(Failed::GaveUp) => false,
+            Err(Failed::Data(_)) => {
+                for d in dead.chunks(1) {
+                    match self
+                        .retrying(stop, || self.store.insert_dead_letters(d, keep))
+                        .await
+                    {
+                        Ok(()) => {}
+                        Err(Failed::GaveUp) => return false,
+                        Err(Failed::Data(e)) => {
+                            self.metrics.dead_letters_dropped.fetch_add(1, Relaxed);
+                            tracing::error!(error = %e, reason = d[0].reason, "the database refused a dead letter; dropped");
+                        }
+                    }
+                }
+                true
+            }
+        }
+    }
+
+    /// Runs `op` until it succeeds or fails on the data, retrying transient
+    /// errors with backoff (within shutdown's grace once it began).
+    async fn retrying<T, F, Fut>(&self, stop: &mut Stop, mut op: F) -> Result<T, Failed>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, StoreError>>,
+    {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let e = match op().await {
+                Ok(v) => return Ok(v),
+                Err(e) => e,
+            };
+            self.metrics.write_errors.fetch_add(1, Relaxed);
+            if e.is_data_error() {
+                tracing::warn!(error = %e, "the database refused a batch; splitting it to find the rows");
+                return Err(Failed::Data(e));
+            }
+            let wait = match stop.remaining() {
+                Some(left) if left.is_zero() => return Err(Failed::GaveUp),
+                Some(left) => backoff.min(left),
+                None => backoff,
+            };
+            tracing::error!(error = %e, retry_in = ?wait, "batch write failed");
+            tokio::time::sleep(wait).await;
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    /// A refused fix as a dead letter: on its topic, with the database's
+    /// reason and the fix as the contract's JSON.
+    fn quarantined(&self, fix: &Fix, e: &StoreError, now_ms: i64) -> DeadLetter {
+        let topic = super::position_topic(&self.cfg.topic_prefix, &fix.device_id);
+        let ts = chrono::DateTime::from_timestamp_millis(fix.ts_ms)
+            .map(|t| t.to_rfc3339())
+            .unwrap_or_default();
+        let payload = serde_json::json!({
+            "device_id": fix.device_id.as_str(), "ts": ts, "lat": fix.lat, "lon": fix.lon,
+            "speed_kmh": fix.speed_kmh, "heading": fix.heading, "acc": fix.acc,
+            "tipper_up": fix.tipper_up, "cover_closed": fix.cover_closed, "load_t": fix.load_t,
+        });
+        DeadLetter::new(
+            now_ms,
+            &topic,
+            QUARANTINED,
+            e.to_string(),
+            payload.to_string().as_bytes(),
+        )
     }
 }

@@ -64,7 +64,7 @@ impl Gateway {
             Some(id) => id.clone(),
             None => format!(
                 "{}-jt808-{}-{}",
-                settings.mqtt.client_id,
+                settings.mqtt_client_id(),
                 std::process::id(),
                 &crate::auth::new_token()?[3..11]
             ),

@@ -4,13 +4,15 @@
 //!
 //! Vehicles are split over shard tasks by device id; each shard owns its
 //! vehicles' state outright, so the hot path takes no lock. The only shared
-//! value is the fleet watermark (latest fix time seen), an atomic max.
+//! value is the fleet clock (`clock.rs`: how far event time has got, by a
+//! measure a few wrong terminal clocks cannot drag), atomics each shard
+//! writes its part of; `shard.rs` holds back fixes stamped far ahead.
 
+mod clock;
 mod shard;
 mod sink;
 
 use std::hash::BuildHasher;
-use std::sync::atomic::AtomicI64;
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
@@ -33,10 +35,14 @@ pub struct Outputs {
     pub metrics: Arc<Metrics>,
     pub routing: Routing,
     pub merge_window_ms: i64,
+    pub deadlines: crate::cases::Deadlines,
     pub fences: FenceHandle,
     pub tz: chrono_tz::Tz,
     pub hub: AlertHub,
     pub mqtt: Option<mpsc::Sender<Arc<Alert>>>,
+    /// Turns true at shutdown: from then on a database that stays away
+    /// gets a grace period, not a retry forever.
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
 /// Where fixes enter detection. Cheap to clone; detection ends when every
@@ -77,16 +83,20 @@ pub(crate) struct ShardInput {
 }
 
 /// Rebuilds rule state from the fixes stored in the last `window_ms` of
-/// event time (before the newest stored fix), for the devices this
-/// instance owns, so a restart or a bucket takeover neither forgets open
-/// episodes nor raises them twice.
+/// event time (before where the fleet clock stood: measured as it is, so a
+/// fix stamped a day ahead does not leave the window empty), for the
+/// devices this instance owns, so a restart or a bucket takeover neither
+/// forgets open episodes nor raises them twice. `max_skew_ms`: how far past
+/// the wall clock a stored fix may be and still count.
 pub async fn warm_up(
     store: &Store,
     input: &DetectionInput,
     owns: impl Fn(&crate::fix::DeviceId) -> bool,
     window_ms: i64,
+    max_skew_ms: i64,
 ) -> crate::store::StoreResult<usize> {
-    let Some(latest) = store.latest_fix_ms().await? else {
+    let until_ms = chrono::Utc::now().timestamp_millis() + max_skew_ms;
+    let Some(latest) = store.fleet_time_ms(clock::RANK as i64, until_ms).await? else {
         return Ok(0);
     };
     let fixes = store.fixes_since(latest - window_ms, 2_000_000).await?;
@@ -111,18 +121,24 @@ impl Detection {
         shard_count: usize,
     ) -> (DetectionInput, Detection) {
         let (events_tx, events_rx) = mpsc::channel(10_000);
-        let watermark = Arc::new(AtomicI64::new(i64::MIN));
+        let shard_count = shard_count.max(1);
+        let skew_ms = rules.config().clock_skew_s.saturating_mul(1000) as i64;
+        let clock = Arc::new(clock::FleetClock::new(shard_count, skew_ms));
         let mut senders = Vec::new();
         let mut shards = Vec::new();
-        for _ in 0..shard_count.max(1) {
+        for index in 0..shard_count {
             let (tx, rx) = mpsc::channel(10_000);
             senders.push(tx);
             let shard = shard::Shard::new(
-                rules.clone(),
-                registry.clone(),
-                outputs.fences.clone(),
-                watermark.clone(),
-                events_tx.clone(),
+                index,
+                shard::Shared {
+                    rules: rules.clone(),
+                    registry: registry.clone(),
+                    fences: outputs.fences.clone(),
+                    clock: clock.clone(),
+                    metrics: outputs.metrics.clone(),
+                    events: events_tx.clone(),
+                },
             );
             shards.push(tokio::spawn(shard.run(rx)));
         }

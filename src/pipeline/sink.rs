@@ -3,9 +3,9 @@
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use super::Outputs;
 use crate::alerts::{messages, Alert};
@@ -19,18 +19,25 @@ pub async fn run(mut rx: mpsc::Receiver<RuleEvent>, out: Outputs) -> Vec<i64> {
     let mut raised = Vec::new();
     while let Some(ev) = rx.recv().await {
         match ev {
-            RuleEvent::Raised(v) => raised.push(raise(&v, &out).await),
+            RuleEvent::Raised(v) => {
+                if let Some(id) = raise(&v, &out).await {
+                    raised.push(id);
+                }
+            }
             RuleEvent::Ended {
                 code,
                 device_id,
                 started_ms,
                 ended_ms,
             } => {
-                retry(|| {
+                let ended = retry(&out.shutdown, || {
                     out.store
                         .end_violation(device_id.as_str(), code.as_str(), started_ms, ended_ms)
                 })
                 .await;
+                if ended.is_none() {
+                    tracing::error!(%device_id, %code, started_ms, ended_ms, "shutting down with the database unavailable: the end of this violation is not stored");
+                }
             }
         }
     }
@@ -38,25 +45,42 @@ pub async fn run(mut rx: mpsc::Receiver<RuleEvent>, out: Outputs) -> Vec<i64> {
 }
 
 /// A raised violation: stored, filed into its case, announced. Each step
-/// retries a passing database error rather than drop the violation.
-async fn raise(v: &Violation, out: &Outputs) -> i64 {
+/// retries a passing database error rather than drop the violation; `None`
+/// only when shutdown's grace ran out with the database away.
+async fn raise(v: &Violation, out: &Outputs) -> Option<i64> {
     let now_ms = chrono::Utc::now().timestamp_millis();
-    let id = retry(|| out.store.insert_violation(v, now_ms)).await;
-    if let Some(case_id) = retry(|| out.store.violation_case(id)).await {
-        // The same episode again (a replay, or a restart): filed and announced already.
-        tracing::debug!(id, case_id, "violation raised again; already filed");
-        return id;
+    let lost = || {
+        tracing::error!(code = %v.code, plate = %v.plate, started_ms = v.started_ms, "shutting down with the database unavailable: this violation is not stored (its fixes are; replay them to raise it)");
+    };
+    let Some(id) = retry(&out.shutdown, || out.store.insert_violation(v, now_ms)).await else {
+        lost();
+        return None;
+    };
+    match retry(&out.shutdown, || out.store.violation_case(id)).await {
+        Some(Some(case_id)) => {
+            // The same episode again (a replay, or a restart): filed and announced already.
+            tracing::debug!(id, case_id, "violation raised again; already filed");
+            return Some(id);
+        }
+        Some(None) => {}
+        None => {
+            lost();
+            return Some(id);
+        }
     }
     out.metrics.violation(v.code);
-    let case_id = file(id, v, out, now_ms).await;
+    let Some(case_id) = file(id, v, out, now_ms).await else {
+        lost();
+        return Some(id);
+    };
     tracing::info!(id, case_id, code = %v.code, plate = %v.plate, measured = v.measured, "violation raised");
     announce(alert(id, case_id, v, out), out);
-    id
+    Some(id)
 }
 
 /// Files violation `id` into its case: a check for each routed department,
 /// and for an overload the four parties. Returns the case id.
-async fn file(id: i64, v: &Violation, out: &Outputs, now_ms: i64) -> i64 {
+async fn file(id: i64, v: &Violation, out: &Outputs, now_ms: i64) -> Option<i64> {
     let parties = if v.code == ViolationCode::Overload {
         parties(v, out).await
     } else {
@@ -70,10 +94,11 @@ async fn file(id: i64, v: &Violation, out: &Outputs, now_ms: i64) -> i64 {
         firm_id: v.firm_id.clone(),
         started_ms: v.started_ms,
         merge_window_ms: out.merge_window_ms,
+        deadlines: out.deadlines,
         departments: out.routing.departments(v.code).to_vec(),
         parties,
     };
-    retry(|| out.store.file_violation(&case, now_ms)).await
+    retry(&out.shutdown, || out.store.file_violation(&case, now_ms)).await
 }
 
 /// The alert of violation `id`, in Chinese and English, for its departments.
@@ -157,19 +182,34 @@ async fn parties(v: &Violation, out: &Outputs) -> Vec<Party> {
     overload_parties(v.plate.as_str(), &firm, &source)
 }
 
-/// A violation is never dropped for a passing database error.
-async fn retry<T, F, Fut>(mut op: F) -> T
+/// How long storing a violation goes on being retried once shutdown began.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// A violation is never dropped for a passing database error while
+/// running; once shutdown has begun, retries stop after [`SHUTDOWN_GRACE`]
+/// (`None`), so that a database that stays away cannot hold the process.
+async fn retry<T, F, Fut>(shutdown: &watch::Receiver<bool>, mut op: F) -> Option<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = StoreResult<T>>,
 {
     let mut backoff = Duration::from_millis(100);
+    let mut deadline: Option<Instant> = None;
     loop {
         match op().await {
-            Ok(v) => return v,
+            Ok(v) => return Some(v),
             Err(e) => {
-                tracing::error!(error = %e, retry_in = ?backoff, "cannot store a violation");
-                tokio::time::sleep(backoff).await;
+                let mut wait = backoff;
+                if *shutdown.borrow() {
+                    let d = *deadline.get_or_insert_with(|| Instant::now() + SHUTDOWN_GRACE);
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return None;
+                    }
+                    wait = wait.min(left);
+                }
+                tracing::error!(error = %e, retry_in = ?wait, "cannot store a violation");
+                tokio::time::sleep(wait).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }
         }

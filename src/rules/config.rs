@@ -50,6 +50,30 @@ pub struct RulesConfig {
     /// The same code is not raised again for the same vehicle within this long after
     /// an episode ends.
     pub quiet_period_s: u64,
+    /// Terminal clocks are not trusted: a fix stamped more than this ahead of the
+    /// fleet clock and of its own vehicle's last fix (or of the wall clock) is held
+    /// back from the rules until its vehicle's next fix confirms it, and dropped
+    /// from them (still stored, counted as clock skew) if that fix is behind it.
+    /// The fleet clock never runs past the wall clock plus this. (An addition to
+    /// the contract's column.)
+    pub clock_skew_s: u64,
+    /// GPS noise (see `noise.rs`; additions to the contract's column): the σ per axis,
+    /// metres, assumed for a terminal until its own track says otherwise...
+    pub gps_sigma_prior_m: f64,
+    /// ...weighing as much as this many residuals of its track...
+    pub noise_prior_weight: f64,
+    /// ...and never below this (a clean track still has some).
+    pub gps_sigma_min_m: f64,
+    /// The estimate follows about this many recent residuals.
+    pub noise_window: u32,
+    /// One-sided z of the test of a route deviation against the noise: the mean
+    /// distance past the corridor's edge over the run's fixes must exceed
+    /// `z·σ/√fixes`. 4 (99.997 %) because the run is made of the fixes that are
+    /// outside, which noise alone makes look further out; 0 = the contract's raw rule.
+    pub noise_z_route: f64,
+    /// One-sided z for a single fix inside a zone: a speed zone's lower limit applies
+    /// only `z·σ` inside it. 3 ≈ 99.87 %; 0 = the contract's raw rule.
+    pub noise_z_zone: f64,
 }
 
 impl Default for RulesConfig {
@@ -73,6 +97,13 @@ impl Default for RulesConfig {
             gap_jump_kmh: 150.0,
             gap_jump_tolerance_m: 30.0,
             quiet_period_s: 600,
+            clock_skew_s: 60,
+            gps_sigma_prior_m: 10.0,
+            noise_prior_weight: 3.0,
+            gps_sigma_min_m: 2.0,
+            noise_window: 30,
+            noise_z_route: 4.0,
+            noise_z_zone: 3.0,
         }
     }
 }
@@ -93,6 +124,11 @@ impl RulesConfig {
             ("route_hysteresis_m", self.route_hysteresis_m),
             ("dumping_min_load_t", self.dumping_min_load_t),
             ("gap_jump_tolerance_m", self.gap_jump_tolerance_m),
+            ("gps_sigma_prior_m", self.gps_sigma_prior_m),
+            ("noise_prior_weight", self.noise_prior_weight),
+            ("gps_sigma_min_m", self.gps_sigma_min_m),
+            ("noise_z_route", self.noise_z_route),
+            ("noise_z_zone", self.noise_z_zone),
         ];
         for (name, v) in non_negative {
             if !(v.is_finite() && v >= 0.0) {
@@ -120,6 +156,7 @@ impl RulesConfig {
             ("restricted_fixes", self.restricted_fixes),
             ("dumping_tipper_fixes", self.dumping_tipper_fixes),
             ("overload_fixes", self.overload_fixes),
+            ("noise_window", self.noise_window),
         ];
         for (name, v) in counts {
             if v == 0 {
@@ -128,6 +165,9 @@ impl RulesConfig {
         }
         if self.gap_silence_s == 0 {
             return Err("rules.gap_silence_s must be at least 1".into());
+        }
+        if self.clock_skew_s == 0 {
+            return Err("rules.clock_skew_s must be at least 1".into());
         }
         Ok(())
     }

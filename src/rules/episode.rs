@@ -29,6 +29,12 @@ impl Threshold {
         min_fixes: 1,
     };
 
+    /// Not due however long the run lasts (the run goes on, unraised).
+    pub const NEVER: Threshold = Threshold {
+        min_ms: i64::MAX,
+        min_fixes: u32::MAX,
+    };
+
     pub fn seconds(s: u64) -> Threshold {
         Threshold {
             min_ms: secs_to_ms(s),

@@ -68,6 +68,7 @@ pub(crate) fn check(
             lon: last.lon,
             measured: gap_s,
             fences: Vec::new(),
+            uncertainty: None,
         }
     };
     if obs.jump {
@@ -134,5 +135,6 @@ pub(crate) fn check_silence(
         lon: last.lon,
         measured,
         fences: Vec::new(),
+        uncertainty: None,
     }));
 }

@@ -22,6 +22,7 @@ mod event;
 mod gap;
 mod load;
 mod movement;
+mod noise;
 mod observe;
 mod state;
 mod unloading;
@@ -144,6 +145,9 @@ impl Rules {
         if !obs.continuous {
             state.episodes.iter_mut().for_each(Episode::break_run);
         }
+        state
+            .noise
+            .observe(&self.config, obs.p, fix, obs.continuous);
         gap::check(self, state, &obs, out);
         movement::check_no_permit(self, state, &obs, out);
         movement::check_out_of_hours(self, state, &obs, out);

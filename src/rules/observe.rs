@@ -176,6 +176,7 @@ impl<'a> Observation<'a> {
             lon: self.fix.lon,
             measured,
             fences,
+            uncertainty: None,
         }
     }
 

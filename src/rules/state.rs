@@ -6,6 +6,7 @@ use crate::geofence::PlanePoint;
 use crate::violation::ViolationCode;
 
 use super::episode::Episode;
+use super::noise::{NoiseEstimate, RunEvidence};
 
 /// What the rules remember of the previous fix of a vehicle.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -32,6 +33,12 @@ pub(crate) struct LastFix {
 pub struct VehicleState {
     pub(crate) last: Option<LastFix>,
     pub(crate) episodes: [Episode; ViolationCode::ALL.len()],
+    /// The terminal's GPS noise, learnt from its track.
+    pub(crate) noise: NoiseEstimate,
+    /// The fixes of the current ROUTE_DEVIATION run, summed.
+    pub(crate) route_run: RunEvidence,
+    /// Where and when the current SPEEDING run began (the speed from positions).
+    pub(crate) speed_run_start: Option<(PlanePoint, i64)>,
 }
 
 impl VehicleState {

@@ -10,9 +10,10 @@
 //! where unloading is allowed is blamed on that place: a truck that tips at its
 //! disposal site and is outside it by the next fix has not dumped illegally.
 //!
-//! "Its permit's" disposal sites are those of its permits valid today; a vehicle with
-//! none valid is judged against all its permits' sites (its missing permit is
-//! NO_PERMIT's business, not a second violation at a licensed site).
+//! "Its permit's" disposal sites are those of its permits valid today. A vehicle with
+//! none valid raises no WRONG_DISPOSAL_SITE: unloading at a licensed disposal site
+//! without a permit is NO_PERMIT's business only (the contract), so for it every
+//! disposal site counts as a place where unloading is allowed.
 //!
 //! Measured: tonnes unloaded, the load before the run began minus the load at raise
 //! time (0 without load readings). Fences: WRONG_DISPOSAL_SITE the site used.
@@ -39,12 +40,13 @@ fn place(obs: &Observation) -> Place {
     let mut wrong = None;
     for site in obs.inside_of(FenceKind::DisposalSite) {
         let id = &obs.set.fence(site).id;
-        let ours = obs
-            .ctx
-            .permits
-            .iter()
-            .filter(|p| !any_valid || p.valid_on(obs.date()))
-            .any(|p| &p.disposal_site == id);
+        let ours = !any_valid
+            || obs
+                .ctx
+                .permits
+                .iter()
+                .filter(|p| p.valid_on(obs.date()))
+                .any(|p| &p.disposal_site == id);
         if ours {
             return Place::Allowed;
         }

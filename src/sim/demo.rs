@@ -78,6 +78,7 @@ pub async fn run(
     let rules = settings.rules.clone();
     let app = Application::build(settings).await?;
     app.wait_subscribed(Duration::from_secs(30)).await?;
+    let mqtt_login = app.mqtt_login.clone();
     let (http, mqtt, store, metrics) = (
         app.http_addr,
         app.mqtt.clone(),
@@ -180,6 +181,8 @@ pub async fn run(
         max_wall: None,
         progress: true,
         client_id: format!("muckwatch-demo-sim-{}", std::process::id()),
+        // The demo's fleet speaks for every truck: muckwatch's own login.
+        login: mqtt_login,
     };
     let outcome = tokio::select! {
         r = publish(&mut fleet, &options) => Some(r),

@@ -39,6 +39,8 @@ pub struct PublishOptions {
     /// A one-line progress indicator on stderr.
     pub progress: bool,
     pub client_id: String,
+    /// Credentials, for a broker that requires them.
+    pub login: Option<crate::configuration::MqttLogin>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -76,6 +78,9 @@ fn connect(opts: &PublishOptions) -> (AsyncClient, Connection) {
     mqtt.set_keep_alive(Duration::from_secs(30))
         .set_max_packet_size(1 << 20, 1 << 20)
         .set_inflight(1000);
+    if let Some(l) = &opts.login {
+        mqtt.set_credentials(l.username.clone(), l.password.clone());
+    }
     let (client, mut eventloop) = AsyncClient::new(mqtt, 10_000);
     let acked = Arc::new(AtomicU64::new(0));
     let connected = Arc::new(AtomicBool::new(false));

@@ -6,7 +6,9 @@
 use std::collections::HashMap;
 
 use super::db::{Sql, Tx};
-use super::{AuditRecord, CaseFilter, CaseRecord, CheckError, Stats, Store, StoreResult};
+use super::{
+    AuditRecord, CaseFilter, CaseRecord, CheckError, DeadlineStats, Stats, Store, StoreResult,
+};
 use crate::auth::Department;
 use crate::cases::{
     plan_check_change, plan_filing, Audit, CaseStatus, Check, CheckStatus, CheckUpdate,
@@ -40,6 +42,8 @@ struct CheckRow {
     finding: Option<String>,
     penalty_party: Option<String>,
     penalty_amount_cny: Option<f64>,
+    due_ms: Option<i64>,
+    decided_ms: Option<i64>,
 }
 
 impl From<CheckRow> for Check {
@@ -52,8 +56,19 @@ impl From<CheckRow> for Check {
                 .penalty_party
                 .zip(r.penalty_amount_cny)
                 .map(|(party, amount_cny)| Penalty { party, amount_cny }),
+            due_ms: r.due_ms,
+            decided_ms: r.decided_ms,
         }
     }
+}
+
+#[derive(sqlx::FromRow)]
+struct DeadlineRow {
+    department: String,
+    checks: i64,
+    due: i64,
+    on_time: i64,
+    overdue: i64,
 }
 
 #[derive(sqlx::FromRow)]
@@ -64,7 +79,10 @@ struct PartyRow {
 }
 
 const CHECKS: &str = "SELECT case_id, department, status, finding, penalty_party, \
-     penalty_amount_cny FROM case_checks WHERE case_id";
+     penalty_amount_cny, due_ms, decided_ms FROM case_checks WHERE case_id";
+
+/// Statuses of a check still being worked (not decided, not closed).
+const OPEN_CHECK: &str = "('pending', 'investigating')";
 const PARTIES: &str = "SELECT case_id, role, name FROM case_parties WHERE case_id";
 
 /// `WHERE` of a case list.
@@ -83,7 +101,23 @@ fn cases_where(mut q: Sql, f: &CaseFilter) -> Sql {
         )
         .and(" AND c.opened_ms >= {}", f.from_ms)
         .and(" AND c.opened_ms <= {}", f.to_ms);
+    if let Some(now) = f.overdue_at {
+        q.push(" AND EXISTS (");
+        push_overdue_check(&mut q, now, f.visible_to.or(f.department));
+        q.push(")");
+    }
     q
+}
+
+/// `SELECT 1 FROM case_checks k WHERE` a check of case `c` is overdue at
+/// `now` (of `department` only, when given).
+fn push_overdue_check(q: &mut Sql, now: i64, department: Option<Department>) {
+    q.push(&format!(
+        "SELECT 1 FROM case_checks k WHERE k.case_id = c.id AND k.status IN {OPEN_CHECK} \
+         AND k.due_ms < "
+    ))
+    .push_bind(now)
+    .and(" AND k.department = {}", department);
 }
 
 /// Appends a change's audit lines to the case's trail.
@@ -151,13 +185,14 @@ impl Store {
         tx.execute(&q).await?;
         for &d in &plan.checks {
             let q = Sql::new(
-                "INSERT INTO case_checks (case_id, department, status, updated_ms) \
-                 VALUES ($1, $2, $3, $4)",
+                "INSERT INTO case_checks (case_id, department, status, updated_ms, due_ms) \
+                 VALUES ($1, $2, $3, $4, $5)",
             )
             .bind(case_id)
             .bind(d)
             .bind(CheckStatus::Pending)
-            .bind(now_ms);
+            .bind(now_ms)
+            .bind(v.deadlines.due_ms(d, now_ms));
             tx.execute(&q).await?;
         }
         for p in &plan.parties {
@@ -205,7 +240,7 @@ impl Store {
         let k = &change.check;
         let q = Sql::new(
             "UPDATE case_checks SET status = $1, finding = $2, penalty_party = $3, \
-             penalty_amount_cny = $4, updated_ms = $5 \
+             penalty_amount_cny = $4, updated_ms = $5, decided_ms = $9 \
              WHERE case_id = $6 AND department = $7 AND status = $8",
         )
         .bind(k.status)
@@ -215,7 +250,8 @@ impl Store {
         .bind(now_ms)
         .bind(case_id)
         .bind(dept)
-        .bind(change.from);
+        .bind(change.from)
+        .bind(k.decided_ms);
         if tx.execute(&q).await? == 0 {
             return Err(CheckError::Illegal(format!(
                 "the {dept} check was changed meanwhile; read it again"
@@ -254,7 +290,21 @@ impl Store {
             ),
             f,
         );
-        q.push(" ORDER BY c.opened_ms DESC, c.id DESC LIMIT ")
+        q.push(" ORDER BY ");
+        if let Some(now) = f.overdue_first_at {
+            // Cases with an overdue check (the viewer's own, for a
+            // department) first, the longest overdue at the top.
+            q.push(
+                "(SELECT MIN(k.due_ms) FROM case_checks k WHERE k.case_id = c.id AND k.status IN ",
+            );
+            q.push(OPEN_CHECK).push(" AND k.due_ms < ").push_bind(now);
+            q.and(" AND k.department = {}", f.visible_to.or(f.department));
+            q.push(") IS NULL, (SELECT MIN(k.due_ms) FROM case_checks k WHERE k.case_id = c.id AND k.status IN ");
+            q.push(OPEN_CHECK).push(" AND k.due_ms < ").push_bind(now);
+            q.and(" AND k.department = {}", f.visible_to.or(f.department));
+            q.push("), ");
+        }
+        q.push("c.opened_ms DESC, c.id DESC LIMIT ")
             .push_bind(limit)
             .push(" OFFSET ")
             .push_bind(offset);
@@ -342,8 +392,9 @@ impl Store {
         self.db.fetch_all(&q).await
     }
 
-    /// Counts over cases opened in `[from_ms, to_ms]` (violations: started in it).
-    pub async fn stats(&self, from_ms: i64, to_ms: i64) -> StoreResult<Stats> {
+    /// Counts over cases opened in `[from_ms, to_ms]` (violations: started
+    /// in it); deadlines as they stand at `now_ms`.
+    pub async fn stats(&self, from_ms: i64, to_ms: i64, now_ms: i64) -> StoreResult<Stats> {
         let period = |sql: &str| Sql::new(sql).bind(from_ms).bind(to_ms);
         let by_code: Vec<(String, i64)> = self
             .db
@@ -381,7 +432,37 @@ impl Store {
             .await?
             .pop()
             .unwrap_or_default();
+        let deadlines: Vec<DeadlineRow> = self
+            .db
+            .fetch_all(
+                &period(&format!(
+                    "SELECT k.department, COUNT(*) AS checks, \
+                        COUNT(*) FILTER (WHERE k.due_ms IS NOT NULL AND \
+                            (k.decided_ms IS NOT NULL OR k.due_ms < $3)) AS due, \
+                        COUNT(*) FILTER (WHERE k.decided_ms <= k.due_ms) AS on_time, \
+                        COUNT(*) FILTER (WHERE k.status IN {OPEN_CHECK} AND k.due_ms < $3) \
+                            AS overdue \
+                     FROM case_checks k JOIN cases c ON c.id = k.case_id \
+                     WHERE c.opened_ms BETWEEN $1 AND $2 GROUP BY k.department"
+                ))
+                .bind(now_ms),
+            )
+            .await?;
         Ok(Stats {
+            deadlines: deadlines
+                .into_iter()
+                .map(|r| {
+                    (
+                        r.department,
+                        DeadlineStats {
+                            checks: r.checks,
+                            due: r.due,
+                            on_time: r.on_time,
+                            overdue: r.overdue,
+                        },
+                    )
+                })
+                .collect(),
             by_code: by_code.into_iter().collect(),
             by_department: by_department.into_iter().collect(),
             cases,

@@ -135,6 +135,27 @@ impl Store {
             .await
     }
 
+    /// Where the fleet clock stood by the stored fixes: the `rank`-th latest
+    /// of the registered vehicles' newest fix times up to `until_ms` (the
+    /// smallest of them when fewer vehicles have fixes), so that a few
+    /// terminals stamping far ahead do not decide it. One primary-key lookup
+    /// per vehicle.
+    pub async fn fleet_time_ms(&self, rank: i64, until_ms: i64) -> StoreResult<Option<i64>> {
+        let times: Vec<(i64,)> = self
+            .db
+            .fetch_all(
+                &Sql::new(
+                    "SELECT t FROM (SELECT (SELECT MAX(f.ts_ms) FROM all_fixes f \
+                     WHERE f.device_id = v.device_id AND f.ts_ms <= $1) AS t FROM vehicles v) \
+                     AS latest WHERE t IS NOT NULL ORDER BY t DESC LIMIT $2",
+                )
+                .bind(until_ms)
+                .bind(rank),
+            )
+            .await?;
+        Ok(times.last().map(|t| t.0))
+    }
+
     /// Fixes of every device from `since_ms` on, oldest first, at most `limit`.
     pub async fn fixes_since(&self, since_ms: i64, limit: i64) -> StoreResult<Vec<Fix>> {
         self.fixes(

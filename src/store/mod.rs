@@ -32,6 +32,7 @@ mod db;
 mod fixes;
 mod fleet;
 mod migrate;
+mod mqtt;
 mod permits;
 mod postgres;
 mod records;
@@ -47,8 +48,8 @@ pub use crate::cases::NewViolationCase;
 pub use crate::violation::StoredViolation;
 pub use postgres::redact_url;
 pub use records::{
-    AuditRecord, CaseFilter, CaseRecord, DeadLetter, PermitFilter, Stats, StoredDeadLetter,
-    ViolationFilter,
+    AuditRecord, CaseFilter, CaseRecord, DeadLetter, DeadlineStats, PermitFilter, Stats,
+    StoredDeadLetter, ViolationFilter,
 };
 pub use terminals::TerminalRegistration;
 
@@ -73,6 +74,39 @@ impl fmt::Display for StoreError {
 }
 
 impl std::error::Error for StoreError {}
+
+impl StoreError {
+    /// The database refused the data itself (a value it cannot store, a
+    /// constraint): sending the same rows again fails again. Anything else
+    /// (connection lost, timeout, lock, server restarting) may pass, and is
+    /// worth retrying.
+    pub fn is_data_error(&self) -> bool {
+        let db = match self {
+            StoreError::Conflict(_) | StoreError::MissingReference(_) => return true,
+            StoreError::Corrupt(_) => return true,
+            StoreError::Db(e) => match e.as_database_error() {
+                Some(db) => db,
+                None => {
+                    return matches!(e, sqlx::Error::Encode(_) | sqlx::Error::TypeNotFound { .. })
+                }
+            },
+        };
+        let Some(code) = db.code() else {
+            return false;
+        };
+        match db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+            // SQLSTATE class 22: data exception (a NUL in text, a number out
+            // of range), 23: integrity constraint violation.
+            Some(_) => code.starts_with("22") || code.starts_with("23"),
+            // SQLite: the extended result code; its low byte is the primary:
+            // TOOBIG (18), CONSTRAINT (19, a trigger's RAISE included),
+            // MISMATCH (20), RANGE (25).
+            None => code
+                .parse::<i64>()
+                .is_ok_and(|c| matches!(c & 0xff, 18 | 19 | 20 | 25)),
+        }
+    }
+}
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {

@@ -22,6 +22,9 @@ pub struct DeadLetter {
 
 impl DeadLetter {
     pub const MAX_PAYLOAD: usize = 4096;
+    /// Characters of the topic and of the detail kept.
+    pub const MAX_TOPIC: usize = 256;
+    pub const MAX_DETAIL: usize = 1024;
 
     pub fn new(
         received_ms: i64,
@@ -31,12 +34,14 @@ impl DeadLetter {
         payload: &[u8],
     ) -> DeadLetter {
         let cut = &payload[..payload.len().min(Self::MAX_PAYLOAD)];
+        // Kept for inspection, so kept storable: no NUL (PostgreSQL refuses
+        // it in text), topic and detail on one line and short.
         DeadLetter {
             received_ms,
-            topic: topic.to_string(),
+            topic: crate::text::escaped(topic, Self::MAX_TOPIC).into_owned(),
             reason,
-            detail,
-            payload: String::from_utf8_lossy(cut).into_owned(),
+            detail: crate::text::escaped(&detail, Self::MAX_DETAIL).into_owned(),
+            payload: crate::text::storable(&String::from_utf8_lossy(cut)).into_owned(),
         }
     }
 }
@@ -67,6 +72,9 @@ pub struct ViolationFilter {
     pub code: Option<ViolationCode>,
     pub since_ms: Option<i64>,
     pub firm: Option<String>,
+    /// Only violations filed into a case with a check for this department
+    /// (a department's view).
+    pub visible_to: Option<Department>,
     pub ids: Option<Vec<i64>>,
     pub case_id: Option<i64>,
 }
@@ -83,6 +91,12 @@ pub struct CaseFilter {
     pub code: Option<ViolationCode>,
     pub from_ms: Option<i64>,
     pub to_ms: Option<i64>,
+    /// Only cases with a check overdue at this time (of `visible_to` or
+    /// `department`, when set).
+    pub overdue_at: Option<i64>,
+    /// List the cases with a check overdue at this time first (most
+    /// overdue on top), then the rest, newest first.
+    pub overdue_first_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -123,4 +137,29 @@ pub struct Stats {
     /// 一超四罚: cases with an OVERLOAD.
     pub overload_cases: i64,
     pub penalties_cny: f64,
+    /// Per department, how its checks keep their deadlines.
+    pub deadlines: BTreeMap<String, DeadlineStats>,
+}
+
+/// One department's checks against their deadlines, at the time of reading.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct DeadlineStats {
+    /// Checks filed (of cases opened in the period).
+    pub checks: i64,
+    /// Checks whose timeliness is known: decided (on time or late), or
+    /// past their deadline undecided. A check still within its deadline
+    /// and undecided is not counted yet.
+    pub due: i64,
+    /// Checks decided by their deadline.
+    pub on_time: i64,
+    /// Checks past their deadline, neither decided nor closed.
+    pub overdue: i64,
+}
+
+impl DeadlineStats {
+    /// 按期处置率: checks decided by their deadline / checks due; `None`
+    /// when none is due yet.
+    pub fn on_time_rate(&self) -> Option<f64> {
+        (self.due > 0).then(|| self.on_time as f64 / self.due as f64)
+    }
 }

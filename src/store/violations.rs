@@ -4,10 +4,10 @@ use super::codec::JsonText;
 use super::db::Sql;
 use super::{Store, StoreError, StoreResult, StoredViolation, ViolationFilter};
 use crate::identity::{DeviceId, FirmId, Plate};
-use crate::violation::{Violation, ViolationCode};
+use crate::violation::{Uncertainty, Violation, ViolationCode};
 
 const COLUMNS: &str = "id, code, plate, device_id, firm_id, permit_id, started_ms, ended_ms, \
-     lat, lon, measured, fences, case_id";
+     lat, lon, measured, fences, uncertainty, case_id";
 
 #[derive(sqlx::FromRow)]
 struct ViolationRow {
@@ -23,6 +23,7 @@ struct ViolationRow {
     lon: f64,
     measured: f64,
     fences: JsonText<Vec<String>>,
+    uncertainty: Option<JsonText<Uncertainty>>,
     case_id: Option<i64>,
 }
 
@@ -41,6 +42,7 @@ impl From<ViolationRow> for StoredViolation {
             lon: r.lon,
             measured: r.measured,
             fences: r.fences.0,
+            uncertainty: r.uncertainty.map(|u| u.0),
             case_id: r.case_id,
         }
     }
@@ -54,7 +56,11 @@ impl Store {
             .and(" AND code = {}", f.code)
             .and(" AND started_ms >= {}", f.since_ms)
             .and(" AND firm_id = {}", f.firm.as_deref())
-            .and(" AND case_id = {}", f.case_id);
+            .and(" AND case_id = {}", f.case_id)
+            .and(
+                " AND case_id IN (SELECT case_id FROM case_checks WHERE department = {})",
+                f.visible_to,
+            );
         if let Some(ids) = &f.ids {
             q.push(" AND id");
             self.db.push_in_ids(&mut q, ids);
@@ -67,10 +73,15 @@ impl Store {
     pub async fn insert_violation(&self, v: &Violation, now_ms: i64) -> StoreResult<i64> {
         let fences =
             serde_json::to_string(&v.fences).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let uncertainty = v
+            .uncertainty
+            .map(|u| serde_json::to_string(&u))
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let insert = Sql::new(
             "INSERT INTO violations (code, plate, device_id, firm_id, permit_id, started_ms, \
-             ended_ms, lat, lon, measured, fences, created_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+             ended_ms, lat, lon, measured, fences, uncertainty, created_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
              ON CONFLICT (device_id, code, started_ms) DO NOTHING RETURNING id",
         )
         .bind(v.code)
@@ -84,6 +95,7 @@ impl Store {
         .bind(v.lon)
         .bind(v.measured)
         .bind(fences)
+        .bind(uncertainty.as_deref())
         .bind(now_ms);
         if let Some((id,)) = self.db.fetch_optional::<(i64,)>(&insert).await? {
             return Ok(id);

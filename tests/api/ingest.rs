@@ -413,3 +413,28 @@ async fn the_loaded_geofences_are_served_as_geojson() {
     assert_eq!(app.get("/api/v1/geofences", None).await.status, 401);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn nul_and_control_characters_get_a_reason_or_a_400_and_ingest_goes_on() {
+    let app = spawn_app().await;
+    crate::common::untrusted::nul_and_control_characters_are_refused_at_the_edge(&app).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn rows_the_database_refuses_are_quarantined_and_the_next_batch_goes_on() {
+    use sqlx::Connection;
+    let app = spawn_app().await;
+    let url = format!("sqlite://{}", app.db.display());
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.expect("db");
+    sqlx::query(&format!(
+        "CREATE TRIGGER poison BEFORE INSERT ON fixes WHEN NEW.device_id = '{}' \
+         BEGIN SELECT RAISE(ABORT, 'poisoned row'); END",
+        crate::common::untrusted::POISONED_DEVICE
+    ))
+    .execute(&mut conn)
+    .await
+    .expect("trigger");
+    crate::common::untrusted::a_refused_row_costs_only_itself(&app).await;
+    app.stop().await;
+}

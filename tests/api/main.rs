@@ -9,9 +9,14 @@ mod common;
 
 mod access;
 mod alerts;
+mod broker;
 mod cases;
 mod cli;
+mod clocks;
 mod console;
+mod deadlines;
+mod hygiene;
 mod ingest;
 mod jt808;
+mod mqtt_auth;
 mod violations;

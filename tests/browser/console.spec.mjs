@@ -81,6 +81,9 @@ try {
   assert.match(await police.locator('.check-status').textContent(), /investigating/);
   const audit = await page.locator('#audit tr.audit-line').allTextContents();
   assert.ok(audit.some((l) => l.includes('dept:police') && l.includes('investigating')), `audit: ${audit.join(' | ')}`);
+  // The violation shows how sure it is: a band and the terminal's GPS noise.
+  const band = await page.locator('#violations td.uncertainty').first().textContent();
+  assert.match(band, /\d+\.\d – \d+\.\d \(\d+\.\d+%; GPS σ \d+\.\d m/, `uncertainty: ${band}`);
   // Other departments' checks are shown but not editable by the police.
   assert.equal(await page.locator('#check-form').count(), 1);
   await shot('case');

@@ -5,6 +5,7 @@
 
 pub mod db;
 pub mod http;
+pub mod untrusted;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -283,6 +284,35 @@ pub async fn seed_violation(
     firm: &str,
     started: &str,
 ) -> (i64, i64) {
+    let started_ms = chrono::DateTime::parse_from_rfc3339(started)
+        .expect("time")
+        .timestamp_millis();
+    seed_violation_filed(
+        store,
+        code,
+        plate,
+        device,
+        firm,
+        started,
+        started_ms,
+        muckwatch::cases::Deadlines::default(),
+    )
+    .await
+}
+
+/// [`seed_violation`] with its checks filed at `filed_ms` (wall clock) under
+/// `deadlines`.
+#[allow(clippy::too_many_arguments)]
+pub async fn seed_violation_filed(
+    store: &Store,
+    code: &str,
+    plate: &str,
+    device: &str,
+    firm: &str,
+    started: &str,
+    filed_ms: i64,
+    deadlines: muckwatch::cases::Deadlines,
+) -> (i64, i64) {
     use muckwatch::cases::{overload_parties, Routing};
     use muckwatch::violation::ViolationCode;
     let code = ViolationCode::parse(code).expect("code");
@@ -301,6 +331,7 @@ pub async fn seed_violation(
         lon: 120.16,
         measured: 1.0,
         fences: vec![],
+        uncertainty: None,
     };
     let id = store
         .insert_violation(&v, started_ms)
@@ -320,12 +351,10 @@ pub async fn seed_violation(
         firm_id: v.firm_id.clone(),
         started_ms,
         merge_window_ms: 12 * 3_600_000,
+        deadlines,
         departments: routing.departments(code).to_vec(),
         parties,
     };
-    let case_id = store
-        .file_violation(&case, started_ms)
-        .await
-        .expect("filed");
+    let case_id = store.file_violation(&case, filed_ms).await.expect("filed");
     (id, case_id)
 }

@@ -12,3 +12,4 @@ mod geofence_prop;
 mod geofence_sample;
 mod rules;
 mod rules_near_miss;
+mod rules_noise;

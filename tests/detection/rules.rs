@@ -371,6 +371,30 @@ fn wrong_disposal_site_when_tipping_at_another_firms_site() {
 }
 
 #[test]
+fn no_wrong_disposal_site_for_a_vehicle_without_a_valid_permit() {
+    // the fixture tips at d01; the only permit (to d02) expired: NO_PERMIT's business
+    let fixes = fixture("disposal_parked_tipper.ndjson", "T-TIPPER");
+    let mut expired = (*permit("P-2", "苏J00001", "s02", "d02", &["route-s02-d02"], &[])).clone();
+    expired.valid_until = chrono::NaiveDate::from_ymd_opt(2020, 1, 1).expect("date");
+    let events = run(
+        &rules(),
+        &vehicle("T-TIPPER", vec![std::sync::Arc::new(expired)]),
+        &fixes,
+    );
+    let codes = raised_codes(&events);
+    assert!(!codes.contains(&Code::WrongDisposalSite), "{codes:?}");
+    assert!(
+        !codes.contains(&Code::IllegalDumping),
+        "a licensed site is no illegal dump: {codes:?}"
+    );
+    let events = run(&rules(), &vehicle("T-TIPPER", vec![]), &fixes);
+    assert!(
+        !raised_codes(&events).contains(&Code::WrongDisposalSite),
+        "no permit at all"
+    );
+}
+
+#[test]
 fn cover_open_while_driving_for_a_minute() {
     let fixes = fixture("cover_open.ndjson", "T-COVER");
     let events = run(&rules(), &truck("T-COVER"), &fixes);

@@ -147,8 +147,13 @@ impl Drop for Serve {
 }
 
 fn start_serve(config: &std::path::Path) -> Serve {
+    start_serve_with(&["serve", "--config", config.to_str().unwrap()], &[])
+}
+
+fn start_serve_with(args: &[&str], env: &[(&str, &str)]) -> Serve {
     let mut child = Command::new(env!("CARGO_BIN_EXE_muckwatch"))
-        .args(["serve", "--config", config.to_str().unwrap()])
+        .args(args)
+        .envs(env.iter().copied())
         .env_remove("RUST_LOG")
         .stderr(Stdio::piped())
         .spawn()
@@ -207,6 +212,47 @@ async fn kill_9_in_the_middle_of_a_fleet_loses_and_duplicates_nothing() {
     assert_all_there_once(&db.store).await;
     serve.stop();
     forget_session(&mosquitto_url(), &client_id).await;
+}
+
+/// The same with no configuration at all: `serve --mqtt-url` keeps its
+/// session by default, under a client id derived from its buckets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Mosquitto and PostgreSQL; run by .ci/run"]
+async fn kill_9_with_no_config_file_loses_and_duplicates_nothing() {
+    let db: TestDb = postgres_db().await;
+    register(&db.store).await;
+    // only the topic root is our own (an environment variable, not a file),
+    // so that other runs on the shared broker never see these fixes
+    let prefix = format!("{}/muckwatch/v1", unique("kill-default"));
+    let broker_url = mosquitto_url();
+    let args = [
+        "serve",
+        "--mqtt-url",
+        broker_url.as_str(),
+        "--database-url",
+        db.url.as_str(),
+        "--http",
+        "127.0.0.1:0",
+    ];
+    let env = [("MUCKWATCH_MQTT_TOPIC_PREFIX", prefix.as_str())];
+    let mut serve = start_serve_with(&args, &env);
+    let broker = MqttUrl::parse(&broker_url).unwrap();
+    let p = Publisher::connect(&broker, &prefix).await;
+    let fixes = fleet();
+    for (i, (device, fix)) in fixes.iter().enumerate() {
+        p.send(device, fix.clone()).await;
+        if i == fixes.len() / 2 {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            serve.stop(); // SIGKILL
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let mut serve = start_serve_with(&args, &env);
+    assert_all_there_once(&db.store).await;
+    serve.stop();
+    let mut settings = muckwatch::configuration::Settings::default();
+    settings.mqtt.topic_prefix = prefix;
+    forget_session(&broker_url, &settings.mqtt_client_id()).await;
 }
 
 /// A private Mosquitto with persistence, so a restart keeps queued messages.
@@ -290,7 +336,7 @@ async fn a_broker_restart_during_ingest_loses_nothing() {
     settings.database.url = db.url.clone();
     settings.mqtt.url = Some(broker.url());
     settings.mqtt.client_id = unique("mw-restart");
-    settings.mqtt.persistent_session = true;
+    settings.mqtt.persistent_session = Some(true);
     let app = spawn_with(settings).await;
     let p = Publisher::connect_persistent(&app.mqtt, &app.prefix).await;
     let fixes = fleet();
@@ -352,7 +398,7 @@ async fn a_database_connection_cut_during_ingest_loses_nothing() {
     settings.mqtt.url = Some(mosquitto_url());
     let client_id = unique("mw-cut");
     settings.mqtt.client_id = client_id.clone();
-    settings.mqtt.persistent_session = true;
+    settings.mqtt.persistent_session = Some(true);
     settings.mqtt.topic_prefix = format!("{}/muckwatch/v1", unique("cut"));
     let app = spawn_with(settings).await;
     let p = app.publisher().await;
@@ -376,5 +422,57 @@ async fn a_database_connection_cut_during_ingest_loses_nothing() {
     );
     drop(p);
     app.stop().await;
+    forget_session(&mosquitto_url(), &client_id).await;
+}
+
+/// Shutdown with the database gone: the writer and the violation sink give
+/// up within their grace instead of retrying forever, acknowledge nothing
+/// they did not commit, and the next start (same persistent session) gets
+/// every fix from the broker again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Mosquitto and PostgreSQL; run by .ci/run"]
+async fn shutdown_with_the_database_gone_ends_and_loses_nothing() {
+    let db = postgres_db().await;
+    register(&db.store).await;
+    let cut = Arc::new(AtomicBool::new(false));
+    let proxy = cuttable_proxy("127.0.0.1:5432".parse().unwrap(), cut.clone()).await;
+    let proxied = db.url.replacen("127.0.0.1:5432", &proxy.to_string(), 1);
+    assert_ne!(
+        proxied, db.url,
+        "the test database URL goes through 127.0.0.1:5432"
+    );
+    let mut settings = test_settings(&temp_db());
+    settings.database.url = proxied;
+    settings.mqtt.url = Some(mosquitto_url());
+    settings.mqtt.topic_prefix = format!("{}/muckwatch/v1", unique("gone"));
+    // no client id, no session setting: the defaults are what is tested
+    let client_id = settings.mqtt_client_id();
+    let app = spawn_with(settings.clone()).await;
+    let p = app.publisher().await;
+    let fixes = fleet();
+    let (before, after) = fixes.split_at(fixes.len() / 2);
+    for (device, fix) in before {
+        p.send(device, fix.clone()).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    cut.store(true, Ordering::SeqCst);
+    for (device, fix) in after {
+        p.send(device, fix.clone()).await;
+    }
+    let failing = eventually(Duration::from_secs(30), || async {
+        let errors = app.metric("muckwatch_store_write_errors_total").await;
+        (errors >= 1.0).then_some(())
+    })
+    .await;
+    assert!(failing.is_some(), "the writer meets the cut");
+    // a hang would never end; the writer's grace is 10 s and each attempt
+    // waits at most the pool's 10 s acquire timeout
+    let stopped = tokio::time::timeout(Duration::from_secs(90), app.stop()).await;
+    assert!(stopped.is_ok(), "shutdown ended with the database gone");
+    cut.store(false, Ordering::SeqCst);
+    let again = spawn_with(settings).await;
+    assert_all_there_once(&db.store).await;
+    drop(p);
+    again.stop().await;
     forget_session(&mosquitto_url(), &client_id).await;
 }

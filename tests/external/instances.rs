@@ -17,6 +17,8 @@ fn settings(url: &str, prefix: &str, buckets: &str) -> muckwatch::configuration:
         std::env::var("MUCKWATCH_TEST_MQTT_URL").unwrap_or_else(|_| "mqtt://127.0.0.1:1883".into()),
     );
     s.mqtt.client_id = unique("mw-instance");
+    // a client id of its own each run: leave no session on the shared broker
+    s.mqtt.persistent_session = Some(false);
     s.mqtt.topic_prefix = prefix.to_string();
     s.mqtt.buckets = buckets.to_string();
     s.ingest.registry_refresh_s = 1;

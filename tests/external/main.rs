@@ -10,4 +10,5 @@ mod common;
 mod faults;
 mod instances;
 mod mosquitto;
+mod mosquitto_auth;
 mod postgres;

@@ -17,6 +17,8 @@ async fn a_fix_through_mosquitto_appears_in_the_track() {
     let mut settings = test_settings(&db);
     settings.mqtt.url = Some(broker_url());
     settings.mqtt.client_id = unique("muckwatch-test");
+    // a client id of its own each run: leave no session on the shared broker
+    settings.mqtt.persistent_session = Some(false);
     // A topic root of our own: other runs on the same broker never see our fixes.
     settings.mqtt.topic_prefix = format!("{}/muckwatch/v1", unique("t"));
     let app = spawn_with(settings).await;

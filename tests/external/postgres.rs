@@ -85,3 +85,34 @@ async fn serve_on_postgres_ingests_detects_files_cases_and_survives_a_restart() 
     );
     again.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL; run by .ci/run"]
+async fn nul_and_control_characters_on_postgres_get_a_reason_or_a_400_and_ingest_goes_on() {
+    let db = postgres_db().await;
+    let mut settings = test_settings(&temp_db());
+    settings.database.url = db.url.clone();
+    let app = spawn_with(settings).await;
+    crate::common::untrusted::nul_and_control_characters_are_refused_at_the_edge(&app).await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL; run by .ci/run"]
+async fn rows_postgres_refuses_are_quarantined_and_the_next_batch_goes_on() {
+    use sqlx::Connection;
+    let db = postgres_db().await;
+    let mut settings = test_settings(&temp_db());
+    settings.database.url = db.url.clone();
+    let app = spawn_with(settings).await;
+    let mut conn = sqlx::PgConnection::connect(&db.url).await.expect("db");
+    sqlx::query(&format!(
+        "ALTER TABLE fixes ADD CONSTRAINT poison CHECK (device_id <> '{}')",
+        crate::common::untrusted::POISONED_DEVICE
+    ))
+    .execute(&mut conn)
+    .await
+    .expect("constraint");
+    crate::common::untrusted::a_refused_row_costs_only_itself(&app).await;
+    app.stop().await;
+}

@@ -433,7 +433,7 @@ async fn stats_count_the_period(store: &Store) {
         .await
         .unwrap();
 
-    let s = store.stats(T0 - HOUR, T0 + 24 * HOUR).await.unwrap();
+    let s = store.stats(T0 - HOUR, T0 + 24 * HOUR, T0).await.unwrap();
     let map = |pairs: &[(&str, i64)]| pairs.iter().map(|(k, n)| (k.to_string(), *n)).collect();
     assert_eq!(s.by_code, map(&[("OVERLOAD", 1), ("SPEEDING", 2)]));
     assert_eq!(
@@ -450,6 +450,6 @@ async fn stats_count_the_period(store: &Store) {
         (2, 1, 1, 1)
     );
     assert_eq!(s.penalties_cny, 5200.5);
-    let empty = store.stats(T0 - 2 * HOUR, T0 - HOUR).await.unwrap();
+    let empty = store.stats(T0 - 2 * HOUR, T0 - HOUR, T0).await.unwrap();
     assert_eq!(empty, muckwatch::store::Stats::default());
 }

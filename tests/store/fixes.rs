@@ -11,6 +11,7 @@ on_both_backends!(
     fixes_drop_duplicates_and_answer_time_ranges,
     retention_keeps_the_evidence_of_violations,
     latest_fix_of_each_vehicle,
+    fleet_time_is_not_dragged_by_a_few_clocks_ahead,
     dead_letters_are_pruned_to_keep,
 );
 
@@ -183,4 +184,43 @@ async fn dead_letters_are_pruned_to_keep(store: &Store) {
         .await
         .unwrap();
     assert_eq!(store.dead_letters(10, 0).await.unwrap().1, 4);
+}
+
+/// Where warm-up starts: the 3rd latest registered vehicle's newest fix up
+/// to the limit, so one terminal a day ahead or an unregistered device does
+/// not move it (and with fewer vehicles, the oldest of their newest).
+async fn fleet_time_is_not_dragged_by_a_few_clocks_ahead(store: &Store) {
+    assert_eq!(
+        store.fleet_time_ms(3, T0 + 1_000_000_000).await.unwrap(),
+        None
+    );
+    for (p, d) in [
+        ("苏J0F001", "ft-1"),
+        ("苏J0F002", "ft-2"),
+        ("苏J0F003", "ft-3"),
+        ("苏J0F004", "ft-4"),
+    ] {
+        seed_vehicle(store, "firm-ft", p, d).await;
+    }
+    store.insert_fixes(&[fix("ft-1", T0)], T0).await.unwrap();
+    assert_eq!(
+        store.fleet_time_ms(3, T0 + 1_000_000_000).await.unwrap(),
+        Some(T0)
+    );
+    let fixes = [
+        fix("ft-2", T0 + 10_000),
+        fix("ft-3", T0 + 20_000),
+        fix("ft-4", T0 + 86_400_000), // a day ahead
+        fix("ghost", T0 + 7_200_000), // registered to no vehicle
+    ];
+    store.insert_fixes(&fixes, T0).await.unwrap();
+    assert_eq!(
+        store.fleet_time_ms(3, T0 + 1_000_000_000).await.unwrap(),
+        Some(T0 + 10_000)
+    );
+    assert_eq!(
+        store.fleet_time_ms(3, T0 + 15_000).await.unwrap(),
+        Some(T0),
+        "nothing past the limit counts"
+    );
 }

@@ -81,6 +81,7 @@ fn speeding(plate: &str, device: &str, started_ms: i64, ended_ms: i64) -> Violat
         lon: 120.16,
         measured: 62.0,
         fences: vec![],
+        uncertainty: None,
     }
 }
 

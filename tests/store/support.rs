@@ -51,6 +51,7 @@ pub fn violation(code: ViolationCode, p: &str, device: &str, started_ms: i64) ->
         lon: 120.16,
         measured: 47.5,
         fences: vec!["zone-1".into(), "route-2".into()],
+        uncertainty: None,
     }
 }
 
@@ -80,6 +81,7 @@ pub async fn raise(
         firm_id: FirmId::parse("firm-a").expect("firm"),
         started_ms,
         merge_window_ms: WINDOW,
+        deadlines: muckwatch::cases::Deadlines::default(),
         departments: routing.departments(code).to_vec(),
         parties,
     };

@@ -2,11 +2,52 @@
 
 use muckwatch::identity::FirmId;
 use muckwatch::store::{Store, ViolationFilter};
-use muckwatch::violation::ViolationCode;
+use muckwatch::violation::{Uncertainty, ViolationCode};
 
 use crate::support::*;
 
-on_both_backends!(violations_are_idempotent_end_and_filter,);
+on_both_backends!(
+    violations_are_idempotent_end_and_filter,
+    a_violation_keeps_how_sure_it_is,
+);
+
+async fn a_violation_keeps_how_sure_it_is(store: &Store) {
+    let band = Uncertainty {
+        sigma_m: 28.4,
+        confidence: 0.999_968,
+        low: 212.5,
+        high: 278.1,
+        fixes: 6,
+    };
+    let mut sure = violation(ViolationCode::RouteDeviation, "苏J00001", "dev-1", T0);
+    sure.uncertainty = Some(band);
+    let plain = violation(ViolationCode::Overload, "苏J00001", "dev-1", T0);
+    let (a, b) = (
+        store.insert_violation(&sure, T0).await.unwrap(),
+        store.insert_violation(&plain, T0).await.unwrap(),
+    );
+    let (items, _) = store
+        .violations(&ViolationFilter::default(), 10, 0)
+        .await
+        .unwrap();
+    let of = |id| items.iter().find(|v| v.id == id).expect("listed");
+    assert_eq!(of(a).uncertainty, Some(band));
+    assert_eq!(
+        of(b).uncertainty,
+        None,
+        "codes not judged by position have none"
+    );
+    let json = muckwatch::violation::violation_json(of(a), chrono_tz::Asia::Shanghai);
+    assert_eq!(
+        json["uncertainty"],
+        serde_json::json!({"sigma_m": 28.4, "confidence": 0.999_968, "low": 212.5,
+            "high": 278.1, "fixes": 6})
+    );
+    assert!(
+        muckwatch::violation::violation_json(of(b), chrono_tz::Asia::Shanghai)["uncertainty"]
+            .is_null()
+    );
+}
 
 async fn violations_are_idempotent_end_and_filter(store: &Store) {
     let v = violation(ViolationCode::Speeding, "苏J00001", "dev-1", T0);

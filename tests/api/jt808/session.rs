@@ -205,3 +205,26 @@ async fn a_profile_maps_cover_tipper_and_load_and_a_subpackaged_backfill_is_stor
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn under_mqtt_auth_the_gateway_logs_in_as_muckwatch_and_its_fixes_are_stored() {
+    let mut s = test_settings(&temp_db());
+    s.jt808.listen = Some("127.0.0.1:0".into());
+    s.mqtt.auth = true;
+    let app = spawn_with(s).await;
+    let addr = app.jt808.expect("gateway on");
+    app.register("firm-j", "苏J80802", "013900000002").await;
+
+    let mut t = Terminal::connect(addr, "013900000002", Edition::V2013).await;
+    t.login("苏J80802").await;
+    for i in 0..3 {
+        assert_eq!(t.call(Message::Location(speeding_fix(i))).await, result::OK);
+    }
+    wait_ingested(&app, 3.0).await;
+    assert_eq!(
+        app.metric("muckwatch_mqtt_refused_total{reason=\"bad_credentials\"}")
+            .await,
+        0.0
+    );
+    app.stop().await;
+}
