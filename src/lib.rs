@@ -31,6 +31,9 @@
 //!   once for SQLite and PostgreSQL; it writes what the cases' plans say.
 //! - [`rules`]: the per-vehicle violation state machine, every code, on event time.
 //! - [`registry`]: the lock-free device -> vehicle context map the rules read.
+//! - [`live`]: the live fleet, each vehicle's newest fix and open
+//!   violations, published by detection's shards as snapshots the live
+//!   map reads without the database.
 //! - [`configuration`]: settings from defaults, TOML, environment and flags.
 //! - [`alerts`]: one alert per raised violation, per routed department,
 //!   over MQTT and to SSE listeners, in Chinese and English.
@@ -76,6 +79,7 @@ pub mod geofence;
 pub mod identity;
 pub mod ingest;
 pub mod jt808;
+pub mod live;
 pub mod metrics;
 pub mod mqtt_access;
 pub mod permit;

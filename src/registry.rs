@@ -21,7 +21,15 @@ pub use crate::identity::{Firm, FirmId, Plate, Vehicle};
 #[derive(Default)]
 pub struct Registry {
     by_device: ArcSwap<HashMap<DeviceId, Arc<VehicleContext>>>,
+    /// The same contexts in plate order, for the live map's pages.
+    by_plate: ArcSwap<Vec<Arc<VehicleContext>>>,
     write: Mutex<Sources>,
+}
+
+fn plate_order(map: &HashMap<DeviceId, Arc<VehicleContext>>) -> Vec<Arc<VehicleContext>> {
+    let mut v: Vec<Arc<VehicleContext>> = map.values().cloned().collect();
+    v.sort_by(|a, b| a.plate.as_str().cmp(b.plate.as_str()));
+    v
 }
 
 #[derive(Default)]
@@ -48,6 +56,7 @@ impl Registry {
             .map(|v| (v.device_id, Arc::new(sources.context(v))))
             .collect();
         Registry {
+            by_plate: ArcSwap::from_pointee(plate_order(&map)),
             by_device: ArcSwap::from_pointee(map),
             write: Mutex::new(sources),
         }
@@ -63,6 +72,12 @@ impl Registry {
             std::mem::swap(&mut *sources, &mut *new_sources);
         }
         self.by_device.store(fresh.by_device.load_full());
+        self.by_plate.store(fresh.by_plate.load_full());
+    }
+
+    /// Every registered vehicle's context, in plate order.
+    pub fn by_plate(&self) -> Arc<Vec<Arc<VehicleContext>>> {
+        self.by_plate.load_full()
     }
 
     pub fn context_of(&self, device: &DeviceId) -> Option<Arc<VehicleContext>> {
@@ -117,6 +132,7 @@ impl Registry {
         for c in fresh {
             map.insert(c.device_id, c);
         }
+        self.by_plate.store(Arc::new(plate_order(&map)));
         self.by_device.store(Arc::new(map));
     }
 

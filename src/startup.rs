@@ -147,6 +147,8 @@ impl Application {
                 tz,
                 mqtt: broker.gate.clone(),
                 routing: settings.cases.routing().map_err(anyhow::Error::msg)?,
+                live: detection.live(),
+                buckets: crate::ingest::BucketSet::parse(&settings.mqtt.buckets)?,
             }),
             settings.http.limits(),
         );

@@ -1,10 +1,8 @@
 //! The web console: static files embedded in the binary (served without a
 //! token: they hold no data, every data call they make carries the token),
 //! and the two small endpoints the console needs that the API lacked:
-//! `GET /api/v1/whoami` and `GET /api/v1/vehicles` (the fleet with each
-//! vehicle's newest fix).
-
-use std::collections::HashMap;
+//! `GET /api/v1/whoami` and `GET /api/v1/vehicles` (the live map: the fleet
+//! with each vehicle's newest fix, from memory).
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
@@ -19,7 +17,6 @@ use super::{ApiError, ApiPath, AppState, Caller, Paging};
 use crate::auth::Department;
 use crate::cases::{CaseStatus, CheckStatus};
 use crate::permit::PermitStatus;
-use crate::store::ViolationFilter;
 use crate::violation::ViolationCode;
 
 /// `(name, content type, body)` of every file under `web/`.
@@ -141,14 +138,6 @@ pub async fn meta(_caller: Caller) -> Json<Value> {
     }))
 }
 
-/// A vehicle is "stale" when its newest fix is this much older than the
-/// newest fix of the fleet (event time, as the rules use, not the wall clock).
-const STALE_MS: i64 = 15 * 60_000;
-
-/// `GET /api/v1/vehicles`: admins and departments see the whole fleet, a
-/// firm its own vehicles. Each carries its newest fix (`last_fix`, null if
-/// none) and a `state`: `violating` (a violation ongoing or ended within
-/// 10 min of its newest fix), `stale`, `no_fix` or `ok`.
 /// The fleet sheet of an export.
 const SHEET: &[Column] = &[
     col!("车牌", "/plate"),
@@ -162,6 +151,13 @@ const SHEET: &[Column] = &[
     col!("速度(km/h)", "/last_fix/speed_kmh"),
 ];
 
+/// `GET /api/v1/vehicles`: the live map. Admins and departments see the
+/// whole fleet this instance serves (the vehicles of its buckets), a firm
+/// its own vehicles. Each carries its newest fix (`last_fix`, null if none),
+/// a `state` (`violating`: a violation ongoing or ended within 10 min of its
+/// newest fix, `stale`, `no_fix` or `ok`) and `open_violations` (the codes
+/// with an episode open now). Read from memory: the registry's vehicles in
+/// plate order and detection's published live fleet; no database query.
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -171,51 +167,27 @@ pub async fn list(
     let Query(paging) = query?;
     let (limit, offset) = format.paging(paging)?;
     let firm = caller.0.firm();
-    let vehicles: Vec<_> = state
-        .store
-        .vehicles()
-        .await?
-        .into_iter()
-        .filter(|v| firm.is_none_or(|f| *f == v.firm_id))
-        .collect();
-    let total = vehicles.len() as i64;
-    let page: Vec<_> = vehicles
-        .into_iter()
+    let fleet = state.registry.by_plate();
+    let live = state.live.snapshot();
+    let newest = live.newest_ms().unwrap_or(0);
+    let shown = |v: &&std::sync::Arc<crate::rules::VehicleContext>| {
+        firm.is_none_or(|f| *f == v.firm_id) && state.buckets.contains(v.device_id.default_bucket())
+    };
+    let total = fleet.iter().filter(shown).count() as i64;
+    let items: Vec<Value> = fleet
+        .iter()
+        .filter(shown)
         .skip(offset as usize)
         .take(limit as usize)
-        .collect();
-    let fixes: HashMap<String, _> = state
-        .store
-        .latest_vehicle_fixes()
-        .await?
-        .into_iter()
-        .map(|f| (f.device_id.as_str().to_string(), f))
-        .collect();
-    let newest = fixes.values().map(|f| f.ts_ms).max().unwrap_or(0);
-    // Violations of the last operating night are enough to colour the map.
-    let filter = ViolationFilter {
-        since_ms: Some(newest - 12 * 3_600_000),
-        firm: firm.map(|f| f.to_string()),
-        ..Default::default()
-    };
-    let (recent, _) = state.store.violations(&filter, 1000, 0).await?;
-    let items: Vec<Value> = page
-        .iter()
         .map(|v| {
-            let fix = fixes.get(v.device_id.as_str());
-            let violating = fix.is_some_and(|f| {
-                recent.iter().any(|x| x.plate == v.plate && x.ended_ms.is_none_or(|e| e >= f.ts_ms - 600_000))
-            });
-            let vstate = match fix {
-                None => "no_fix",
-                Some(_) if violating => "violating",
-                Some(f) if f.ts_ms < newest - STALE_MS => "stale",
-                Some(_) => "ok",
-            };
+            let entry = live.get(&v.device_id);
+            let fix = entry.map(|e| &e.fix);
             json!({
                 "plate": v.plate, "device_id": v.device_id.as_str(), "firm_id": v.firm_id,
-                "rated_load_t": v.rated_load_t, "state": vstate,
+                "rated_load_t": v.rated_load_t,
+                "state": entry.map_or("no_fix", |e| e.state(newest)),
                 "last_fix": fix.map(|f| json!({"ts": format_ms(f.ts_ms, state.tz), "lat": f.lat, "lon": f.lon, "speed_kmh": f.speed_kmh})),
+                "open_violations": entry.map(|e| e.open_codes().map(|c| c.as_str()).collect::<Vec<_>>()).unwrap_or_default(),
             })
         })
         .collect();

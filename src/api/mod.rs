@@ -57,6 +57,10 @@ pub struct AppState {
     pub mqtt: Arc<crate::mqtt_access::Gate>,
     /// Which departments each code goes to (alerts of the backlog name them).
     pub routing: crate::cases::Routing,
+    /// Each vehicle's newest fix and open violations, as detection published them.
+    pub live: Arc<crate::live::LiveFleet>,
+    /// The buckets this instance consumes: the live map lists their vehicles.
+    pub buckets: crate::identity::BucketSet,
 }
 
 pub fn router(state: AppState) -> Router {

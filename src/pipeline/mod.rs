@@ -22,6 +22,7 @@ use crate::alerts::{Alert, AlertHub};
 use crate::cases::Routing;
 use crate::fix::Fix;
 use crate::geofence::FenceHandle;
+use crate::live::LiveFleet;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::rules::Rules;
@@ -114,6 +115,7 @@ pub async fn warm_up(
 pub struct Detection {
     shards: Vec<JoinHandle<()>>,
     sink: JoinHandle<Vec<i64>>,
+    live: Arc<LiveFleet>,
 }
 
 impl Detection {
@@ -127,6 +129,7 @@ impl Detection {
         let shard_count = shard_count.max(1);
         let skew_ms = rules.config().clock_skew_s.saturating_mul(1000) as i64;
         let clock = Arc::new(clock::FleetClock::new(shard_count, skew_ms));
+        let live = Arc::new(LiveFleet::new(shard_count));
         let mut senders = Vec::new();
         let mut shards = Vec::new();
         for index in 0..shard_count {
@@ -141,6 +144,7 @@ impl Detection {
                     clock: clock.clone(),
                     metrics: outputs.metrics.clone(),
                     events: events_tx.clone(),
+                    live: live.clone(),
                 },
             );
             shards.push(tokio::spawn(shard.run(rx)));
@@ -151,7 +155,13 @@ impl Detection {
             shards: senders.into(),
             hasher: Default::default(),
         };
-        (input, Detection { shards, sink })
+        (input, Detection { shards, sink, live })
+    }
+
+    /// The live fleet its shards publish (each vehicle's newest fix and
+    /// open violations), for the live map.
+    pub fn live(&self) -> Arc<LiveFleet> {
+        self.live.clone()
     }
 
     /// Waits until every input clone is gone and everything raised is

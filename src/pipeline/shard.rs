@@ -35,6 +35,7 @@ use super::clock::{FleetClock, ShardTop};
 use super::ShardInput;
 use crate::fix::{DeviceId, Fix};
 use crate::geofence::{FenceHandle, FenceSet};
+use crate::live::{LiveFleet, LivePart, LiveVehicle, PUBLISH_EVERY_MS};
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::rules::{RuleEvent, Rules, VehicleContext, VehicleState};
@@ -63,6 +64,12 @@ pub struct Shard {
     metrics: Arc<Metrics>,
     events: mpsc::Sender<RuleEvent>,
     states: HashMap<DeviceId, Vehicle>,
+    /// The live map's view of this shard's vehicles, published to `live`
+    /// when changed, at most every [`PUBLISH_EVERY_MS`].
+    live_part: LivePart,
+    live: Arc<LiveFleet>,
+    live_dirty: bool,
+    published_at: std::time::Instant,
     scanned_at: i64,
     /// Fixes are waiting in this shard's queue: it lags the fleet clock
     /// (other shards may be further on), so silence is judged only up to
@@ -81,6 +88,7 @@ pub struct Shared {
     pub clock: Arc<FleetClock>,
     pub metrics: Arc<Metrics>,
     pub events: mpsc::Sender<RuleEvent>,
+    pub live: Arc<LiveFleet>,
 }
 
 impl Shard {
@@ -96,6 +104,10 @@ impl Shard {
             metrics: shared.metrics,
             events: shared.events,
             states: HashMap::new(),
+            live_part: LivePart::default(),
+            live: shared.live,
+            live_dirty: false,
+            published_at: std::time::Instant::now(),
             scanned_at: i64::MIN,
             backlog: false,
             warming: false,
@@ -116,7 +128,8 @@ impl Shard {
                 },
                 _ = tick.tick() => {
                     self.backlog = !rx.is_empty();
-                    self.scan(false).await
+                    self.scan(false).await;
+                    self.publish_live(true);
                 }
             }
         }
@@ -125,6 +138,34 @@ impl Shard {
         self.warming = false;
         self.backlog = false;
         self.scan(true).await;
+        self.publish_live(true);
+    }
+
+    /// Publishes the live entries if they changed: always when `now`,
+    /// else only if the last publication is [`PUBLISH_EVERY_MS`] old (a
+    /// busy shard copies its part a few times a second, not per fix).
+    fn publish_live(&mut self, now: bool) {
+        if !self.live_dirty
+            || (!now && self.published_at.elapsed().as_millis() < u128::from(PUBLISH_EVERY_MS))
+        {
+            return;
+        }
+        self.live.publish(self.index, self.live_part.clone());
+        self.live_dirty = false;
+        self.published_at = std::time::Instant::now();
+    }
+
+    /// The live map's entry of a registered vehicle: its newest fix by fix
+    /// time, whatever the rules make of its clock (as the stored fixes show it).
+    fn note_live_fix(&mut self, fix: &Fix) {
+        self.live_part
+            .vehicles
+            .entry(fix.device_id)
+            .and_modify(|v| v.on_fix(fix))
+            .or_insert_with(|| LiveVehicle::new(*fix));
+        let newest = &mut self.live_part.newest_ms;
+        *newest = Some(newest.map_or(fix.ts_ms, |n| n.max(fix.ts_ms)));
+        self.live_dirty = true;
     }
 
     async fn on_fix(&mut self, fix: Fix, warm_up: bool) {
@@ -133,6 +174,12 @@ impl Shard {
         let Some(ctx) = self.registry.context_of(&fix.device_id) else {
             return;
         };
+        self.note_live_fix(&fix);
+        self.on_registered_fix(fix, ctx).await;
+        self.publish_live(false);
+    }
+
+    async fn on_registered_fix(&mut self, fix: Fix, ctx: Arc<VehicleContext>) {
         if !self.fences.is_current(&self.fence_set) {
             self.fence_set = self.fences.load();
         }
@@ -246,6 +293,11 @@ impl Shard {
         // Bounded: a device that left its vehicle leaves its state too.
         let registry = &self.registry;
         self.states.retain(|d, _| registry.is_registered(d));
+        let before = self.live_part.vehicles.len();
+        self.live_part
+            .vehicles
+            .retain(|d, _| registry.is_registered(d));
+        self.live_dirty |= self.live_part.vehicles.len() != before;
         let mut moved = false;
         let mut dropped = 0;
         for (device, v) in self.states.iter_mut() {
@@ -283,6 +335,23 @@ impl Shard {
     }
 
     async fn flush(&mut self) {
+        for ev in &self.out {
+            let (device, ended) = match ev {
+                RuleEvent::Raised(v) => (v.device_id, None),
+                RuleEvent::Ended {
+                    device_id,
+                    ended_ms,
+                    ..
+                } => (*device_id, Some(*ended_ms)),
+            };
+            if let Some(l) = self.live_part.vehicles.get_mut(&device) {
+                match ended {
+                    None => l.raised(ev.code()),
+                    Some(at) => l.ended(ev.code(), at),
+                }
+                self.live_dirty = true;
+            }
+        }
         if self.warming {
             // Raised before the restart already; only endings are news.
             self.out.retain(|e| matches!(e, RuleEvent::Ended { .. }));
