@@ -54,6 +54,10 @@ pub struct MqttSettings {
     pub topic_prefix: String,
     /// Keep-alive of muckwatch's own MQTT clients, in seconds.
     pub keep_alive_s: u64,
+    /// MQTT connections ingest consumes over, the instance's buckets split
+    /// between them (a bucket, so a vehicle, on exactly one): multiplies the
+    /// broker's in-flight window and decodes in parallel. 1..=64.
+    pub connections: usize,
     /// The embedded broker refuses clients without valid credentials
     /// (always, when it listens on a non-loopback address).
     pub auth: bool,
@@ -234,6 +238,7 @@ impl Default for MqttSettings {
             persistent_session: None,
             topic_prefix: "muckwatch/v1".into(),
             keep_alive_s: 30,
+            connections: 1,
             auth: false,
             username: crate::mqtt_access::SERVICE_USERNAME.into(),
             password: None,
@@ -465,6 +470,9 @@ impl Settings {
             || b.connect_timeout_s == 0
         {
             bail!("broker: every cap and deadline must be at least 1");
+        }
+        if !(1..=64).contains(&self.mqtt.connections) {
+            bail!("mqtt.connections must be 1 to 64 (one per bucket at most)");
         }
         if self.mqtt.keep_alive_s < 2 {
             bail!("mqtt.keep_alive_s must be at least 2 (rumqttc's minimum is 1, plus room)");

@@ -135,6 +135,24 @@ impl BucketSet {
     pub fn iter(&self) -> impl Iterator<Item = u8> + '_ {
         (0..BUCKETS).filter(|b| self.contains(*b))
     }
+
+    /// Deals the set's buckets round-robin into at most `n` non-empty,
+    /// disjoint sets (fewer when the set has fewer buckets): each bucket,
+    /// and so each vehicle, goes to exactly one of them.
+    ///
+    /// ```
+    /// use muckwatch::identity::BucketSet;
+    /// let parts = BucketSet::parse("0-4").unwrap().split(2);
+    /// assert_eq!(parts, vec![BucketSet::parse("0,2,4").unwrap(), BucketSet::parse("1,3").unwrap()]);
+    /// ```
+    pub fn split(&self, n: usize) -> Vec<BucketSet> {
+        let n = n.clamp(1, self.iter().count().max(1));
+        let mut parts = vec![BucketSet(0); n];
+        for (i, b) in self.iter().enumerate() {
+            parts[i % n].0 |= 1 << b;
+        }
+        parts
+    }
 }
 
 fn parse_bucket(s: &str) -> anyhow::Result<u8> {

@@ -25,6 +25,8 @@ pub struct Metrics {
     pub fixes_quarantined: AtomicU64,
     pub dead_letters_dropped: AtomicU64,
     pub mqtt_reconnects: AtomicU64,
+    /// An external Mosquitto's `$SYS/broker/publish/messages/dropped`, as last seen.
+    pub broker_messages_dropped: AtomicU64,
     /// Clients connected to the embedded broker now (a gauge).
     pub mqtt_connections: AtomicU64,
     /// Deliveries the embedded broker did not make: QoS 0 to a full queue,
@@ -166,6 +168,12 @@ impl Metrics {
             "muckwatch_mqtt_reconnects_total",
             "Connection losses to the MQTT broker",
             &self.mqtt_reconnects,
+        );
+        gauge(
+            &mut out,
+            "muckwatch_broker_messages_dropped",
+            "Messages the external broker dropped (Mosquitto's $SYS/broker/publish/messages/dropped, since the broker started): raise its max_queued_messages / max_inflight_messages (docs/deploy.md)",
+            &self.broker_messages_dropped,
         );
         header(
             &mut out,

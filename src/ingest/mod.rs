@@ -1,13 +1,21 @@
 //! Telemetry ingest: MQTT subscription -> decode -> batched store writes,
 //! and each decoded fix handed to detection (`pipeline`).
 //!
-//! Two tasks joined by a bounded queue. The MQTT task reads publishes,
+//! MQTT tasks and a writer joined by a bounded queue. Each MQTT task (one
+//! per `[mqtt] connections`, the instance's buckets split between them so a
+//! vehicle is always read by the same one, in order) reads publishes,
 //! decodes them once into [`Fix`]es and refuses bad input (metric, rate-
 //! limited log line, dead letter). The writer task commits fixes in batches
-//! and only then acknowledges QoS 1 publishes to the broker, so a crash never
-//! loses an acknowledged fix. When the database is slow the queue fills and
-//! the MQTT task stops reading: back-pressure instead of unbounded memory.
+//! and only then acknowledges QoS 1 publishes, on the connection each came
+//! in on, so a crash never loses an acknowledged fix. Several connections
+//! multiply the broker's in-flight window, which ack-after-commit otherwise
+//! caps throughput at. When the database is slow the queue fills and the
+//! MQTT tasks stop reading: back-pressure instead of unbounded memory.
+//!
+//! With an external broker the first connection also follows Mosquitto's
+//! `$SYS/broker/publish/messages/dropped` ([`broker_watch`]).
 
+mod broker_watch;
 pub mod decode;
 mod topic;
 mod writer;
@@ -47,6 +55,10 @@ pub struct IngestConfig {
     /// The login of muckwatch's own clients, if the broker wants one.
     pub login: Option<MqttLogin>,
     pub keep_alive: Duration,
+    /// MQTT connections to consume over (`[mqtt] connections`).
+    pub connections: usize,
+    /// The broker is the in-process one (no `$SYS` to watch).
+    pub embedded: bool,
 }
 
 impl IngestConfig {
@@ -74,6 +86,8 @@ impl IngestConfig {
             dead_letter_max: settings.ingest.dead_letter_max,
             queue_capacity: settings.ingest.queue_capacity,
             max_future_ms: settings.ingest.max_future_s as i64 * 1000,
+            connections: settings.mqtt.connections.max(1),
+            embedded,
         })
     }
 }
@@ -92,6 +106,9 @@ pub(crate) struct Decoded {
     dead: Vec<DeadLetter>,
     /// Acknowledged once the fixes are committed (QoS 1 only).
     publish: Option<Publish>,
+    /// The connection it came in on (an index into the writer's clients):
+    /// a packet id means something only there.
+    conn: usize,
 }
 
 pub struct IngestTasks {
@@ -105,7 +122,7 @@ pub struct IngestTasks {
     pub committed: broadcast::Sender<u64>,
 }
 
-/// Starts the MQTT task and the writer. Both end after `shutdown` turns
+/// Starts the MQTT tasks and the writer. All end after `shutdown` turns
 /// true; the writer first commits everything already read.
 pub fn spawn(
     cfg: IngestConfig,
@@ -115,11 +132,67 @@ pub fn spawn(
     detection: Option<DetectionInput>,
     shutdown: watch::Receiver<bool>,
 ) -> IngestTasks {
-    let mut opts = MqttOptions::new(
-        cfg.client_id.clone(),
-        cfg.broker.host.clone(),
-        cfg.broker.port,
-    );
+    let parts = cfg.buckets.split(cfg.connections);
+    let (tx, rx) = mpsc::channel(cfg.queue_capacity);
+    let (ready_tx, subscribed) = watch::channel(false);
+    let ready = Arc::new(Subscribed {
+        tx: ready_tx,
+        left: std::sync::atomic::AtomicUsize::new(parts.len()),
+    });
+    let (committed, _) = broadcast::channel(1 << 16);
+    let mut clients = Vec::with_capacity(parts.len());
+    let mut readers = Vec::with_capacity(parts.len());
+    for (conn, buckets) in parts.into_iter().enumerate() {
+        // The first keeps the configured id (its persistent session).
+        let client_id = match conn {
+            0 => cfg.client_id.clone(),
+            n => format!("{}-c{n}", cfg.client_id),
+        };
+        let (client, eventloop) = AsyncClient::new(mqtt_options(&cfg, client_id), 10_000);
+        clients.push(client.clone());
+        let reader = Reader {
+            cfg: cfg.clone(),
+            buckets,
+            conn,
+            client,
+            metrics: metrics.clone(),
+            registry: registry.clone(),
+            detection: detection.clone(),
+            tx: tx.clone(),
+            log: RejectLog::default(),
+            watch: (conn == 0 && !cfg.embedded).then(broker_watch::DropWatch::default),
+        };
+        readers.push(tokio::spawn(reader.run(
+            eventloop,
+            ready.clone(),
+            shutdown.clone(),
+        )));
+    }
+    drop(tx);
+    let writer = tokio::spawn(writer::run(
+        rx,
+        store,
+        metrics,
+        clients,
+        cfg,
+        shutdown,
+        committed.clone(),
+    ));
+    let mqtt = tokio::spawn(async move {
+        for r in readers {
+            let _ = r.await;
+        }
+    });
+    IngestTasks {
+        mqtt,
+        writer,
+        subscribed,
+        committed,
+    }
+}
+
+fn mqtt_options(cfg: &IngestConfig, client_id: String) -> MqttOptions {
+    let mut opts = MqttOptions::new(client_id, cfg.broker.host.clone(), cfg.broker.port);
     opts.set_keep_alive(cfg.keep_alive)
         .set_clean_session(!cfg.persistent_session)
         .set_manual_acks(true)
@@ -130,55 +203,39 @@ pub fn spawn(
     if let Some(l) = &cfg.login {
         opts.set_credentials(l.username.clone(), l.password.clone());
     }
-    let (client, eventloop) = AsyncClient::new(opts, 10_000);
-    let (tx, rx) = mpsc::channel(cfg.queue_capacity);
-    let (ready_tx, subscribed) = watch::channel(false);
-    let (committed, _) = broadcast::channel(1 << 16);
-    let writer = tokio::spawn(writer::run(
-        rx,
-        store,
-        metrics.clone(),
-        client.clone(),
-        cfg.clone(),
-        shutdown.clone(),
-        committed.clone(),
-    ));
-    let reader = Reader {
-        cfg,
-        client,
-        metrics,
-        registry,
-        detection,
-        tx,
-        log: RejectLog::default(),
-    };
-    let mqtt = tokio::spawn(reader.run(eventloop, ready_tx, shutdown));
-    IngestTasks {
-        mqtt,
-        writer,
-        subscribed,
-        committed,
-    }
+    opts
+}
+
+/// Turns `subscribed` true once every connection has its subscription.
+struct Subscribed {
+    tx: watch::Sender<bool>,
+    left: std::sync::atomic::AtomicUsize,
 }
 
 struct Reader {
     cfg: IngestConfig,
+    /// The buckets this connection subscribes to.
+    buckets: BucketSet,
+    conn: usize,
     client: AsyncClient,
     metrics: Arc<Metrics>,
     registry: Arc<Registry>,
     detection: Option<DetectionInput>,
     tx: mpsc::Sender<Decoded>,
     log: RejectLog,
+    /// The broker's drop counter, followed on the first connection.
+    watch: Option<broker_watch::DropWatch>,
 }
 
 impl Reader {
     async fn run(
         mut self,
         mut eventloop: EventLoop,
-        ready: watch::Sender<bool>,
+        ready: Arc<Subscribed>,
         mut shutdown: watch::Receiver<bool>,
     ) {
         let broker = format!("{}:{}", self.cfg.broker.host, self.cfg.broker.port);
+        let mut counted = false;
         let mut backoff = Duration::from_millis(100);
         loop {
             let event = tokio::select! {
@@ -187,6 +244,11 @@ impl Reader {
                 ev = eventloop.poll() => ev,
             };
             match event {
+                Ok(Event::Incoming(Packet::Publish(p))) if p.topic.starts_with("$SYS/") => {
+                    if let Some(w) = &mut self.watch {
+                        w.observe(&p.topic, &p.payload, &self.metrics);
+                    }
+                }
                 Ok(Event::Incoming(Packet::Publish(p))) => {
                     let decoded = self.decode(p);
                     if let Some(detection) = &self.detection {
@@ -201,17 +263,29 @@ impl Reader {
                 }
                 Ok(Event::Incoming(Packet::ConnAck(ack))) => {
                     backoff = Duration::from_millis(100);
-                    tracing::info!(%broker, session_present = ack.session_present, "connected to MQTT broker");
-                    let filters = subscriptions(&self.cfg.topic_prefix, self.cfg.buckets)
+                    tracing::info!(%broker, connection = self.conn, session_present = ack.session_present, "connected to MQTT broker");
+                    let filters = subscriptions(&self.cfg.topic_prefix, self.buckets)
                         .into_iter()
                         .map(|f| SubscribeFilter::new(f, QoS::AtLeastOnce));
                     if let Err(e) = self.client.subscribe_many(filters).await {
                         tracing::error!(error = %e, "cannot subscribe");
                     }
+                    if self.watch.is_some() {
+                        // QoS 0: a broker without this topic just sends nothing.
+                        let _ = self
+                            .client
+                            .subscribe(broker_watch::DROPPED_TOPIC, QoS::AtMostOnce)
+                            .await;
+                    }
                 }
                 Ok(Event::Incoming(Packet::SubAck(_))) => {
-                    tracing::info!(filters = ?subscriptions(&self.cfg.topic_prefix, self.cfg.buckets), "subscribed");
-                    ready.send_replace(true);
+                    if !counted {
+                        counted = true;
+                        tracing::info!(connection = self.conn, filters = ?subscriptions(&self.cfg.topic_prefix, self.buckets), "subscribed");
+                        if ready.left.fetch_sub(1, std::sync::atomic::Ordering::AcqRel) == 1 {
+                            ready.tx.send_replace(true);
+                        }
+                    }
                 }
                 Ok(_) => {}
                 Err(e) => {
@@ -280,6 +354,7 @@ impl Reader {
             fixes,
             dead,
             publish,
+            conn: self.conn,
         }
     }
 }

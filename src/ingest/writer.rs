@@ -39,7 +39,7 @@ pub(super) async fn run(
     mut rx: mpsc::Receiver<Decoded>,
     store: Store,
     metrics: Arc<Metrics>,
-    client: AsyncClient,
+    clients: Vec<AsyncClient>,
     cfg: IngestConfig,
     shutdown: watch::Receiver<bool>,
     committed: broadcast::Sender<u64>,
@@ -67,7 +67,7 @@ pub(super) async fn run(
             cfg: &cfg,
         };
         if writer.commit(&mut batch, &mut stop).await {
-            batch.ack(&client);
+            batch.ack(&clients);
             for key in batch.keys.drain(..) {
                 // No one listening is the usual case.
                 let _ = committed.send(key);
@@ -108,7 +108,8 @@ impl Stop {
 struct Batch {
     fixes: Vec<Fix>,
     dead: Vec<DeadLetter>,
-    acks: Vec<Publish>,
+    /// With the index of the connection each came in on.
+    acks: Vec<(usize, Publish)>,
     keys: Vec<u64>,
 }
 
@@ -116,15 +117,18 @@ impl Batch {
     fn absorb(&mut self, msg: Decoded) {
         self.fixes.extend_from_slice(&msg.fixes);
         self.dead.extend(msg.dead);
-        self.acks.extend(msg.publish);
+        self.acks.extend(msg.publish.map(|p| (msg.conn, p)));
         self.keys.push(msg.key);
     }
 
     /// The request queue is far larger than any broker's in-flight window,
     /// so `try_ack` succeeds; should it not, the ack waits in its own task
     /// rather than stall the writer.
-    fn ack(&mut self, client: &AsyncClient) {
-        for p in self.acks.drain(..) {
+    fn ack(&mut self, clients: &[AsyncClient]) {
+        for (conn, p) in self.acks.drain(..) {
+            let Some(client) = clients.get(conn) else {
+                continue;
+            };
             if client.try_ack(&p).is_err() {
                 let client = client.clone();
                 tokio::spawn(async move {

@@ -438,3 +438,28 @@ async fn rows_the_database_refuses_are_quarantined_and_the_next_batch_goes_on() 
     crate::common::untrusted::a_refused_row_costs_only_itself(&app).await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn over_several_connections_every_fix_is_stored_once() {
+    let db = temp_db();
+    let mut settings = test_settings(&db);
+    settings.mqtt.connections = 4;
+    let app = spawn_with(settings).await;
+    let devices = ["dev-c1", "dev-c2", "dev-c3", "dev-c4", "dev-c5", "dev-c6"];
+    for (i, d) in devices.iter().enumerate() {
+        app.register("firm-c", &format!("苏J3000{i}"), d).await;
+    }
+    let p = app.publisher().await;
+    for k in 0..5 {
+        for d in devices {
+            let ts = format!("2021-06-01T22:15:{:02}+08:00", k * 10);
+            p.send(d, fix_json(d, &ts, 33.3801, 120.1602, 40.0)).await;
+        }
+    }
+    for i in 0..devices.len() {
+        assert_eq!(wait_track_len(&app, &format!("苏J3000{i}"), 5).await, 5);
+    }
+    assert_eq!(app.metric("muckwatch_fixes_ingested_total").await, 30.0);
+    assert_eq!(app.metric("muckwatch_fixes_duplicate_total").await, 0.0);
+    app.stop().await;
+}
