@@ -26,6 +26,10 @@
 //! - [`cases`]: joint cases (一案多查): routing of codes to departments, and
 //!   the workflow as pure plans (a check's next step, filing into the open
 //!   case of the merge window, the 一超四罚 parties, every audit line).
+//! - [`credit`]: firm credit (信用评价): the scheme as configuration, cycles,
+//!   score and grade, and the plan of which violations of a case are
+//!   charged or reversed after a check change (written by the store in the
+//!   same transaction).
 //! - [`store`]: the database behind one narrow interface, each query written
 //!   once for SQLite and PostgreSQL; it writes what the cases' plans say.
 //! - [`rules`]: the per-vehicle violation state machine, every code, on event time.
@@ -67,6 +71,7 @@ pub mod auth;
 pub mod broker;
 pub mod cases;
 pub mod configuration;
+pub mod credit;
 pub mod fix;
 pub mod geofence;
 pub mod identity;

@@ -146,6 +146,7 @@ impl Application {
                 tz,
                 mqtt: broker.gate.clone(),
                 routing: settings.cases.routing().map_err(anyhow::Error::msg)?,
+                credit: Arc::new(settings.credit.scheme().map_err(anyhow::Error::msg)?),
             }),
             settings.http.limits(),
         );

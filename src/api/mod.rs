@@ -9,6 +9,7 @@ mod alerts;
 mod auth;
 mod cases;
 mod console;
+mod credit;
 mod error;
 mod export;
 mod firms;
@@ -57,6 +58,8 @@ pub struct AppState {
     pub mqtt: Arc<crate::mqtt_access::Gate>,
     /// Which departments each code goes to (alerts of the backlog name them).
     pub routing: crate::cases::Routing,
+    /// The firm credit scheme (`[credit]`).
+    pub credit: Arc<crate::credit::CreditScheme>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -72,6 +75,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/whoami", get(console::whoami))
         .route("/api/v1/meta", get(console::meta))
         .route("/api/v1/firms", post(firms::create))
+        .route("/api/v1/firms/{id}/credit", get(credit::firm))
+        .route("/api/v1/credit", get(credit::list))
         .route(
             "/api/v1/vehicles",
             post(vehicles::create).get(console::list),

@@ -28,6 +28,7 @@
 
 mod cases;
 mod codec;
+mod credit;
 mod db;
 mod fixes;
 mod fleet;
@@ -46,6 +47,7 @@ use db::Db;
 
 pub use crate::cases::NewViolationCase;
 pub use crate::violation::StoredViolation;
+pub use credit::DeductionRecord;
 pub use postgres::redact_url;
 pub use records::{
     AuditRecord, CaseFilter, CaseRecord, DeadLetter, DeadlineStats, PermitFilter, Stats,

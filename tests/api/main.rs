@@ -14,6 +14,7 @@ mod cases;
 mod cli;
 mod clocks;
 mod console;
+mod credit;
 mod deadlines;
 mod exports;
 mod hygiene;

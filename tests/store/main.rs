@@ -38,6 +38,7 @@ macro_rules! on_both_backends {
 
 mod cases;
 mod concurrency;
+mod credit;
 mod deadlines;
 mod fixes;
 mod fleet;
