@@ -30,6 +30,9 @@
 //!   score and grade, and the plan of which violations of a case are
 //!   charged or reversed after a check change (written by the store in the
 //!   same transaction).
+//! - [`inspections`]: random inspections (双随机一公开): objects and
+//!   inspectors drawn by a seeded PRNG of our own, reproducible from the
+//!   recorded seed and population hash.
 //! - [`store`]: the database behind one narrow interface, each query written
 //!   once for SQLite and PostgreSQL; it writes what the cases' plans say.
 //! - [`rules`]: the per-vehicle violation state machine, every code, on event time.
@@ -76,6 +79,7 @@ pub mod fix;
 pub mod geofence;
 pub mod identity;
 pub mod ingest;
+pub mod inspections;
 pub mod jt808;
 pub mod metrics;
 pub mod mqtt_access;

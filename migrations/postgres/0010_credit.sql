@@ -10,3 +10,35 @@ CREATE TABLE credit_deductions (
 );
 CREATE INDEX credit_deductions_firm ON credit_deductions(firm_id);
 CREATE INDEX credit_deductions_case ON credit_deductions(case_id);
+
+-- Random inspections (双随机一公开): the inspector pool, each draw with its
+-- seed and population hash (re-runnable by anyone), and one row per drawn
+-- object with its inspectors (ids, JSON) and result.
+CREATE TABLE inspectors (
+    id                TEXT PRIMARY KEY,
+    name              TEXT NOT NULL,
+    department        TEXT NOT NULL,
+    cert_valid_until  TEXT NOT NULL,
+    created_ms        BIGINT NOT NULL
+);
+
+CREATE TABLE inspection_draws (
+    id               BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    item             TEXT NOT NULL,
+    population       TEXT NOT NULL,
+    request          TEXT NOT NULL,
+    seed             BIGINT NOT NULL,
+    population_hash  TEXT NOT NULL,
+    drawn_ms         BIGINT NOT NULL
+);
+
+CREATE TABLE inspection_objects (
+    draw_id      BIGINT NOT NULL REFERENCES inspection_draws(id),
+    object_id    TEXT NOT NULL,
+    inspectors   TEXT NOT NULL,
+    departments  TEXT NOT NULL,
+    result       TEXT,
+    finding      TEXT,
+    result_ms    BIGINT,
+    PRIMARY KEY (draw_id, object_id)
+);

@@ -15,6 +15,7 @@ mod export;
 mod firms;
 mod ingest;
 mod input;
+mod inspections;
 mod mqtt;
 mod permits;
 mod server;
@@ -77,6 +78,13 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/firms", post(firms::create))
         .route("/api/v1/firms/{id}/credit", get(credit::firm))
         .route("/api/v1/credit", get(credit::list))
+        .route("/api/v1/inspectors", post(inspections::create_inspector))
+        .route("/api/v1/inspections/draws", post(inspections::create_draw))
+        .route(
+            "/api/v1/inspections/draws/{id}/results",
+            post(inspections::record_result),
+        )
+        .route("/api/v1/inspections/public", get(inspections::public))
         .route(
             "/api/v1/vehicles",
             post(vehicles::create).get(console::list),

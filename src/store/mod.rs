@@ -32,6 +32,7 @@ mod credit;
 mod db;
 mod fixes;
 mod fleet;
+mod inspections;
 mod migrate;
 mod mqtt;
 mod permits;
@@ -48,6 +49,7 @@ use db::Db;
 pub use crate::cases::NewViolationCase;
 pub use crate::violation::StoredViolation;
 pub use credit::DeductionRecord;
+pub use inspections::{DrawObjectRecord, DrawRecord, NewDraw};
 pub use postgres::redact_url;
 pub use records::{
     AuditRecord, CaseFilter, CaseRecord, DeadLetter, DeadlineStats, PermitFilter, Stats,

@@ -19,6 +19,7 @@ mod deadlines;
 mod exports;
 mod hygiene;
 mod ingest;
+mod inspections;
 mod jt808;
 mod mqtt_auth;
 mod tokens;

@@ -42,6 +42,7 @@ mod credit;
 mod deadlines;
 mod fixes;
 mod fleet;
+mod inspections;
 mod layout;
 mod permits;
 mod support;
