@@ -25,6 +25,8 @@ pub struct Settings {
     pub rules: crate::rules::RulesConfig,
     /// Joint cases: merge window and routing overrides (`[cases]`).
     pub cases: crate::cases::CaseSettings,
+    /// Firm credit (`[credit]`): base, cycle, points per code, grades.
+    pub credit: crate::credit::CreditSettings,
     /// Limits of the embedded MQTT broker (`[broker]`).
     pub broker: BrokerSettings,
     /// JT/T 808 terminals (`[jt808]`): the gateway, off unless `listen` is set.

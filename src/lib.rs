@@ -27,6 +27,13 @@
 //!   the workflow as pure plans (a check's next step, filing into the open
 //!   case of the merge window, the 一超四罚 parties, every audit line), and
 //!   each department's deadline for its check (按期处置).
+//! - [`credit`]: firm credit (信用评价): the scheme as configuration, cycles,
+//!   score and grade, and the plan of which violations of a case are
+//!   charged or reversed after a check change (written by the store in the
+//!   same transaction).
+//! - [`inspections`]: random inspections (双随机一公开): objects and
+//!   inspectors drawn by a seeded PRNG of our own, reproducible from the
+//!   recorded seed and population hash.
 //! - [`store`]: the database behind one narrow interface, each query written
 //!   once for SQLite and PostgreSQL; it writes what the cases' plans say.
 //! - [`rules`]: the per-vehicle violation state machine, every code, on event time.
@@ -74,10 +81,12 @@ pub mod auth;
 pub mod broker;
 pub mod cases;
 pub mod configuration;
+pub mod credit;
 pub mod fix;
 pub mod geofence;
 pub mod identity;
 pub mod ingest;
+pub mod inspections;
 pub mod jt808;
 pub mod live;
 pub mod metrics;

@@ -149,6 +149,7 @@ impl Application {
                 routing: settings.cases.routing().map_err(anyhow::Error::msg)?,
                 live: detection.live(),
                 buckets: crate::ingest::BucketSet::parse(&settings.mqtt.buckets)?,
+                credit: Arc::new(settings.credit.scheme().map_err(anyhow::Error::msg)?),
             }),
             settings.http.limits(),
         );

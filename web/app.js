@@ -1,6 +1,7 @@
 // The console's shell: sign-in, navigation by role, and hash routing
-// (#/live, #/cases, #/case/ID, #/firm, #/stats). Pages live in pages.js
-// and cases.js; each returns a cleanup function for when it is left.
+// (#/live, #/cases, #/case/ID, #/firm, #/stats, #/credit[/FIRM],
+// #/inspections). Pages live in pages.js, cases.js and credit.js; each
+// returns a cleanup function for when it is left.
 // Shared: http.js (the API), dom.js (elements), labels.js (names from the
 // server), map.js (the map).
 
@@ -9,6 +10,7 @@ import { h, errorBox } from './dom.js';
 import { L, loadMeta } from './labels.js';
 import { livePage, firmPage, statsPage } from './pages.js';
 import { casesPage, casePage, trackPage } from './cases.js';
+import { creditPage, inspectionsPage } from './credit.js';
 
 const main = document.getElementById('main');
 let leave = null;
@@ -22,6 +24,8 @@ function pagesFor(role) {
     ['cases', L('案件', 'Cases'), true],
     ['firm', firm ? L('本企业', 'My firm') : L('企业', 'Firms'), true],
     ['stats', L('统计', 'Statistics'), !firm],
+    ['credit', L('信用', 'Credit'), true],
+    ['inspections', L('双随机', 'Inspections'), !firm],
   ].filter((p) => p[2]);
 }
 
@@ -85,6 +89,8 @@ async function route() {
     else if (page === 'live' && allowed.includes('live')) leave = await livePage(view);
     else if (page === 'firm') leave = await firmPage(view);
     else if (page === 'stats' && allowed.includes('stats')) leave = await statsPage(view);
+    else if (page === 'credit') leave = await creditPage(view, arg && decodeURIComponent(arg));
+    else if (page === 'inspections' && allowed.includes('inspections')) leave = await inspectionsPage(view);
     else if (page) view.append(h('p', {}, L('没有这个页面', 'No such page')));
   } catch (e) {
     if (e.status === 401) return signOut();

@@ -67,6 +67,11 @@ const FILES: &[(&str, &str, &str)] = &[
         include_str!("../../web/cases.js"),
     ),
     (
+        "credit.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web/credit.js"),
+    ),
+    (
         "playback.js",
         "text/javascript; charset=utf-8",
         include_str!("../../web/playback.js"),

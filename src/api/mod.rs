@@ -9,11 +9,13 @@ mod alerts;
 mod auth;
 mod cases;
 mod console;
+mod credit;
 mod error;
 mod export;
 mod firms;
 mod ingest;
 mod input;
+mod inspections;
 mod mqtt;
 mod permits;
 mod server;
@@ -61,6 +63,8 @@ pub struct AppState {
     pub live: Arc<crate::live::LiveFleet>,
     /// The buckets this instance consumes: the live map lists their vehicles.
     pub buckets: crate::identity::BucketSet,
+    /// The firm credit scheme (`[credit]`).
+    pub credit: Arc<crate::credit::CreditScheme>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -76,6 +80,15 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/whoami", get(console::whoami))
         .route("/api/v1/meta", get(console::meta))
         .route("/api/v1/firms", post(firms::create))
+        .route("/api/v1/firms/{id}/credit", get(credit::firm))
+        .route("/api/v1/credit", get(credit::list))
+        .route("/api/v1/inspectors", post(inspections::create_inspector))
+        .route("/api/v1/inspections/draws", post(inspections::create_draw))
+        .route(
+            "/api/v1/inspections/draws/{id}/results",
+            post(inspections::record_result),
+        )
+        .route("/api/v1/inspections/public", get(inspections::public))
         .route(
             "/api/v1/vehicles",
             post(vehicles::create).get(console::list),

@@ -24,6 +24,7 @@ pub async fn create(
     let Json(body) = body?;
     let permit = Permit::from_json(&body).map_err(ApiError::unprocessable)?;
     check_references(&state, &permit).await?;
+    super::credit::refuse_blacklisted(&state, &permit.firm_id, permit.valid_from).await?;
     state
         .store
         .create_permit(&permit, chrono::Utc::now().timestamp_millis())

@@ -6,8 +6,8 @@
 //! A check's deadline is set once, when it is filed, and never moves:
 //! a later violation joining the same open case adds no check for a
 //! department that already has one (the same incident, the same
-//! deadline), and the workflow never moves a check backwards, so there is
-//! no "reopened" check whose clock could restart. A violation after the
+//! deadline). A reopened check (a decision withdrawn) keeps its deadline
+//! too: the clock does not restart, and it is open again. A violation after the
 //! case closed opens a new case, whose checks get fresh deadlines.
 
 use std::collections::BTreeMap;

@@ -20,7 +20,8 @@ pub use workflow::{
     NewViolationCase, OpenCase, Party, Refusal, SYSTEM,
 };
 
-/// A check's progress; it only ever moves one step forward.
+/// A check's progress; it moves one step forward, except that a decision
+/// may be withdrawn (decided back to investigating, reopened).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CheckStatus {
     Pending,

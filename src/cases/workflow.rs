@@ -133,24 +133,32 @@ pub fn plan_check_change(
         .iter()
         .find(|c| c.department == department)
         .ok_or(Refusal::NoSuchCheck)?;
-    if old.status.next() != Some(update.status) {
+    // A decision may be withdrawn: the check goes back to investigating,
+    // its penalty and time of decision with it.
+    let reopens = old.status == CheckStatus::Decided && update.status == CheckStatus::Investigating;
+    if old.status.next() != Some(update.status) && !reopens {
         return Err(Refusal::Illegal(format!(
             "the {department} check is {}; it can only move to {}",
             old.status.as_str(),
-            old.status
-                .next()
-                .map(|s| s.as_str())
-                .unwrap_or("nothing (closed)")
+            match old.status {
+                CheckStatus::Decided => "closed (or back to investigating: reopened)",
+                s => s.next().map(|s| s.as_str()).unwrap_or("nothing (closed)"),
+            }
         )));
     }
     let check = Check {
         department,
         status: update.status,
         finding: update.finding.clone().or_else(|| old.finding.clone()),
-        penalty: update.penalty.clone().or_else(|| old.penalty.clone()),
+        penalty: if reopens {
+            update.penalty.clone()
+        } else {
+            update.penalty.clone().or_else(|| old.penalty.clone())
+        },
         due_ms: old.due_ms,
         decided_ms: match update.status {
             CheckStatus::Decided => Some(at_ms),
+            _ if reopens => None,
             _ => old.decided_ms,
         },
     };
@@ -351,6 +359,33 @@ mod tests {
         assert_eq!(
             (last.field.as_str(), last.department, last.after.as_deref()),
             ("case", None, Some("closed"))
+        );
+    }
+
+    #[test]
+    fn a_decision_can_be_withdrawn_and_its_penalty_goes_with_it() {
+        let mut decided = check(Police, CheckStatus::Decided);
+        decided.penalty = Some(Penalty {
+            party: "firm".into(),
+            amount_cny: 500.0,
+        });
+        decided.decided_ms = Some(3);
+        let c = plan_check_change(
+            &[decided],
+            Police,
+            &update(CheckStatus::Investigating),
+            "p",
+            9,
+        )
+        .unwrap();
+        assert_eq!((c.check.penalty.clone(), c.check.decided_ms), (None, None));
+        let fields: Vec<_> = c.audit.iter().map(|a| a.field.as_str()).collect();
+        assert_eq!(fields, ["status", "penalty"]);
+        assert_eq!(c.audit[0].after.as_deref(), Some("investigating"));
+        let closed = [check(Police, CheckStatus::Closed)];
+        assert!(
+            plan_check_change(&closed, Police, &update(CheckStatus::Investigating), "p", 9)
+                .is_err()
         );
     }
 

@@ -121,7 +121,7 @@ fn push_overdue_check(q: &mut Sql, now: i64, department: Option<Department>) {
 }
 
 /// Appends a change's audit lines to the case's trail.
-async fn write_audit(tx: &mut Tx, case_id: i64, lines: &[Audit]) -> StoreResult<()> {
+pub(super) async fn write_audit(tx: &mut Tx, case_id: i64, lines: &[Audit]) -> StoreResult<()> {
     for a in lines {
         let q = Sql::new(
             "INSERT INTO case_audit (case_id, at_ms, actor, department, field, before, after) \
@@ -265,6 +265,17 @@ impl Store {
             tx.execute(&q).await?;
         }
         write_audit(&mut tx, case_id, &change.audit).await?;
+        let after: Vec<Check> = checks
+            .into_iter()
+            .map(|c| {
+                if c.department == dept {
+                    change.check.clone()
+                } else {
+                    c
+                }
+            })
+            .collect();
+        super::credit::write_case_credit(&mut tx, case_id, &after, actor, now_ms).await?;
         tx.commit().await?;
         Ok(())
     }

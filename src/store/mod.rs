@@ -28,9 +28,11 @@
 
 mod cases;
 mod codec;
+mod credit;
 mod db;
 mod fixes;
 mod fleet;
+mod inspections;
 mod migrate;
 mod mqtt;
 mod permits;
@@ -46,6 +48,8 @@ use db::Db;
 
 pub use crate::cases::NewViolationCase;
 pub use crate::violation::StoredViolation;
+pub use credit::DeductionRecord;
+pub use inspections::{DrawObjectRecord, DrawRecord, NewDraw};
 pub use postgres::redact_url;
 pub use records::{
     AuditRecord, CaseFilter, CaseRecord, DeadLetter, DeadlineStats, PermitFilter, Stats,

@@ -125,6 +125,15 @@ try {
   await page.waitForSelector('#deadlines tr[data-dept=police]');
   assert.match(await page.textContent('#deadlines tr[data-dept=police] td.overdue-mark'), /[1-9]/);
   await shot('stats');
+  // Credit: every firm by grade; the inspections page with its draw form.
+  await page.click('#nav a[data-page=credit]');
+  await page.waitForSelector('#credit-firms tr[data-firm]');
+  assert.match(await page.textContent('#grade-counts'), /A/);
+  await shot('credit');
+  await page.click('#nav a[data-page=inspections]');
+  await page.waitForSelector('#draw-form');
+  await page.waitForSelector('#draw-list h2');
+  await shot('inspections');
 
   // 5. A firm signs in: no live view, and only its own permits.
   await page.click('#signout');
@@ -146,6 +155,10 @@ try {
   await page.waitForSelector('#playback');
   await page.waitForSelector('svg.map .fence.kind-route');
   await shot('track');
+  // Its own credit ledger; no inspections page for a firm.
+  assert.equal(await page.locator('#nav a[data-page=inspections]').count(), 0);
+  await page.click('#nav a[data-page=credit]');
+  await page.waitForSelector('#credit-ledger #credit-score');
 } catch (e) {
   failures.push(e.stack || String(e));
   await shot('failure').catch(() => {});

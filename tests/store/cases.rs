@@ -205,7 +205,7 @@ async fn overload_parties_are_listed_once_in_order(store: &Store) {
 }
 
 async fn checks_move_one_step_and_close_the_case(store: &Store) {
-    let (_, case) = raise(store, ViolationCode::CoverOpen, "苏J00001", "dev-1", T0).await;
+    let (violation, case) = raise(store, ViolationCode::CoverOpen, "苏J00001", "dev-1", T0).await;
     let (urban, ecology) = (Department::Urban, Department::Ecology);
     let illegal = store
         .update_check(
@@ -330,6 +330,7 @@ async fn checks_move_one_step_and_close_the_case(store: &Store) {
 
     let audit = store.case_audit(case).await.unwrap();
     assert!(audit.windows(2).all(|w| w[0].id < w[1].id), "in order");
+    let charged = format!("deducted: COVER_OPEN #{violation}");
     let urban_trail: Vec<(&str, Option<&str>, Option<&str>)> = audit
         .iter()
         .filter(|a| a.actor == "officer-1")
@@ -342,6 +343,8 @@ async fn checks_move_one_step_and_close_the_case(store: &Store) {
             ("status", Some("investigating"), Some("decided")),
             ("finding", None, Some("cover open for 4 km")),
             ("penalty", None, Some("firm-a: 2000 CNY")),
+            // The firm's credit is charged with the first penalty (信用评价).
+            ("credit", None, Some(charged.as_str())),
             ("status", Some("decided"), Some("closed")),
         ]
     );

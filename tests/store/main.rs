@@ -38,9 +38,11 @@ macro_rules! on_both_backends {
 
 mod cases;
 mod concurrency;
+mod credit;
 mod deadlines;
 mod fixes;
 mod fleet;
+mod inspections;
 mod layout;
 mod permits;
 mod support;

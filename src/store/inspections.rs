@@ -1,0 +1,170 @@
+//! Random inspections (双随机一公开): the inspector pool, draws and their
+//! results. The draw itself is decided in `crate::inspections`; this file
+//! stores what it drew, in one transaction.
+
+use super::db::Sql;
+use super::{classify, Store, StoreResult};
+use crate::auth::Department;
+use crate::inspections::{DrawnObject, PoolInspector};
+
+#[derive(sqlx::FromRow)]
+struct PoolRow {
+    id: String,
+    department: Department,
+}
+
+/// A recorded draw, as the public list shows it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DrawRecord {
+    pub id: i64,
+    pub item: String,
+    pub population: String,
+    pub seed: i64,
+    pub population_hash: String,
+    pub drawn_ms: i64,
+}
+
+/// A drawn object: its inspectors' ids and departments (JSON arrays).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DrawObjectRecord {
+    pub draw_id: i64,
+    pub object_id: String,
+    pub inspectors: String,
+    pub departments: String,
+    pub result: Option<String>,
+    pub finding: Option<String>,
+    pub result_ms: Option<i64>,
+}
+
+/// What a draw records.
+pub struct NewDraw<'a> {
+    pub item: &'a str,
+    pub population: &'a str,
+    pub request: &'a str,
+    pub seed: i64,
+    pub population_hash: &'a str,
+    pub objects: &'a [DrawnObject],
+}
+
+impl Store {
+    pub async fn create_inspector(
+        &self,
+        id: &str,
+        name: &str,
+        department: Department,
+        cert_valid_until: chrono::NaiveDate,
+        now_ms: i64,
+    ) -> StoreResult<()> {
+        let q = Sql::new(
+            "INSERT INTO inspectors (id, name, department, cert_valid_until, created_ms) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(id)
+        .bind(name)
+        .bind(department)
+        .bind(cert_valid_until.to_string())
+        .bind(now_ms);
+        self.db.execute(&q).await.map_err(|e| {
+            classify(
+                e,
+                || format!("inspector `{id}` exists already"),
+                String::new,
+            )
+        })?;
+        Ok(())
+    }
+
+    /// Inspectors of `departments` whose certificate is valid on `day`.
+    pub async fn inspector_pool(
+        &self,
+        day: chrono::NaiveDate,
+        departments: &[Department],
+    ) -> StoreResult<Vec<PoolInspector>> {
+        let q = Sql::new(
+            "SELECT id, department FROM inspectors WHERE cert_valid_until >= $1 ORDER BY id",
+        )
+        .bind(day.to_string());
+        let rows: Vec<PoolRow> = self.db.fetch_all(&q).await?;
+        Ok(rows
+            .into_iter()
+            .filter(|r| departments.contains(&r.department))
+            .map(|r| PoolInspector {
+                id: r.id,
+                department: r.department,
+            })
+            .collect())
+    }
+
+    /// Records a draw and its objects; returns its id.
+    pub async fn record_draw(&self, d: &NewDraw<'_>, now_ms: i64) -> StoreResult<i64> {
+        let mut tx = self.db.begin().await?;
+        let q = Sql::new(
+            "INSERT INTO inspection_draws (item, population, request, seed, population_hash, \
+             drawn_ms) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        )
+        .bind(d.item)
+        .bind(d.population)
+        .bind(d.request)
+        .bind(d.seed)
+        .bind(d.population_hash)
+        .bind(now_ms);
+        let id: i64 = tx.fetch_value(&q).await?;
+        for o in d.objects {
+            let ids: Vec<&str> = o.inspectors.iter().map(|i| i.id.as_str()).collect();
+            let depts: Vec<&str> = o.inspectors.iter().map(|i| i.department.as_str()).collect();
+            let q = Sql::new(
+                "INSERT INTO inspection_objects (draw_id, object_id, inspectors, departments) \
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(id)
+            .bind(o.id.as_str())
+            .bind(serde_json::to_string(&ids).unwrap_or_default())
+            .bind(serde_json::to_string(&depts).unwrap_or_default());
+            tx.execute(&q).await?;
+        }
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// Records an object's result; false when the draw has no such object.
+    pub async fn record_inspection_result(
+        &self,
+        draw_id: i64,
+        object_id: &str,
+        result: &str,
+        finding: Option<&str>,
+        now_ms: i64,
+    ) -> StoreResult<bool> {
+        let q = Sql::new(
+            "UPDATE inspection_objects SET result = $1, finding = $2, result_ms = $3 \
+             WHERE draw_id = $4 AND object_id = $5",
+        )
+        .bind(result)
+        .bind(finding)
+        .bind(now_ms)
+        .bind(draw_id)
+        .bind(object_id);
+        Ok(self.db.execute(&q).await? == 1)
+    }
+
+    /// The newest `limit` draws with their objects.
+    pub async fn draws(&self, limit: i64) -> StoreResult<Vec<(DrawRecord, Vec<DrawObjectRecord>)>> {
+        let q = Sql::new(
+            "SELECT id, item, population, seed, population_hash, drawn_ms FROM inspection_draws \
+             ORDER BY id DESC LIMIT $1",
+        )
+        .bind(limit);
+        let draws: Vec<DrawRecord> = self.db.fetch_all(&q).await?;
+        let mut out = Vec::with_capacity(draws.len());
+        for d in draws {
+            let q = Sql::new(
+                "SELECT draw_id, object_id, inspectors, departments, result, finding, result_ms \
+                 FROM inspection_objects WHERE draw_id = $1 ORDER BY object_id",
+            )
+            .bind(d.id);
+            let objects = self.db.fetch_all(&q).await?;
+            out.push((d, objects));
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,82 @@
+//! Random inspections: the inspector pool (valid certificates, asked
+//! departments), draws recorded with their objects, results.
+
+use chrono::NaiveDate;
+use muckwatch::auth::Department;
+use muckwatch::inspections::{DrawnObject, PoolInspector};
+use muckwatch::store::{NewDraw, Store, StoreError};
+
+use crate::support::*;
+
+on_both_backends!(pool_draws_and_results_are_kept);
+
+fn day(s: &str) -> NaiveDate {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+}
+
+async fn pool_draws_and_results_are_kept(store: &Store) {
+    let add = |id: &'static str, d: Department, until: &'static str| async move {
+        store.create_inspector(id, "name", d, day(until), T0).await
+    };
+    add("p1", Department::Police, "2021-06-01").await.unwrap();
+    add("p2", Department::Police, "2021-05-31").await.unwrap();
+    add("u1", Department::Urban, "2030-01-01").await.unwrap();
+    add("e1", Department::Ecology, "2030-01-01").await.unwrap();
+    assert!(matches!(
+        add("p1", Department::Police, "2030-01-01").await,
+        Err(StoreError::Conflict(_))
+    ));
+    let pool = store
+        .inspector_pool(day("2021-06-01"), &[Department::Police, Department::Urban])
+        .await
+        .unwrap();
+    let ids: Vec<&str> = pool.iter().map(|i| i.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["p1", "u1"],
+        "valid through its last day; asked departments only"
+    );
+
+    let objects = vec![DrawnObject {
+        id: "苏J00001".into(),
+        inspectors: vec![
+            PoolInspector {
+                id: "p1".into(),
+                department: Department::Police,
+            },
+            PoolInspector {
+                id: "u1".into(),
+                department: Department::Urban,
+            },
+        ],
+    }];
+    let draw = NewDraw {
+        item: "密闭",
+        population: "vehicles",
+        request: "{}",
+        seed: (1 << 53) - 1,
+        population_hash: "abc",
+        objects: &objects,
+    };
+    let id = store.record_draw(&draw, T0).await.unwrap();
+    assert!(store
+        .record_inspection_result(id, "苏J00001", "pass", None, T0 + 1)
+        .await
+        .unwrap());
+    assert!(!store
+        .record_inspection_result(id, "苏J00002", "pass", None, T0 + 1)
+        .await
+        .unwrap());
+    let draws = store.draws(10).await.unwrap();
+    assert_eq!(draws.len(), 1);
+    let (d, o) = &draws[0];
+    assert_eq!(
+        (d.id, d.seed, d.population_hash.as_str()),
+        (id, (1 << 53) - 1, "abc")
+    );
+    assert_eq!(o[0].departments, r#"["police","urban"]"#);
+    assert_eq!(
+        (o[0].result.as_deref(), o[0].result_ms),
+        (Some("pass"), Some(T0 + 1))
+    );
+}
