@@ -322,6 +322,14 @@ mod tests {
     }
 
     #[test]
+    fn the_deployed_configuration_holds_a_valid_scheme() {
+        let settings: crate::configuration::Settings =
+            toml::from_str(include_str!("../../deploy/muckwatch.toml")).unwrap();
+        let s = settings.credit.scheme().unwrap();
+        assert_eq!(s, CreditScheme::default());
+    }
+
+    #[test]
     fn cycles_follow_local_dates() {
         let s = CreditScheme::default();
         let tz = chrono_tz::Asia::Shanghai;

@@ -12,7 +12,7 @@ use super::{
 use crate::auth::Department;
 use crate::cases::{
     plan_check_change, plan_filing, Audit, CaseStatus, Check, CheckStatus, CheckUpdate,
-    NewViolationCase, OpenCase, Party, Penalty, Refusal,
+    NewViolationCase, OpenCase, Party, Penalty, Refusal, SYSTEM,
 };
 use crate::identity::{DeviceId, FirmId, Plate};
 use crate::violation::ViolationCode;
@@ -203,6 +203,13 @@ impl Store {
             tx.execute(&q).await?;
         }
         write_audit(&mut tx, case_id, &plan.audit).await?;
+        if plan.case.is_some() {
+            // Joining a case that already holds a penalty: charged now, once.
+            let q = Sql::new(format!("{CHECKS} = $1 ORDER BY department")).bind(case_id);
+            let rows: Vec<CheckRow> = tx.fetch_all(&q).await?;
+            let checks: Vec<Check> = rows.into_iter().map(Check::from).collect();
+            super::credit::write_case_credit(&mut tx, case_id, &checks, SYSTEM, now_ms).await?;
+        }
         tx.commit().await?;
         Ok(case_id)
     }

@@ -134,6 +134,19 @@ async fn a_violation_is_charged_once_and_reversed_when_withdrawn(store: &Store) 
     // Decided again with a penalty: charged again, still once.
     decide_again(store, case).await;
     assert_eq!(charged(store).await, want);
+    // A violation joining the penalised case is charged as it is filed.
+    let (late, joined) = raise(
+        store,
+        ViolationCode::Speeding,
+        "苏J00001",
+        "dev-1",
+        T0 + HOUR,
+    )
+    .await;
+    assert_eq!(joined, case);
+    let mut with_late = want.clone();
+    with_late.push((late, ViolationCode::Speeding, case));
+    assert_eq!(charged(store).await, with_late);
     let firm = FirmId::parse("firm-a").unwrap();
     let next_year = store
         .credit_deductions(Some(&firm), T0 + WINDOW, T0 + 400 * 24 * HOUR)
