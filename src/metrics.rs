@@ -27,6 +27,8 @@ pub struct Metrics {
     pub mqtt_reconnects: AtomicU64,
     /// An external Mosquitto's `$SYS/broker/publish/messages/dropped`, as last seen.
     pub broker_messages_dropped: AtomicU64,
+    /// Whether the broker has published that counter at all (exported only then).
+    pub broker_drops_seen: std::sync::atomic::AtomicBool,
     /// Clients connected to the embedded broker now (a gauge).
     pub mqtt_connections: AtomicU64,
     /// Deliveries the embedded broker did not make: QoS 0 to a full queue,
@@ -169,12 +171,14 @@ impl Metrics {
             "Connection losses to the MQTT broker",
             &self.mqtt_reconnects,
         );
-        gauge(
+        if self.broker_drops_seen.load(Relaxed) {
+            gauge(
             &mut out,
             "muckwatch_broker_messages_dropped",
             "Messages the external broker dropped (Mosquitto's $SYS/broker/publish/messages/dropped, since the broker started): raise its max_queued_messages / max_inflight_messages (docs/deploy.md)",
             &self.broker_messages_dropped,
         );
+        }
         header(
             &mut out,
             "muckwatch_mqtt_connections",

@@ -37,6 +37,7 @@ impl DropWatch {
             return;
         };
         metrics.broker_messages_dropped.store(n, Relaxed);
+        metrics.broker_drops_seen.store(true, Relaxed);
         let first = *self.first.get_or_insert(n);
         let since = self.last_warned.map_or(first, |(_, at)| at);
         if n <= since {

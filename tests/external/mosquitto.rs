@@ -65,3 +65,29 @@ async fn a_fix_through_mosquitto_appears_in_the_track() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+#[ignore = "needs Mosquitto on 127.0.0.1:1883; run by .ci/run"]
+async fn mosquittos_drop_counter_is_exported() {
+    let db = temp_db();
+    let mut settings = test_settings(&db);
+    settings.mqtt.url = Some(broker_url());
+    settings.mqtt.client_id = unique("muckwatch-test");
+    settings.mqtt.persistent_session = Some(false);
+    settings.mqtt.topic_prefix = format!("{}/muckwatch/v1", unique("t"));
+    let app = spawn_with(settings).await;
+    // Mosquitto publishes $SYS every sys_interval (10 s by default) and
+    // retains it, so the counter arrives soon after subscribing.
+    let seen = eventually(Duration::from_secs(25), || async {
+        let text = app.get("/metrics", None).await.body;
+        text.lines()
+            .find_map(|l| l.strip_prefix("muckwatch_broker_messages_dropped "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+    })
+    .await;
+    assert!(
+        seen.is_some_and(|v| v >= 0.0),
+        "no broker drop counter in /metrics"
+    );
+    app.stop().await;
+}
