@@ -121,7 +121,7 @@ fn push_overdue_check(q: &mut Sql, now: i64, department: Option<Department>) {
 }
 
 /// Appends a change's audit lines to the case's trail.
-async fn write_audit(tx: &mut Tx, case_id: i64, lines: &[Audit]) -> StoreResult<()> {
+pub(super) async fn write_audit(tx: &mut Tx, case_id: i64, lines: &[Audit]) -> StoreResult<()> {
     for a in lines {
         let q = Sql::new(
             "INSERT INTO case_audit (case_id, at_ms, actor, department, field, before, after) \
