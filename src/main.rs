@@ -139,6 +139,11 @@ struct DemoArgs {
     /// Where to write the ground truth.
     #[arg(long, default_value = "muckwatch-demo-truth.ndjson")]
     truth: PathBuf,
+    /// The whole fleet over MQTT JSON (by default every second truck
+    /// reports over JT/T 808 through the gateway, `--jt808-listen` or a free
+    /// loopback port).
+    #[arg(long)]
+    no_jt808: bool,
 }
 
 #[derive(Args, Clone, Default)]
@@ -490,6 +495,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         sigma_m: args.sigma,
         interval_s: args.interval,
         truth: args.truth,
+        jt808_half: !args.no_jt808,
     };
     demo::run(settings, options, wait_for_signal()).await
 }

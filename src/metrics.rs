@@ -37,6 +37,8 @@ pub struct Metrics {
     mqtt_refused: [AtomicU64; MqttRefusal::ALL.len()],
     rejected: [AtomicU64; RejectReason::ALL.len()],
     violations: [AtomicU64; ViolationCode::ALL.len()],
+    /// Raised and later withdrawn (a TRACK_GAP covered by backfill).
+    violations_withdrawn: [AtomicU64; ViolationCode::ALL.len()],
     pub batch_write_seconds: Histogram,
     /// JT/T 808: open TCP connections, authenticated terminals among them.
     pub jt808_connections: AtomicU64,
@@ -73,6 +75,10 @@ impl Metrics {
 
     pub fn violation(&self, code: ViolationCode) {
         self.violations[code.index()].fetch_add(1, Relaxed);
+    }
+
+    pub fn violation_withdrawn(&self, code: ViolationCode) {
+        self.violations_withdrawn[code.index()].fetch_add(1, Relaxed);
     }
 
     pub fn render(&self) -> String {
@@ -133,6 +139,20 @@ impl Metrics {
                 "muckwatch_violations_total{{code=\"{}\"}} {}",
                 c.as_str(),
                 self.violations[c.index()].load(Relaxed)
+            );
+        }
+        header(
+            &mut out,
+            "muckwatch_violations_withdrawn_total",
+            "Violations withdrawn after the raise (a TRACK_GAP covered by backfill), by code",
+            "counter",
+        );
+        for c in ViolationCode::ALL {
+            let _ = writeln!(
+                out,
+                "muckwatch_violations_withdrawn_total{{code=\"{}\"}} {}",
+                c.as_str(),
+                self.violations_withdrawn[c.index()].load(Relaxed)
             );
         }
         counter(

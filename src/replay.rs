@@ -44,6 +44,7 @@ pub async fn run(
         metrics: Arc::new(Metrics::default()),
         routing: settings.cases.routing().map_err(anyhow::Error::msg)?,
         merge_window_ms: settings.cases.merge_window_ms(),
+        gap_silence_ms: settings.rules.gap_silence_s.saturating_mul(1000) as i64,
         deadlines: settings.cases.deadlines().map_err(anyhow::Error::msg)?,
         fences,
         tz,

@@ -84,6 +84,7 @@ impl Application {
             metrics: metrics.clone(),
             routing: settings.cases.routing().map_err(anyhow::Error::msg)?,
             merge_window_ms: settings.cases.merge_window_ms(),
+            gap_silence_ms: settings.rules.gap_silence_s.saturating_mul(1000) as i64,
             deadlines: settings.cases.deadlines().map_err(anyhow::Error::msg)?,
             fences: fences.clone(),
             tz,

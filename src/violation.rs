@@ -169,6 +169,21 @@ pub struct StoredViolation {
     pub fences: Vec<String>,
     pub uncertainty: Option<Uncertainty>,
     pub case_id: Option<i64>,
+    /// Withdrawn (contract status `withdrawn`): the evidence fell away after the
+    /// raise, e.g. a TRACK_GAP whose silence the terminal's 补报 backfill covered.
+    /// Kept, with an audit line on its case, never deleted.
+    pub withdrawn: bool,
+}
+
+impl StoredViolation {
+    /// The contract's `status`.
+    pub fn status(&self) -> &'static str {
+        if self.withdrawn {
+            "withdrawn"
+        } else {
+            "raised"
+        }
+    }
 }
 
 /// The contract's violation resource (API responses, `muckwatch replay`).
@@ -177,7 +192,7 @@ pub fn violation_json(v: &StoredViolation, tz: chrono_tz::Tz) -> Value {
         "id": v.id, "code": v.code.as_str(), "plate": v.plate, "device_id": v.device_id, "firm_id": v.firm_id,
         "permit_id": v.permit_id, "started_at": format_ms(v.started_ms, tz),
         "ended_at": v.ended_ms.map(|e| format_ms(e, tz)), "lat": v.lat, "lon": v.lon,
-        "measured": v.measured, "fences": v.fences, "case_id": v.case_id,
+        "measured": v.measured, "fences": v.fences, "case_id": v.case_id, "status": v.status(),
         "uncertainty": v.uncertainty.map(|u| json!({
             "sigma_m": round1(u.sigma_m), "confidence": u.confidence,
             "low": round1(u.low), "high": round1(u.high), "fixes": u.fixes,

@@ -29,8 +29,25 @@ pub struct Alert {
     /// Names of the fences involved, or the coordinates.
     pub place: String,
     pub measured: f64,
+    /// The violation's status: `raised` when it is raised, `withdrawn` when a
+    /// raised one is withdrawn (the messages say why).
+    pub status: &'static str,
     pub message_zh: String,
     pub message_en: String,
+}
+
+/// A withdrawal, in Chinese and English: `code` of `plate` no longer stands.
+pub fn withdrawal_messages(code: ViolationCode, plate: &str, id: i64) -> (String, String) {
+    match code {
+        ViolationCode::TrackGap => (
+            format!("{plate} 轨迹异常 #{id} 已撤销：终端补报的轨迹覆盖了中断时段"),
+            format!("{plate} TRACK_GAP #{id} withdrawn: the terminal's backfilled track covers the silence"),
+        ),
+        other => (
+            format!("{plate} {} #{id} 已撤销", other.label_zh()),
+            format!("{plate} {other} #{id} withdrawn"),
+        ),
+    }
 }
 
 /// What happened, in Chinese and English, for an officer's screen.

@@ -148,6 +148,7 @@ async fn backlog(
             lon: v.lon,
             place,
             measured: v.measured,
+            status: v.status(),
             message_zh,
             message_en,
         };

@@ -16,7 +16,7 @@ use crate::violation::ViolationCode;
 
 pub use deadline::{is_overdue, Deadlines, DEFAULT_DEADLINE_H};
 pub use workflow::{
-    plan_check_change, plan_filing, Audit, CaseStatus, Check, CheckChange, Filing,
+    plan_check_change, plan_filing, plan_withdrawal, Audit, CaseStatus, Check, CheckChange, Filing,
     NewViolationCase, OpenCase, Party, Refusal, SYSTEM,
 };
 

@@ -279,6 +279,25 @@ pub fn plan_filing(v: &NewViolationCase, open: Option<&OpenCase>, at_ms: i64) ->
     }
 }
 
+/// Plans withdrawing violation `violation_id` of `code` (status raised ->
+/// withdrawn) because of `why`: one audit line on its case, by the system. The
+/// case and its checks stay as they are: officers decide what a case without
+/// that violation is worth, and see in the trail why it changed.
+pub fn plan_withdrawal(
+    violation_id: i64,
+    code: ViolationCode,
+    why: &str,
+    at_ms: i64,
+) -> Vec<Audit> {
+    let line = Audit::new(
+        at_ms,
+        SYSTEM,
+        None,
+        &format!("violation {code} #{violation_id}"),
+    );
+    vec![line.change(Some("raised"), Some(&format!("withdrawn: {why}")))]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -36,6 +36,9 @@ pub struct Outputs {
     pub metrics: Arc<Metrics>,
     pub routing: Routing,
     pub merge_window_ms: i64,
+    /// `rules.gap_silence_s` in ms: the longest interval between fixes that
+    /// still counts as a covered track (TRACK_GAP withdrawal by backfill).
+    pub gap_silence_ms: i64,
     pub deadlines: crate::cases::Deadlines,
     pub fences: FenceHandle,
     pub tz: chrono_tz::Tz,

@@ -183,8 +183,25 @@ impl Shard {
         if !self.fences.is_current(&self.fence_set) {
             self.fence_set = self.fences.load();
         }
+        let own = self
+            .states
+            .entry(fix.device_id)
+            .or_default()
+            .rules
+            .last_fix_ms();
+        if !warm_up && own.is_some_and(|o| fix.ts_ms < o) {
+            // Older than its vehicle's state (a 补报 backfill, a late delivery):
+            // it changes no state, but the sink sees whether it fills a
+            // TRACK_GAP raised earlier. Warming up, nothing is news.
+            let late = RuleEvent::Late {
+                device_id: fix.device_id,
+                ts_ms: fix.ts_ms,
+            };
+            if self.events.send(late).await.is_err() {
+                tracing::error!("violation sink stopped; a late fix is not looked at");
+            }
+        }
         let vehicle = self.states.entry(fix.device_id).or_default();
-        let own = vehicle.rules.last_fix_ms();
         let held = std::mem::take(&mut vehicle.held);
         if held.iter().flatten().any(|h| h.ts_ms == fix.ts_ms) {
             vehicle.held = held; // a held fix again (a redelivery)

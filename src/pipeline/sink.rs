@@ -1,6 +1,7 @@
 //! What happens to a raised violation: stored, filed into its case with a
 //! check per routed department, and announced as an alert.
 
+use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -8,17 +9,22 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use super::Outputs;
-use crate::alerts::{messages, Alert};
-use crate::cases::{overload_parties, NewViolationCase, Party};
-use crate::rules::RuleEvent;
-use crate::store::StoreResult;
+use crate::alerts::{messages, withdrawal_messages, Alert};
+use crate::cases::{overload_parties, plan_withdrawal, NewViolationCase, Party};
+use crate::identity::DeviceId;
+use crate::rules::{span_covered, RuleEvent};
+use crate::store::{GapSpan, StoreResult, ViolationFilter};
 use crate::time::format_ms;
 use crate::violation::{Violation, ViolationCode};
 
 pub async fn run(mut rx: mpsc::Receiver<RuleEvent>, out: Outputs) -> Vec<i64> {
     let mut raised = Vec::new();
+    let mut late = LateFixes::default();
     while let Some(ev) = rx.recv().await {
         match ev {
+            RuleEvent::Late { device_id, ts_ms } => {
+                backfilled(device_id, ts_ms, &mut late, &out).await;
+            }
             RuleEvent::Raised(v) => {
                 if let Some(id) = raise(&v, &out).await {
                     raised.push(id);
@@ -42,6 +48,118 @@ pub async fn run(mut rx: mpsc::Receiver<RuleEvent>, out: Outputs) -> Vec<i64> {
         }
     }
     raised
+}
+
+/// Late fixes seen inside each raised TRACK_GAP (by violation id), not yet
+/// enough to cover it. Detection sees a fix while ingest is still committing
+/// it, so coverage is judged on the stored fixes and these (every one of
+/// which ingest stores). Bounded: past the caps it starts again empty, and a
+/// gap is then judged on what is stored by its next late fix.
+#[derive(Default)]
+struct LateFixes(HashMap<i64, Vec<i64>>);
+
+const LATE_GAPS_MAX: usize = 10_000;
+const LATE_FIXES_PER_GAP_MAX: usize = 100_000;
+
+impl LateFixes {
+    fn add(&mut self, gap: i64, ts_ms: i64) -> &[i64] {
+        if self.0.len() >= LATE_GAPS_MAX && !self.0.contains_key(&gap) {
+            self.0.clear();
+        }
+        let seen = self.0.entry(gap).or_default();
+        if seen.len() >= LATE_FIXES_PER_GAP_MAX {
+            seen.clear();
+        }
+        seen.push(ts_ms);
+        seen
+    }
+}
+
+/// A late fix of `device` at `ts_ms`: each raised TRACK_GAP whose silence it
+/// falls in is withdrawn once the stored track covers that silence
+/// ([`span_covered`]): the violation's status becomes `withdrawn`, its case
+/// gets an audit line, and an alert says so. Nothing is deleted.
+async fn backfilled(device: DeviceId, ts_ms: i64, late: &mut LateFixes, out: &Outputs) {
+    let Some(gaps) = retry(out, || {
+        out.store.track_gaps_spanning(device.as_str(), ts_ms)
+    })
+    .await
+    else {
+        return;
+    };
+    for gap in gaps {
+        let seen = late.add(gap.id, ts_ms).to_vec();
+        let Some(stored) = retry(out, || {
+            out.store
+                .fix_times(device.as_str(), gap.started_ms, gap.ended_ms)
+        })
+        .await
+        else {
+            return;
+        };
+        let times: Vec<i64> = stored.into_iter().chain(seen).collect();
+        if !span_covered(gap.started_ms, gap.ended_ms, &times, out.gap_silence_ms) {
+            continue;
+        }
+        late.0.remove(&gap.id);
+        withdraw(device, gap, out).await;
+    }
+}
+
+/// Withdraws TRACK_GAP `gap`, covered by backfill, and announces it.
+async fn withdraw(device: DeviceId, gap: GapSpan, out: &Outputs) {
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let why = format!(
+        "the terminal's backfill (补报) covers its silence {} .. {}",
+        format_ms(gap.started_ms, out.tz),
+        format_ms(gap.ended_ms, out.tz)
+    );
+    let audit = plan_withdrawal(gap.id, ViolationCode::TrackGap, &why, now_ms);
+    let done = retry(out, || {
+        out.store.withdraw_violation(gap.id, gap.case_id, &audit)
+    })
+    .await;
+    if done != Some(true) {
+        return;
+    }
+    out.metrics.violation_withdrawn(ViolationCode::TrackGap);
+    tracing::info!(id = gap.id, %device, started_ms = gap.started_ms, ended_ms = gap.ended_ms, "TRACK_GAP withdrawn: covered by backfill");
+    let filter = ViolationFilter {
+        ids: Some(vec![gap.id]),
+        ..Default::default()
+    };
+    let Some((found, _)) = retry(out, || out.store.violations(&filter, 1, 0)).await else {
+        return;
+    };
+    let (Some(v), Some(case_id)) = (found.into_iter().next(), gap.case_id) else {
+        return;
+    };
+    let (message_zh, message_en) = withdrawal_messages(v.code, v.plate.as_str(), v.id);
+    announce(
+        Alert {
+            violation_id: v.id,
+            case_id,
+            code: v.code.as_str(),
+            plate: v.plate.to_string(),
+            device_id: v.device_id.to_string(),
+            firm_id: v.firm_id.to_string(),
+            departments: out
+                .routing
+                .departments(v.code)
+                .iter()
+                .map(|d| d.as_str())
+                .collect(),
+            at: format_ms(v.started_ms, out.tz),
+            lat: v.lat,
+            lon: v.lon,
+            place: format!("{:.5},{:.5}", v.lat, v.lon),
+            measured: v.measured,
+            status: v.status(),
+            message_zh,
+            message_en,
+        },
+        out,
+    );
 }
 
 /// A raised violation: stored, filed into its case, announced. Each step
@@ -127,6 +245,7 @@ fn alert(id: i64, case_id: i64, v: &Violation, out: &Outputs) -> Alert {
         lon: v.lon,
         place,
         measured: v.measured,
+        status: "raised",
         message_zh,
         message_en,
     }

@@ -35,6 +35,13 @@ pub enum RuleEvent {
         started_ms: i64,
         ended_ms: i64,
     },
+    /// A fix of this device arrived older than its vehicle's state (a 补报
+    /// backfill or a late delivery): it changes no state, but it may fill the
+    /// silence of a TRACK_GAP raised earlier, which is then withdrawn.
+    Late {
+        device_id: DeviceId,
+        ts_ms: i64,
+    },
 }
 
 impl RuleEvent {
@@ -42,6 +49,7 @@ impl RuleEvent {
         match self {
             RuleEvent::Raised(v) => v.code,
             RuleEvent::Ended { code, .. } => *code,
+            RuleEvent::Late { .. } => ViolationCode::TrackGap,
         }
     }
 }

@@ -91,6 +91,33 @@ pub(crate) fn check(
     }
 }
 
+/// Whether a TRACK_GAP's span `[started_ms, ended_ms]` is covered by the fixes at
+/// `times` (any order, duplicates allowed): no interval between consecutive fixes
+/// over the span, counting its two ends, is longer than `max_gap_ms`
+/// (`gap_silence_s`). So the terminal did record its track through the silence (its
+/// 补报 backfill arrived later), and the gap is withdrawn. A span no longer than
+/// `max_gap_ms` (a jump, not a silence) is never covered: fixes in between do not
+/// explain a jump away.
+pub fn span_covered(started_ms: i64, ended_ms: i64, times: &[i64], max_gap_ms: i64) -> bool {
+    if ended_ms - started_ms <= max_gap_ms {
+        return false;
+    }
+    let mut inside: Vec<i64> = times
+        .iter()
+        .copied()
+        .filter(|t| (started_ms..=ended_ms).contains(t))
+        .collect();
+    inside.sort_unstable();
+    let mut prev = started_ms;
+    for t in inside.into_iter().chain([ended_ms]) {
+        if t - prev > max_gap_ms {
+            return false;
+        }
+        prev = t;
+    }
+    true
+}
+
 /// The watermark side: raise for a vehicle whose last fix was moving and that has
 /// been silent for more than `gap_silence_s` of fleet time.
 pub(crate) fn check_silence(
@@ -137,4 +164,34 @@ pub(crate) fn check_silence(
         fences: Vec::new(),
         uncertainty: None,
     }));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::span_covered;
+
+    #[test]
+    fn a_span_is_covered_only_without_a_long_interval() {
+        let t = |s: i64| s * 1000;
+        // 0..=1000 s, at most 300 s between fixes
+        assert!(span_covered(0, t(1000), &[t(900), t(300), t(600)], t(300)));
+        assert!(
+            !span_covered(0, t(1000), &[t(300), t(600)], t(300)),
+            "600..1000"
+        );
+        assert!(
+            !span_covered(0, t(1000), &[t(301), t(600), t(900)], t(300)),
+            "0..301"
+        );
+        assert!(!span_covered(0, t(1000), &[], t(300)));
+        // fixes outside the span count for nothing
+        assert!(!span_covered(
+            0,
+            t(1000),
+            &[t(-10), t(300), t(600), t(1100)],
+            t(300)
+        ));
+        // a short span is a jump: never covered
+        assert!(!span_covered(0, t(200), &[t(100)], t(300)));
+    }
 }

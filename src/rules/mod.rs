@@ -40,6 +40,7 @@ use crate::violation::ViolationCode;
 pub use crate::violation::Violation;
 pub use config::RulesConfig;
 pub use event::{RuleEvent, VehicleContext};
+pub use gap::span_covered;
 pub use state::VehicleState;
 
 use episode::{secs_to_ms, Episode, Outcome, Verdict};

@@ -13,9 +13,10 @@ use std::time::Duration;
 use anyhow::Context;
 
 use super::fleet::Fleet;
-use super::publish::{publish, PublishOptions};
+use super::publish::{publish, Jt808Drive, PublishOptions};
 use super::scenario::SimConfig;
 use super::score::{load_detected, score, table, TOLERANCE_MS};
+use super::terminal::{sim_profile, SIM_PROFILE};
 use super::{count_by_code, describe_counts, seed};
 use crate::auth::{new_token, token_hash, Role};
 use crate::configuration::{DatabaseSettings, Settings};
@@ -34,6 +35,10 @@ pub struct DemoOptions {
     pub sigma_m: f64,
     pub interval_s: u32,
     pub truth: PathBuf,
+    /// Half the fleet (every second truck) reports over JT/T 808 through the
+    /// gateway inside serve (`--jt808-listen`, loopback on a free port unless
+    /// given), the rest over MQTT JSON.
+    pub jt808_half: bool,
 }
 
 /// With the default database setting, use [`DEMO_DB`] instead, removed first so that
@@ -75,7 +80,27 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let tz = settings.city_timezone()?;
     let prefix = settings.mqtt.topic_prefix.clone();
-    let rules = settings.rules.clone();
+    let config = SimConfig {
+        seed: opts.seed,
+        trucks: opts.trucks,
+        hours: opts.hours,
+        interval_s: opts.interval_s,
+        sigma_m: opts.sigma_m,
+        tz,
+        rules: settings.rules.clone(),
+        ..SimConfig::default()
+    };
+    // The fleet first: the gateway must know the JT/T 808 trucks' profile.
+    let city = std::sync::Arc::new(
+        crate::geofence::FenceSet::load_dir(&settings.geofences.dir)
+            .with_context(|| format!("geofences in {}", settings.geofences.dir.display()))?,
+    );
+    let mut fleet = Fleet::plan(city, &config)
+        .map_err(|e| anyhow::anyhow!("cannot cast the demo fleet: {e}"))?;
+    let mut settings = settings;
+    if opts.jt808_half {
+        half_over_jt808(&mut settings, &fleet);
+    }
     let app = Application::build(settings).await?;
     app.wait_subscribed(Duration::from_secs(30)).await?;
     let mqtt_login = app.mqtt_login.clone();
@@ -85,23 +110,12 @@ pub async fn run(
         app.store.clone(),
         app.metrics.clone(),
     );
+    let jt808 = app.jt808_addr;
     let fences = app.fences.load();
     let shutdown = app.shutdown_handle();
     let server = tokio::spawn(app.run_until_stopped());
     tokio::pin!(stop);
 
-    let config = SimConfig {
-        seed: opts.seed,
-        trucks: opts.trucks,
-        hours: opts.hours,
-        interval_s: opts.interval_s,
-        sigma_m: opts.sigma_m,
-        tz,
-        rules,
-        ..SimConfig::default()
-    };
-    let mut fleet = Fleet::plan(fences.clone(), &config)
-        .map_err(|e| anyhow::anyhow!("cannot cast the demo fleet: {e}"))?;
     let admin = token(&store, "admin").await?;
     let seeded = seed::through_api(&http.to_string(), &admin, &fleet.seed)
         .await
@@ -183,7 +197,15 @@ pub async fn run(
         client_id: format!("muckwatch-demo-sim-{}", std::process::id()),
         // The demo's fleet speaks for every truck: muckwatch's own login.
         login: mqtt_login,
+        jt808: jt808.map(|addr| Jt808Drive {
+            addr: addr.to_string(),
+            half: true,
+            coverage_gap: config.scenario == "mixed",
+        }),
     };
+    if let Some(addr) = jt808 {
+        println!("  JT/T 808     every second truck reports to the gateway at {addr}\n");
+    }
     let outcome = tokio::select! {
         r = publish(&mut fleet, &options) => Some(r),
         _ = &mut stop => None,
@@ -222,6 +244,20 @@ pub async fn run(
     tracing::info!("shutting down: finishing pending writes");
     shutdown.trigger();
     server.await.context("the server task failed")?
+}
+
+/// The gateway on (loopback, a free port, unless configured), with the
+/// simulator's profile for every second truck, and room for a terminal that
+/// reports many simulated seconds per second.
+pub fn half_over_jt808(settings: &mut Settings, fleet: &Fleet) {
+    let j = &mut settings.jt808;
+    j.listen.get_or_insert_with(|| "127.0.0.1:0".into());
+    j.max_frames_per_s = j.max_frames_per_s.max(100_000);
+    let devices = (0..fleet.len())
+        .filter(|&i| i % 2 == 1)
+        .map(|i| fleet.device(i).to_string())
+        .collect();
+    j.profiles.insert(SIM_PROFILE.into(), sim_profile(devices));
 }
 
 fn encode(s: &str) -> String {

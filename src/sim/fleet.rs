@@ -76,7 +76,9 @@ impl Fleet {
         };
         for (i, c) in casts.iter().enumerate() {
             let plate = plate_for(config.seed, i);
-            let device = DeviceId::parse(&format!("sim{}-{i:05}", config.seed % 100_000))
+            // 12 digits, as a JT/T 808 terminal's phone number (BCD): the
+            // seed's last six, the truck's five, so any truck can speak it.
+            let device = DeviceId::parse(&format!("0{:06}{i:05}", config.seed % 1_000_000))
                 .map_err(|e| e.to_string())?;
             let firm = FIRMS[i % FIRMS.len()].0;
             let permit = fleet.permit_for(i, c, &plate, firm, start_date)?;

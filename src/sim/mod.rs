@@ -10,7 +10,8 @@
 //! force; the simulator records the truth of what they did from their true state,
 //! second by second ([`truth`]). Terminals report every interval with GPS noise
 //! ([`noise`]); [`publish`] sends the fixes in time order to any broker; [`seed`]
-//! registers firms, vehicles and permits through muckwatch's HTTP API; [`score`]
+//! registers firms, vehicles and permits through muckwatch's HTTP API; [`terminal`]
+//! drives chosen trucks over JT/T 808 instead (`--protocol jt808`); [`score`]
 //! compares what muckwatch detected with the truth.
 //!
 //! Internals: `route.rs` (paths and honest speed profiles), `drive.rs` (following a
@@ -42,11 +43,12 @@ pub mod route;
 pub mod scenario;
 pub mod score;
 pub mod seed;
+pub mod terminal;
 mod truck;
 pub mod truth;
 
 pub use fleet::Fleet;
-pub use publish::{publish, PublishOptions, PublishSummary};
+pub use publish::{publish, Jt808Drive, PublishOptions, PublishSummary};
 pub use scenario::{Injections, Role, SimConfig};
 pub use truck::SimFix;
 pub use truth::{FleetHeader, TruthEntry};

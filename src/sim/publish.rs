@@ -19,7 +19,10 @@ use anyhow::{bail, Context};
 use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, Packet, QoS};
 
 use super::fleet::Fleet;
+use super::scenario::Role;
+use super::terminal::{drive, location, Driven, Report};
 use crate::ingest::position_topic;
+use crate::jt808::{Edition, Location};
 
 #[derive(Debug, Clone)]
 pub struct PublishOptions {
@@ -41,6 +44,139 @@ pub struct PublishOptions {
     pub client_id: String,
     /// Credentials, for a broker that requires them.
     pub login: Option<crate::configuration::MqttLogin>,
+    /// Trucks driven over JT/T 808 instead of MQTT.
+    pub jt808: Option<Jt808Drive>,
+}
+
+/// Which trucks report over JT/T 808, and where to.
+#[derive(Debug, Clone)]
+pub struct Jt808Drive {
+    /// The gateway, `HOST:PORT`.
+    pub addr: String,
+    /// Every second truck (odd indices), or (false) the whole fleet.
+    pub half: bool,
+    /// One honest JT/T 808 truck drives through a coverage gap and sends
+    /// it afterwards as 补报 (the `mixed` scenario).
+    pub coverage_gap: bool,
+}
+
+impl Jt808Drive {
+    pub fn drives(&self, truck: usize) -> bool {
+        !self.half || truck % 2 == 1
+    }
+
+    /// 2019 firmware on every fourth truck, 2013 on the others.
+    pub fn edition(truck: usize) -> Edition {
+        if truck % 4 == 3 {
+            Edition::V2019 { version: 1 }
+        } else {
+            Edition::V2013
+        }
+    }
+}
+
+/// The coverage gap: [`GAP_AFTER_MS`] into the night, [`GAP_MS`] long.
+const GAP_AFTER_MS: i64 = 2 * 3600 * 1000;
+const GAP_MS: i64 = 10 * 60 * 1000;
+
+/// The JT/T 808 trucks of a run: each one's terminal, and the one with a
+/// coverage gap and what it recorded there.
+struct Terminals {
+    driven: Vec<Option<Driven>>,
+    gap_truck: Option<usize>,
+    gap: (i64, i64),
+    recorded: Vec<Location>,
+}
+
+impl Terminals {
+    fn start(fleet: &Fleet, d: &Jt808Drive) -> Terminals {
+        let driven = (0..fleet.len())
+            .map(|i| {
+                d.drives(i).then(|| {
+                    drive(
+                        d.addr.clone(),
+                        *fleet.device(i),
+                        fleet.header.plates[i].clone(),
+                        Jt808Drive::edition(i),
+                    )
+                })
+            })
+            .collect();
+        let gap_truck = d
+            .coverage_gap
+            .then(|| (0..fleet.len()).find(|&i| d.drives(i) && fleet.roles[i] == Role::Honest));
+        let from = fleet.header.start_ms + GAP_AFTER_MS;
+        Terminals {
+            driven,
+            gap_truck: gap_truck.flatten(),
+            gap: (from, from + GAP_MS),
+            recorded: Vec::new(),
+        }
+    }
+
+    fn drives(&self, truck: usize) -> bool {
+        self.driven.get(truck).is_some_and(Option::is_some)
+    }
+
+    /// Hands truck `truck`'s fix to its terminal (recorded, in a coverage gap).
+    async fn report(&mut self, truck: usize, ts_ms: i64, json: &str) -> anyhow::Result<()> {
+        let l = location(json)?;
+        let mut reports = vec![Report::Live(l)];
+        if self.gap_truck == Some(truck) {
+            if (self.gap.0..self.gap.1).contains(&ts_ms) {
+                self.recorded
+                    .extend(reports.drain(..).filter_map(|r| match r {
+                        Report::Live(l) => Some(l),
+                        Report::Backfill(_) => None,
+                    }));
+                return Ok(());
+            }
+            // back in coverage: the live fix first, then what was recorded
+            if !self.recorded.is_empty() {
+                reports.push(Report::Backfill(std::mem::take(&mut self.recorded)));
+            }
+        }
+        for r in reports {
+            self.send(truck, r).await?;
+        }
+        Ok(())
+    }
+
+    async fn send(&mut self, truck: usize, report: Report) -> anyhow::Result<()> {
+        let Some(slot) = self.driven.get_mut(truck) else {
+            return Ok(());
+        };
+        let Some(d) = slot else { return Ok(()) };
+        if d.tx.send(report).await.is_ok() {
+            return Ok(());
+        }
+        // The terminal's task ended: its error says why.
+        let Some(Driven { task, .. }) = slot.take() else {
+            bail!("terminal of truck {truck} stopped");
+        };
+        match task.await {
+            Ok(Err(e)) => Err(e.context(format!("terminal of truck {truck}"))),
+            Ok(Ok(())) => bail!("terminal of truck {truck} stopped"),
+            Err(e) => bail!("terminal of truck {truck}: {e}"),
+        }
+    }
+
+    /// Sends what is left and waits for every terminal's last answer.
+    async fn finish(mut self) -> anyhow::Result<()> {
+        if let (Some(t), false) = (self.gap_truck, self.recorded.is_empty()) {
+            let back = std::mem::take(&mut self.recorded);
+            self.send(t, Report::Backfill(back)).await?;
+        }
+        for (i, d) in self.driven.into_iter().enumerate() {
+            let Some(Driven { tx, task }) = d else {
+                continue;
+            };
+            drop(tx);
+            task.await
+                .with_context(|| format!("terminal of truck {i}"))??;
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -129,9 +265,11 @@ pub async fn publish(fleet: &mut Fleet, opts: &PublishOptions) -> anyhow::Result
             opts.batch
         );
     }
+    let mut terminals = opts.jt808.as_ref().map(|d| Terminals::start(fleet, d));
     let (client, conn) = connect(opts);
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !conn.connected.load(Ordering::Relaxed) {
+    let mqtt_trucks = (0..fleet.len()).any(|i| !terminals.as_ref().is_some_and(|t| t.drives(i)));
+    while mqtt_trucks && !conn.connected.load(Ordering::Relaxed) {
         if Instant::now() > deadline {
             bail!(
                 "cannot connect to the MQTT broker at {}:{} within 10 s",
@@ -182,6 +320,11 @@ pub async fn publish(fleet: &mut Fleet, opts: &PublishOptions) -> anyhow::Result
             if opts.max_wall.is_some_and(|m| began.elapsed() >= m) {
                 break 'night;
             }
+            if let Some(t) = terminals.as_mut().filter(|t| t.drives(fix.truck)) {
+                t.report(fix.truck, fix.ts_ms, &fix.json).await?;
+                fixes += 1;
+                continue;
+            }
             let parts = &mut pending[fix.truck];
             parts.push(fix.json);
             fixes += 1;
@@ -204,6 +347,9 @@ pub async fn publish(fleet: &mut Fleet, opts: &PublishOptions) -> anyhow::Result
             messages += 1;
         }
     }
+    if let Some(t) = terminals {
+        t.finish().await?;
+    }
     if opts.qos != QoS::AtMostOnce {
         let deadline = Instant::now() + Duration::from_secs(120);
         while conn.acked.load(Ordering::Relaxed) < messages {
@@ -217,7 +363,9 @@ pub async fn publish(fleet: &mut Fleet, opts: &PublishOptions) -> anyhow::Result
         }
     }
     let wall = began.elapsed();
-    client.disconnect().await.context("disconnect")?;
+    if mqtt_trucks {
+        client.disconnect().await.context("disconnect")?;
+    }
     let deadline = Instant::now() + Duration::from_secs(10);
     while !conn.disconnected.load(Ordering::Relaxed) && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;

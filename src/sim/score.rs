@@ -253,7 +253,8 @@ pub async fn load_detected(
             .violations(&ViolationFilter::default(), 1000, offset)
             .await?;
         let n = page.len() as i64;
-        for v in page {
+        // a withdrawn violation (a TRACK_GAP covered by 补报) is not a detection
+        for v in page.into_iter().filter(|v| !v.withdrawn) {
             let code = v.code;
             let plate = v.plate.to_string();
             let in_run = header.is_none_or(|h| {

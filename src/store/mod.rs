@@ -56,6 +56,7 @@ pub use records::{
     StoredDeadLetter, ViolationFilter,
 };
 pub use terminals::TerminalRegistration;
+pub use violations::GapSpan;
 
 #[derive(Debug)]
 pub enum StoreError {

@@ -3,11 +3,12 @@
 use super::codec::JsonText;
 use super::db::Sql;
 use super::{Store, StoreError, StoreResult, StoredViolation, ViolationFilter};
+use crate::cases::Audit;
 use crate::identity::{DeviceId, FirmId, Plate};
 use crate::violation::{Uncertainty, Violation, ViolationCode};
 
 const COLUMNS: &str = "id, code, plate, device_id, firm_id, permit_id, started_ms, ended_ms, \
-     lat, lon, measured, fences, uncertainty, case_id";
+     lat, lon, measured, fences, uncertainty, case_id, status";
 
 #[derive(sqlx::FromRow)]
 struct ViolationRow {
@@ -25,6 +26,7 @@ struct ViolationRow {
     fences: JsonText<Vec<String>>,
     uncertainty: Option<JsonText<Uncertainty>>,
     case_id: Option<i64>,
+    status: String,
 }
 
 impl From<ViolationRow> for StoredViolation {
@@ -44,8 +46,20 @@ impl From<ViolationRow> for StoredViolation {
             fences: r.fences.0,
             uncertainty: r.uncertainty.map(|u| u.0),
             case_id: r.case_id,
+            withdrawn: r.status == WITHDRAWN,
         }
     }
+}
+
+const WITHDRAWN: &str = "withdrawn";
+
+/// A raised TRACK_GAP that a late fix falls inside: a candidate for withdrawal.
+#[derive(Debug, Clone, Copy, PartialEq, sqlx::FromRow)]
+pub struct GapSpan {
+    pub id: i64,
+    pub started_ms: i64,
+    pub ended_ms: i64,
+    pub case_id: Option<i64>,
 }
 
 impl Store {
@@ -151,5 +165,55 @@ impl Store {
         let count = self.violations_where(Sql::new("SELECT COUNT(*) FROM violations"), f);
         let total = self.db.fetch_value(&count).await?;
         Ok((rows.into_iter().map(StoredViolation::from).collect(), total))
+    }
+
+    /// The raised (not withdrawn), ended TRACK_GAPs of `device` whose span holds `ts_ms`.
+    pub async fn track_gaps_spanning(&self, device: &str, ts_ms: i64) -> StoreResult<Vec<GapSpan>> {
+        let q = Sql::new(
+            "SELECT id, started_ms, ended_ms, case_id FROM violations \
+             WHERE device_id = $1 AND code = $2 AND status = $3 AND ended_ms IS NOT NULL \
+             AND started_ms < $4 AND ended_ms > $4 ORDER BY started_ms",
+        )
+        .bind(device)
+        .bind(ViolationCode::TrackGap)
+        .bind("raised")
+        .bind(ts_ms);
+        self.db.fetch_all(&q).await
+    }
+
+    /// The times of `device`'s stored fixes in `[from_ms, to_ms]`, oldest first.
+    pub async fn fix_times(&self, device: &str, from_ms: i64, to_ms: i64) -> StoreResult<Vec<i64>> {
+        let q = Sql::new(
+            "SELECT ts_ms FROM all_fixes WHERE device_id = $1 AND ts_ms BETWEEN $2 AND $3 \
+             ORDER BY ts_ms",
+        )
+        .bind(device)
+        .bind(from_ms)
+        .bind(to_ms);
+        let rows: Vec<(i64,)> = self.db.fetch_all(&q).await?;
+        Ok(rows.into_iter().map(|(t,)| t).collect())
+    }
+
+    /// Withdraws violation `id` with its case's audit lines, in one transaction.
+    /// False when it was not raised any more (withdrawn meanwhile): nothing written.
+    pub async fn withdraw_violation(
+        &self,
+        id: i64,
+        case_id: Option<i64>,
+        audit: &[Audit],
+    ) -> StoreResult<bool> {
+        let mut tx = self.db.begin().await?;
+        let q = Sql::new("UPDATE violations SET status = $1 WHERE id = $2 AND status = $3")
+            .bind(WITHDRAWN)
+            .bind(id)
+            .bind("raised");
+        if tx.execute(&q).await? == 0 {
+            return Ok(false);
+        }
+        if let Some(case_id) = case_id {
+            super::cases::write_audit(&mut tx, case_id, audit).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
     }
 }

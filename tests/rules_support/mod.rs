@@ -143,7 +143,7 @@ pub fn raised(events: &[RuleEvent]) -> Vec<&Violation> {
         .iter()
         .filter_map(|e| match e {
             RuleEvent::Raised(v) => Some(v),
-            RuleEvent::Ended { .. } => None,
+            RuleEvent::Ended { .. } | RuleEvent::Late { .. } => None,
         })
         .collect()
 }

@@ -9,7 +9,9 @@ use std::time::Duration;
 use crate::common::*;
 use muckwatch::geofence::FenceSet;
 use muckwatch::sim::score::{load_detected, score, table, TOLERANCE_MS};
-use muckwatch::sim::{publish, seed, Fleet, Injections, PublishOptions, PublishSummary, SimConfig};
+use muckwatch::sim::{
+    publish, seed, Fleet, Injections, Jt808Drive, PublishOptions, PublishSummary, SimConfig,
+};
 use muckwatch::violation::ViolationCode;
 
 fn sample_city() -> Arc<FenceSet> {
@@ -22,6 +24,16 @@ fn sample_city() -> Arc<FenceSet> {
 /// acknowledgements only say that IT has the fixes: stopping muckwatch before it has
 /// read them all would lose the end of the night.)
 async fn drive(app: &TestApp, fleet: &mut Fleet, rate: Option<f64>) -> PublishSummary {
+    drive_with(app, fleet, rate, None).await
+}
+
+/// [`drive`], with some trucks over JT/T 808.
+async fn drive_with(
+    app: &TestApp,
+    fleet: &mut Fleet,
+    rate: Option<f64>,
+    jt808: Option<Jt808Drive>,
+) -> PublishSummary {
     let report = seed::through_api(&app.http.to_string(), &app.admin, &fleet.seed)
         .await
         .expect("seeded through the API");
@@ -38,6 +50,7 @@ async fn drive(app: &TestApp, fleet: &mut Fleet, rate: Option<f64>) -> PublishSu
         progress: false,
         client_id: unique("sim"),
         login: None,
+        jt808,
     };
     let sent = publish(fleet, &options)
         .await
@@ -129,6 +142,65 @@ async fn every_code_is_detected_with_precision_and_recall_of_at_least_099() {
         None,
     )
     .await;
+}
+
+/// Half the fleet (every second truck) reports over JT/T 808, each truck on its
+/// own TCP connection to the gateway inside serve (2013 and 2019 firmware), one
+/// honest truck through a coverage gap it sends afterwards as 补报; the other
+/// half over MQTT JSON. Scored as the all-MQTT night is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_night_with_half_the_fleet_on_jt808_keeps_precision_and_recall_of_at_least_099() {
+    let _night = crate::ONE_NIGHT_AT_A_TIME.lock().await;
+    let config = SimConfig {
+        seed: 7,
+        trucks: 30,
+        ..SimConfig::default()
+    };
+    let mut fleet = Fleet::plan(sample_city(), &config).expect("fleet cast");
+    let mut settings = test_settings(&temp_db());
+    muckwatch::sim::demo::half_over_jt808(&mut settings, &fleet);
+    let app = spawn_with(settings).await;
+    let gateway = app.jt808.expect("the gateway listens");
+    let jt808 = Jt808Drive {
+        addr: gateway.to_string(),
+        half: true,
+        coverage_gap: true,
+    };
+    let sent = drive_with(&app, &mut fleet, None, Some(jt808)).await;
+    let published = app.metric("muckwatch_jt808_fixes_published_total").await;
+    assert!(
+        published >= (sent.fixes / 3) as f64,
+        "about half the fixes came over JT/T 808: {published} of {}",
+        sent.fixes
+    );
+    // The coverage gap: TRACK_GAP raised while the truck was out of
+    // coverage, withdrawn by its 补报 (else it would be a false positive).
+    let withdrawn = app
+        .metric("muckwatch_violations_withdrawn_total{code=\"TRACK_GAP\"}")
+        .await;
+    let store = app.store.clone();
+    app.stop().await;
+
+    let (header, offset) = (fleet.header.clone(), fleet.offset());
+    let truth = fleet.finish();
+    let detected = load_detected(&store, Some(&header), TOLERANCE_MS)
+        .await
+        .expect("violations read");
+    let s = score(&truth, &detected, TOLERANCE_MS);
+    let report = table(&s, offset);
+    assert_eq!(
+        withdrawn, 1.0,
+        "the coverage gap's TRACK_GAP withdrawn\n{report}"
+    );
+    println!("half over JT/T 808: {} fixes\n{report}", sent.fixes);
+    for code in ViolationCode::ALL {
+        let c = s.code(code);
+        assert!(c.truth >= 4, "{code}: only {} injected\n{report}", c.truth);
+        assert!(
+            c.precision() >= 0.99 && c.recall() >= 0.99,
+            "{code}\n{report}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -19,6 +19,7 @@ use tokio_util::codec::Framed;
 
 use crate::common::{eventually, spawn_with, temp_db, test_settings, TestApp};
 
+mod backfill;
 mod durability;
 mod hostile;
 mod session;
