@@ -189,7 +189,7 @@ impl Shard {
             .or_default()
             .rules
             .last_fix_ms();
-        if !warm_up && own.is_some_and(|o| fix.ts_ms < o) {
+        if !self.warming && own.is_some_and(|o| fix.ts_ms < o) {
             // Older than its vehicle's state (a 补报 backfill, a late delivery):
             // it changes no state, but the sink sees whether it fills a
             // TRACK_GAP raised earlier. Warming up, nothing is news.
@@ -360,6 +360,8 @@ impl Shard {
                     ended_ms,
                     ..
                 } => (*device_id, Some(*ended_ms)),
+                // sent straight to the sink; the live map keeps what it shows
+                RuleEvent::Late { .. } => continue,
             };
             if let Some(l) = self.live_part.vehicles.get_mut(&device) {
                 match ended {
