@@ -43,6 +43,8 @@ pub async fn run(mut rx: mpsc::Receiver<RuleEvent>, out: Outputs) -> Vec<i64> {
                 .await;
                 if ended.is_none() {
                     tracing::error!(%device_id, %code, started_ms, ended_ms, "shutting down with the database unavailable: the end of this violation is not stored");
+                } else if code == ViolationCode::TrackGap && ended_ms == started_ms {
+                    delayed_not_silent(device_id, started_ms, &out).await;
                 }
             }
         }
@@ -102,18 +104,38 @@ async fn backfilled(device: DeviceId, ts_ms: i64, late: &mut LateFixes, out: &Ou
             continue;
         }
         late.0.remove(&gap.id);
-        withdraw(device, gap, out).await;
+        let why = format!(
+            "the terminal's backfill (补报) covers its silence {} .. {}",
+            format_ms(gap.started_ms, out.tz),
+            format_ms(gap.ended_ms, out.tz)
+        );
+        withdraw(device, gap, why, out).await;
     }
 }
 
-/// Withdraws TRACK_GAP `gap`, covered by backfill, and announces it.
-async fn withdraw(device: DeviceId, gap: GapSpan, out: &Outputs) {
-    let now_ms = chrono::Utc::now().timestamp_millis();
+/// A TRACK_GAP raised on the fleet clock (silence) that ends with no fix of its
+/// own (`ended_ms == started_ms`): the vehicle's next fix came within
+/// `gap_silence_s` of its last, so the terminal was never silent that long; its
+/// fixes reached muckwatch later than the rest of the fleet's (a slow path, a
+/// backlog). Withdrawn like a gap its backfill covers.
+async fn delayed_not_silent(device: DeviceId, started_ms: i64, out: &Outputs) {
+    let Some(Some(gap)) = retry(out, || {
+        out.store.track_gap_started_at(device.as_str(), started_ms)
+    })
+    .await
+    else {
+        return;
+    };
     let why = format!(
-        "the terminal's backfill (补报) covers its silence {} .. {}",
-        format_ms(gap.started_ms, out.tz),
-        format_ms(gap.ended_ms, out.tz)
+        "the terminal's next fix follows its fix of {} within the silence threshold: its fixes arrived late, it was not silent",
+        format_ms(gap.started_ms, out.tz)
     );
+    withdraw(device, gap, why, out).await;
+}
+
+/// Withdraws TRACK_GAP `gap` for the reason `why`, and announces it.
+async fn withdraw(device: DeviceId, gap: GapSpan, why: String, out: &Outputs) {
+    let now_ms = chrono::Utc::now().timestamp_millis();
     let audit = plan_withdrawal(gap.id, ViolationCode::TrackGap, &why, now_ms);
     let done = retry(out, || {
         out.store.withdraw_violation(gap.id, gap.case_id, &audit)
@@ -123,7 +145,7 @@ async fn withdraw(device: DeviceId, gap: GapSpan, out: &Outputs) {
         return;
     }
     out.metrics.violation_withdrawn(ViolationCode::TrackGap);
-    tracing::info!(id = gap.id, %device, started_ms = gap.started_ms, ended_ms = gap.ended_ms, "TRACK_GAP withdrawn: covered by backfill");
+    tracing::info!(id = gap.id, %device, started_ms = gap.started_ms, ended_ms = gap.ended_ms, %why, "TRACK_GAP withdrawn");
     let filter = ViolationFilter {
         ids: Some(vec![gap.id]),
         ..Default::default()

@@ -181,6 +181,24 @@ impl Store {
         self.db.fetch_all(&q).await
     }
 
+    /// `device`'s raised TRACK_GAP that started at `started_ms`, if any.
+    pub async fn track_gap_started_at(
+        &self,
+        device: &str,
+        started_ms: i64,
+    ) -> StoreResult<Option<GapSpan>> {
+        let q = Sql::new(
+            "SELECT id, started_ms, ended_ms, case_id FROM violations \
+             WHERE device_id = $1 AND code = $2 AND status = $3 AND ended_ms IS NOT NULL \
+             AND started_ms = $4 ORDER BY id LIMIT 1",
+        )
+        .bind(device)
+        .bind(ViolationCode::TrackGap)
+        .bind("raised")
+        .bind(started_ms);
+        Ok(self.db.fetch_all(&q).await?.into_iter().next())
+    }
+
     /// The times of `device`'s stored fixes in `[from_ms, to_ms]`, oldest first.
     pub async fn fix_times(&self, device: &str, from_ms: i64, to_ms: i64) -> StoreResult<Vec<i64>> {
         let q = Sql::new(

@@ -82,7 +82,7 @@ fn demo_prints_where_to_look_and_its_score_and_score_agrees() {
             .map(str::to_string)
     };
     let demo_all = all_line(&out).unwrap_or_else(|| panic!("no score table in\n{out}"));
-    assert!(demo_all.contains("1.000   1.000"), "{demo_all}");
+    assert!(demo_all.contains("1.000   1.000"), "{demo_all}\n{out}");
 
     let scored = muckwatch()
         .args([
