@@ -176,6 +176,24 @@ pub struct StoredViolation {
 }
 
 impl StoredViolation {
+    /// The violation as detection raised it (without its id and case).
+    pub fn as_raised(&self) -> Violation {
+        Violation {
+            code: self.code,
+            plate: self.plate.clone(),
+            device_id: self.device_id,
+            firm_id: self.firm_id.clone(),
+            permit_id: self.permit_id.clone(),
+            started_ms: self.started_ms,
+            ended_ms: self.ended_ms,
+            lat: self.lat,
+            lon: self.lon,
+            measured: self.measured,
+            fences: self.fences.clone(),
+            uncertainty: self.uncertainty,
+        }
+    }
+
     /// The contract's `status`.
     pub fn status(&self) -> &'static str {
         if self.withdrawn {

@@ -156,32 +156,13 @@ async fn withdraw(device: DeviceId, gap: GapSpan, why: String, out: &Outputs) {
     let (Some(v), Some(case_id)) = (found.into_iter().next(), gap.case_id) else {
         return;
     };
-    let (message_zh, message_en) = withdrawal_messages(v.code, v.plate.as_str(), v.id);
-    announce(
-        Alert {
-            violation_id: v.id,
-            case_id,
-            code: v.code.as_str(),
-            plate: v.plate.to_string(),
-            device_id: v.device_id.to_string(),
-            firm_id: v.firm_id.to_string(),
-            departments: out
-                .routing
-                .departments(v.code)
-                .iter()
-                .map(|d| d.as_str())
-                .collect(),
-            at: format_ms(v.started_ms, out.tz),
-            lat: v.lat,
-            lon: v.lon,
-            place: format!("{:.5},{:.5}", v.lat, v.lon),
-            measured: v.measured,
-            status: v.status(),
-            message_zh,
-            message_en,
-        },
-        out,
-    );
+    // The raise's alert, saying it is withdrawn (a TRACK_GAP names no fences,
+    // so its place is the position either way).
+    let mut withdrawn = alert(v.id, case_id, &v.as_raised(), out);
+    (withdrawn.message_zh, withdrawn.message_en) =
+        withdrawal_messages(v.code, v.plate.as_str(), v.id);
+    withdrawn.status = v.status();
+    announce(withdrawn, out);
 }
 
 /// A raised violation: stored, filed into its case, announced. Each step
