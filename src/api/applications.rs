@@ -257,10 +257,13 @@ async fn full(state: &AppState, app: &ApplicationRecord) -> Result<Value, ApiErr
     Ok(out)
 }
 
+/// `{approve, reason, permit_id?}`: a rejection needs its reason; an
+/// approval may number the permit (default `APP-{id}`).
 #[derive(Deserialize)]
 pub struct Decision {
     approve: bool,
     reason: Option<String>,
+    permit_id: Option<String>,
 }
 
 pub async fn decide(
@@ -292,7 +295,8 @@ pub async fn decide(
     let actor = caller.0.to_string();
     let now = chrono::Utc::now().timestamp_millis();
     let app = if decision.approve {
-        match approve(&state, id, &actor, reason, now).await? {
+        let number = decision.permit_id.unwrap_or_else(|| permit_id(id));
+        match approve(&state, id, &number, &actor, reason, now).await? {
             Ok(app) => app,
             Err(refusal) => return Ok(refusal),
         }
@@ -331,6 +335,7 @@ fn decision_error(id: i64, e: DecisionError) -> ApiError {
 async fn approve(
     state: &AppState,
     id: i64,
+    number: &str,
     actor: &str,
     reason: Option<&str>,
     now: i64,
@@ -362,13 +367,18 @@ async fn approve(
                 .into_response()));
         }
     }
+    // The number is checked as a permit's id is (one parser for both).
+    let trial = app.request.to_permit(number, &app.firm_id);
+    Permit::from_json(&trial.to_json())
+        .map_err(|e| ApiError::unprocessable(format!("permit_id: {e}")))?;
     let app = state
         .store
-        .claim_approval(id, &permit_id(id), actor, reason, now)
+        .claim_approval(id, number, actor, reason, now)
         .await
         .map_err(|e| decision_error(id, e))?;
-    let number = app.permit_id.clone().unwrap_or_else(|| permit_id(id));
-    let permit = app.request.to_permit(&number, &app.firm_id);
+    // An approval cut short resumes with the number it had claimed.
+    let number = app.permit_id.as_deref().unwrap_or(number);
+    let permit = app.request.to_permit(number, &app.firm_id);
     create(state, id, &permit, now).await?;
     let app = match state.store.finish_approval(id, now).await {
         Ok(app) => app,

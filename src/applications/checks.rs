@@ -334,3 +334,190 @@ fn dates(r: &PermitRequest, f: &Facts) -> CheckResult {
     }
     CheckResult::new(CheckName::Dates, problems, format!("{from} to {until}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::FirmId;
+
+    /// Site `a` and disposal site `b` (squares about 1 km apart on the
+    /// same latitude), a circle disposal site `c`, and routes: `ab` from
+    /// one into the other, `gate` stopping 30 m short of `b` (inside its
+    /// 50 m corridor), `short` stopping 300 m short, `ac` into the circle.
+    fn city() -> FenceSet {
+        let square = |id: &str, kind: &str, lon: f64| {
+            format!(
+                r#"{{"type":"Feature","properties":{{"id":"{id}","kind":"{kind}"}},
+                "geometry":{{"type":"Polygon","coordinates":[[[{lon},33.0],[{e},33.0],[{e},33.002],[{lon},33.002],[{lon},33.0]]]}}}}"#,
+                e = lon + 0.002
+            )
+        };
+        let route = |id: &str, to_lon: f64| {
+            format!(
+                r#"{{"type":"Feature","properties":{{"id":"{id}","kind":"route","half_width_m":50}},
+                "geometry":{{"type":"LineString","coordinates":[[120.001,33.001],[{to_lon},33.001]]}}}}"#
+            )
+        };
+        // 0.001 degree of longitude at 33° is about 93 m.
+        let features = [
+            square("a", "source_site", 120.0),
+            square("b", "disposal_site", 120.012),
+            r#"{"type":"Feature","properties":{"id":"c","kind":"disposal_site","radius_m":100},
+               "geometry":{"type":"Point","coordinates":[120.001,33.02]}}"#
+                .to_string(),
+            route("ab", 120.013),
+            route("gate", 120.012 - 0.00032),
+            route("short", 120.012 - 0.0032),
+            r#"{"type":"Feature","properties":{"id":"ac","kind":"route"},
+               "geometry":{"type":"LineString","coordinates":[[120.001,33.001],[120.001,33.0195]]}}"#
+                .to_string(),
+        ];
+        let doc = format!(
+            r#"{{"type":"FeatureCollection","features":[{}]}}"#,
+            features.join(",")
+        );
+        FenceSet::from_geojson_str("city", &doc).expect("test city")
+    }
+
+    fn request(disposal: &str, routes: &[&str], from: &str, until: &str) -> PermitRequest {
+        let firm = FirmId::parse("firm-a").expect("firm");
+        PermitRequest::from_json(
+            &json!({"plates": ["苏J00001"], "source_site": "a", "disposal_site": disposal,
+                    "routes": routes, "valid_from": from, "valid_until": until}),
+            &firm,
+        )
+        .expect("request")
+    }
+
+    fn date(s: &str) -> NaiveDate {
+        s.parse().expect("date")
+    }
+
+    fn failing(r: &PermitRequest, fences: &FenceSet, today: &str) -> Vec<(CheckName, String)> {
+        let plate = Plate::parse("苏J00001").expect("plate");
+        let facts = Facts {
+            vehicles: &[(plate, VehicleFact::Own)],
+            fences,
+            blacklisted: None,
+            submitted_on: date(today),
+            today: date(today),
+        };
+        run_checks(r, &facts)
+            .into_iter()
+            .filter(|c| !c.passed)
+            .map(|c| (c.name, c.reason))
+            .collect()
+    }
+
+    #[test]
+    fn a_route_touches_a_site_it_enters_or_reaches_within_its_corridor() {
+        let city = city();
+        let ok = |d: &str, routes: &[&str]| {
+            failing(
+                &request(d, routes, "2024-06-01", "2024-06-30"),
+                &city,
+                "2024-06-01",
+            )
+        };
+        assert_eq!(ok("b", &["ab"]), []);
+        assert_eq!(ok("b", &["gate"]), [], "30 m short, corridor 50 m");
+        assert_eq!(ok("c", &["ac"]), [], "a circle site");
+        let short = ok("b", &["ab", "short"]);
+        assert_eq!(
+            short,
+            [(
+                CheckName::RoutesTouchSites,
+                "route `short` does not reach `b`".to_string()
+            )]
+        );
+        let wrong = ok("c", &["ab"]);
+        assert_eq!(wrong.len(), 1);
+        assert!(wrong[0].1.contains("does not reach `c`"), "{wrong:?}");
+    }
+
+    #[test]
+    fn missing_or_wrong_kind_fences_are_named() {
+        let city = city();
+        let f = failing(
+            &request("a", &["b", "nowhere"], "2024-06-01", "2024-06-30"),
+            &city,
+            "2024-06-01",
+        );
+        let names: Vec<CheckName> = f.iter().map(|(n, _)| *n).collect();
+        assert_eq!(
+            names,
+            [
+                CheckName::Sites,
+                CheckName::Routes,
+                CheckName::RoutesTouchSites
+            ]
+        );
+        assert!(
+            f[0].1.contains("`a` is a source_site, not a disposal_site"),
+            "{f:?}"
+        );
+        assert!(
+            f[1].1.contains("`b` is a disposal_site, not a route"),
+            "{f:?}"
+        );
+        assert!(f[1]
+            .1
+            .contains("route `nowhere` is not one of the city's geofences"));
+    }
+
+    #[test]
+    fn dates_in_order_not_past_at_most_a_year() {
+        let city = city();
+        let dates = |from: &str, until: &str, today: &str| -> Vec<String> {
+            failing(&request("b", &["ab"], from, until), &city, today)
+                .into_iter()
+                .map(|(n, why)| {
+                    assert_eq!(n, CheckName::Dates);
+                    why
+                })
+                .collect()
+        };
+        assert!(
+            dates("2024-06-01", "2024-06-01", "2024-06-01").is_empty(),
+            "one day"
+        );
+        assert!(
+            dates("2024-01-01", "2024-12-31", "2024-01-01").is_empty(),
+            "366 days"
+        );
+        assert_eq!(
+            dates("2024-01-01", "2025-01-01", "2024-01-01"),
+            ["2024-01-01 to 2025-01-01 is 367 days; a permit runs at most 366"]
+        );
+        assert_eq!(
+            dates("2024-06-02", "2024-06-01", "2024-06-01"),
+            ["valid_until 2024-06-01 is before valid_from 2024-06-02"]
+        );
+        assert_eq!(
+            dates("2024-05-31", "2024-06-30", "2024-06-01"),
+            ["valid_from 2024-05-31 is before the application (2024-06-01)"]
+        );
+    }
+
+    #[test]
+    fn results_round_trip_and_summarise() {
+        let c = CheckResult {
+            name: CheckName::RoutesTouchSites,
+            passed: false,
+            reason: "route `x` does not reach `d01`".into(),
+        };
+        assert_eq!(CheckResult::from_json(&c.to_json()), Ok(c.clone()));
+        assert_eq!(c.to_json()["result"], "fail");
+        let ok = CheckResult {
+            name: CheckName::Dates,
+            passed: true,
+            reason: "fine".into(),
+        };
+        assert_eq!(
+            summary(&[ok.clone(), c]),
+            "1/2 passed; failed: routes_touch_sites"
+        );
+        assert_eq!(summary(&[ok]), "1/1 passed");
+        assert!(CheckResult::from_json(&json!({"name": "luck", "result": "pass"})).is_err());
+    }
+}

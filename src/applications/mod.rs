@@ -94,13 +94,14 @@ pub struct PermitRequest {
 /// own parser (the id is not the firm's to choose).
 const NO_ID_YET: &str = "application";
 
-/// The id the permit of application `id` gets when it is approved.
+/// The id the permit of application `id` gets when it is approved, unless
+/// the decision names another (`permit_id`, the bureau's own numbering).
 ///
 /// ```
-/// assert_eq!(muckwatch::applications::permit_id(7), "PA-7");
+/// assert_eq!(muckwatch::applications::permit_id(7), "APP-7");
 /// ```
 pub fn permit_id(application: i64) -> String {
-    format!("PA-{application}")
+    format!("APP-{application}")
 }
 
 impl PermitRequest {

@@ -31,6 +31,7 @@ async fn the_console_is_served_from_the_binary_without_a_token() {
         ("labels.js", "text/javascript"),
         ("map.js", "text/javascript"),
         ("playback.js", "text/javascript"),
+        ("applications.js", "text/javascript"),
         ("app.css", "text/css"),
     ] {
         let r = app.get(&format!("/console/{file}"), None).await;
