@@ -118,11 +118,17 @@ export async function reviewPage(view) {
   }
   async function load() {
     try {
-      const [waiting, all] = await Promise.all([
-        api('/api/v1/permit-applications?status=submitted&limit=200'), api('/api/v1/permit-applications?limit=200')]);
-      queue.replaceChildren(table([...HEAD, ''], waiting.items.map((a) => row(a, actions(a))), { id: 'review-table' }),
-        h('p', { class: 'muted' }, `${L('待审批', 'Waiting')}: ${waiting.total}`));
-      decided.replaceChildren(table(HEAD, all.items.filter((a) => a.status !== 'submitted').map((a) => row(a)), { id: 'decided-table' }));
+      // An approval cut short (approving) waits in the queue too: approving
+      // it again finishes it.
+      const [waiting, stuck, all] = await Promise.all([
+        api('/api/v1/permit-applications?status=submitted&limit=200'),
+        api('/api/v1/permit-applications?status=approving&limit=200'),
+        api('/api/v1/permit-applications?limit=200')]);
+      const open = [...stuck.items, ...waiting.items];
+      queue.replaceChildren(table([...HEAD, ''], open.map((a) => row(a, actions(a))), { id: 'review-table' }),
+        h('p', { class: 'muted' }, `${L('待审批', 'Waiting')}: ${waiting.total + stuck.total}`));
+      decided.replaceChildren(table(HEAD, all.items.filter((a) => a.status === 'approved' || a.status === 'rejected')
+        .map((a) => row(a)), { id: 'decided-table' }));
     } catch (e) { queue.replaceChildren(errorBox(e)); }
   }
   view.append(h('h1', {}, L('准运证审批', 'Permit applications')),

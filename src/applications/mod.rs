@@ -90,6 +90,10 @@ pub struct PermitRequest {
     pub valid_until: NaiveDate,
 }
 
+/// The most vehicles one application may name: each is looked up when
+/// the checks run, and a fleet larger than this applies in parts.
+pub const MAX_PLATES: usize = 500;
+
 /// Stands in for the permit id while the fields are read by the permit's
 /// own parser (the id is not the firm's to choose).
 const NO_ID_YET: &str = "application";
@@ -134,6 +138,12 @@ impl PermitRequest {
             json!(valid_until.max(valid_from).to_string()),
         );
         let p = Permit::from_json(&Value::Object(body))?;
+        if p.plates.len() > MAX_PLATES {
+            return Err(format!(
+                "plates: {} vehicles; an application names at most {MAX_PLATES}",
+                p.plates.len()
+            ));
+        }
         Ok(PermitRequest {
             plates: p.plates,
             source_site: p.source_site,
@@ -238,5 +248,12 @@ mod tests {
             .expect_err("no plates")
             .starts_with("plates"));
         assert!(PermitRequest::from_json(&json!([1]), &firm()).is_err());
+        let mut b = body();
+        b["plates"] = json!((0..=MAX_PLATES)
+            .map(|i| format!("苏J{i:05}"))
+            .collect::<Vec<_>>());
+        assert!(PermitRequest::from_json(&b, &firm())
+            .expect_err("too many")
+            .starts_with("plates"));
     }
 }
