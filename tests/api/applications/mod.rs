@@ -3,6 +3,7 @@
 //! detection uses at once (fixes over the embedded MQTT broker), rejection
 //! with a reason, and firms seeing their own applications only.
 
+mod decisions;
 mod detection;
 
 use chrono::{NaiveDate, Utc};
@@ -411,71 +412,5 @@ async fn rejection_gives_the_firm_its_reason_and_firms_see_only_their_own() {
     assert!(r
         .header("content-type")
         .starts_with("application/vnd.openxmlformats"));
-    app.stop().await;
-}
-
-#[tokio::test]
-async fn the_bureau_may_number_the_permit_and_a_taken_number_leaves_it_waiting() {
-    let app = spawn_app().await;
-    app.register("firm-n", "苏J74001", "dev-n1").await;
-    let firm = app.token("firm:firm-n").await;
-    let a = submit(&app, &firm, &application(&["苏J74001"])).await;
-    let mut taken = application(&["苏J74001"]);
-    taken["id"] = json!("渣准2026-001");
-    taken["firm_id"] = json!("firm-n");
-    taken["valid_until"] = json!(day(10)); // another permit, by hand
-    let r = app.post("/api/v1/permits", Some(&app.admin), &taken).await;
-    assert_eq!(r.status, 201, "{}", r.body);
-
-    let r = decide(
-        &app,
-        &a["id"],
-        &app.admin,
-        json!({"approve": true, "permit_id": "渣准2026-001"}),
-    )
-    .await;
-    assert_eq!(r.status, 409, "{}", r.body);
-    let path = format!("/api/v1/permit-applications/{}", a["id"]);
-    let waiting = app.get(&path, Some(&firm)).await.json();
-    assert_eq!(waiting["status"], "submitted", "{waiting}");
-    assert_eq!(waiting["permit_id"], Value::Null);
-    let trail: Vec<&str> = waiting["audit"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["field"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        trail,
-        ["status", "checks", "status", "approval_failed", "status"]
-    );
-    let r = decide(
-        &app,
-        &a["id"],
-        &app.admin,
-        json!({"approve": true, "permit_id": "bad id"}),
-    )
-    .await;
-    assert_eq!(r.status, 422, "{}", r.body);
-
-    let r = decide(
-        &app,
-        &a["id"],
-        &app.admin,
-        json!({"approve": true, "permit_id": "渣准2026-002"}),
-    )
-    .await;
-    assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!(r.json()["permit_id"], "渣准2026-002");
-    let p = app
-        .get(
-            &format!("/api/v1/permits/{}", encode("渣准2026-002")),
-            Some(&firm),
-        )
-        .await;
-    assert_eq!(
-        (p.status, p.json()["status"].clone()),
-        (200, json!("active"))
-    );
     app.stop().await;
 }
