@@ -10,12 +10,14 @@ mod auth;
 mod cases;
 mod console;
 mod credit;
+mod draws;
 mod error;
 mod export;
 mod firms;
 mod ingest;
 mod input;
 mod inspections;
+mod inspectors;
 mod mqtt;
 mod permits;
 mod server;
@@ -82,13 +84,19 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/firms", post(firms::create))
         .route("/api/v1/firms/{id}/credit", get(credit::firm))
         .route("/api/v1/credit", get(credit::list))
-        .route("/api/v1/inspectors", post(inspections::create_inspector))
-        .route("/api/v1/inspections/draws", post(inspections::create_draw))
+        .route(
+            "/api/v1/inspectors",
+            post(inspectors::create).get(inspectors::list),
+        )
+        .route(
+            "/api/v1/inspections/draws",
+            post(inspections::create_draw).get(draws::list),
+        )
         .route(
             "/api/v1/inspections/draws/{id}/results",
             post(inspections::record_result),
         )
-        .route("/api/v1/inspections/public", get(inspections::public))
+        .route("/api/v1/inspections/public", get(draws::public))
         .route(
             "/api/v1/vehicles",
             post(vehicles::create).get(console::list),

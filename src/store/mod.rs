@@ -49,7 +49,7 @@ use db::Db;
 pub use crate::cases::NewViolationCase;
 pub use crate::violation::StoredViolation;
 pub use credit::DeductionRecord;
-pub use inspections::{DrawObjectRecord, DrawRecord, NewDraw};
+pub use inspections::{DrawObjectRecord, DrawRecord, InspectorRecord, NewDraw};
 pub use postgres::redact_url;
 pub use records::{
     AuditRecord, CaseFilter, CaseRecord, DeadLetter, DeadlineStats, PermitFilter, Stats,

@@ -1,9 +1,9 @@
 //! Violations: one row per episode, opened when raised, closed when it ends.
 
 use super::codec::JsonText;
-use super::db::Sql;
+use super::db::{Sql, Tx};
 use super::{Store, StoreError, StoreResult, StoredViolation, ViolationFilter};
-use crate::cases::Audit;
+use crate::cases::{Audit, SYSTEM};
 use crate::identity::{DeviceId, FirmId, Plate};
 use crate::violation::{Uncertainty, Violation, ViolationCode};
 
@@ -51,7 +51,7 @@ impl From<ViolationRow> for StoredViolation {
     }
 }
 
-const WITHDRAWN: &str = "withdrawn";
+pub(super) const WITHDRAWN: &str = "withdrawn";
 
 /// A raised TRACK_GAP that a late fix falls inside: a candidate for withdrawal.
 #[derive(Debug, Clone, Copy, PartialEq, sqlx::FromRow)]
@@ -212,26 +212,64 @@ impl Store {
         Ok(rows.into_iter().map(|(t,)| t).collect())
     }
 
-    /// Withdraws violation `id` with its case's audit lines, in one transaction.
-    /// False when it was not raised any more (withdrawn meanwhile): nothing written.
+    /// Withdraws violation `id` with its case's audit lines, in one
+    /// transaction; a credit deduction it was charged is reversed there too,
+    /// with its own audit line, and a withdrawn violation is never charged
+    /// afterwards (the ledger skips it). False when it was not raised any more
+    /// (withdrawn meanwhile): nothing written, so all of it happens once.
+    ///
+    /// The case is locked before the violation changes, as a check change
+    /// locks it, so a decision taken meanwhile either sees the withdrawal or
+    /// its charge is seen, and reversed, here. `case_id` is the caller's
+    /// view; the violation's own, read here, wins.
     pub async fn withdraw_violation(
         &self,
         id: i64,
         case_id: Option<i64>,
         audit: &[Audit],
+        now_ms: i64,
     ) -> StoreResult<bool> {
         let mut tx = self.db.begin().await?;
-        let q = Sql::new("UPDATE violations SET status = $1 WHERE id = $2 AND status = $3")
-            .bind(WITHDRAWN)
-            .bind(id)
-            .bind("raised");
-        if tx.execute(&q).await? == 0 {
+        let q = Sql::new("SELECT case_id FROM violations WHERE id = $1").bind(id);
+        let seen: Option<(Option<i64>,)> = tx.fetch_optional(&q).await?;
+        let Some((seen,)) = seen else {
             return Ok(false);
+        };
+        if let Some(c) = seen {
+            lock_case(&mut tx, c).await?;
         }
-        if let Some(case_id) = case_id {
+        let q = Sql::new(
+            "UPDATE violations SET status = $1 WHERE id = $2 AND status = $3 RETURNING case_id",
+        )
+        .bind(WITHDRAWN)
+        .bind(id)
+        .bind("raised");
+        let Some((filed,)) = tx.fetch_optional::<(Option<i64>,)>(&q).await? else {
+            return Ok(false);
+        };
+        if let Some(c) = filed.filter(|c| Some(*c) != seen) {
+            // Filed meanwhile (the update waited for that filing to commit).
+            lock_case(&mut tx, c).await?;
+        }
+        if let Some(case_id) = filed.or(case_id) {
             super::cases::write_audit(&mut tx, case_id, audit).await?;
+        }
+        if let Some(case_id) = filed {
+            let checks = super::cases::case_checks(&mut tx, case_id).await?;
+            super::credit::write_case_credit(&mut tx, case_id, &checks, SYSTEM, now_ms).await?;
         }
         tx.commit().await?;
         Ok(true)
     }
+}
+
+/// Takes case `id`'s row lock (PostgreSQL; SQLite's writer lock is held already).
+async fn lock_case(tx: &mut Tx, id: i64) -> StoreResult<()> {
+    let q = Sql::new(format!(
+        "SELECT id FROM cases WHERE id = $1{}",
+        tx.for_update()
+    ))
+    .bind(id);
+    tx.fetch_optional::<(i64,)>(&q).await?;
+    Ok(())
 }
