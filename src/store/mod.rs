@@ -35,6 +35,7 @@ mod fleet;
 mod inspections;
 mod migrate;
 mod mqtt;
+mod outbox;
 mod permits;
 mod postgres;
 mod records;
@@ -50,13 +51,14 @@ pub use crate::cases::NewViolationCase;
 pub use crate::violation::StoredViolation;
 pub use credit::DeductionRecord;
 pub use inspections::{DrawObjectRecord, DrawRecord, NewDraw};
+pub use outbox::{DueEvent, PendingDelivery};
 pub use postgres::redact_url;
 pub use records::{
     AuditRecord, CaseFilter, CaseRecord, DeadLetter, DeadlineStats, PermitFilter, Stats,
     StoredDeadLetter, ViolationFilter,
 };
 pub use terminals::TerminalRegistration;
-pub use violations::GapSpan;
+pub use violations::{GapSpan, Raised};
 
 #[derive(Debug)]
 pub enum StoreError {
@@ -173,6 +175,9 @@ impl From<StoreError> for CheckError {
 #[derive(Clone)]
 pub struct Store {
     db: Db,
+    /// The webhooks events are written for ([`Store::with_outbox`]); none:
+    /// no events are written.
+    outbox: Option<std::sync::Arc<crate::outbox::Routes>>,
 }
 
 impl Store {
@@ -193,6 +198,6 @@ impl Store {
         migrate::run(&db)
             .await
             .map_err(|e| anyhow::anyhow!("database `{}`: {e}", redact_url(url)))?;
-        Ok(Store { db })
+        Ok(Store { db, outbox: None })
     }
 }
