@@ -129,7 +129,16 @@ async fn deliver(
     let mut client = Client::new(&hook, pacing.timeout);
     let mut failures_in_a_row = 0i64;
     loop {
-        let wait = match pass(&store, &metrics, &hook, &key, &mut client, pacing).await {
+        let delivery = pass(
+            &store,
+            &metrics,
+            &hook,
+            &key,
+            &mut client,
+            pacing,
+            &shutdown,
+        );
+        let wait = match delivery.await {
             Ok(delivered) => {
                 failures_in_a_row = 0;
                 // Something went: the next event of those cases may be due now.
@@ -161,6 +170,7 @@ async fn pass(
     key: &str,
     client: &mut Client,
     pacing: Pacing,
+    shutdown: &watch::Receiver<bool>,
 ) -> Result<usize, String> {
     let mut delivered = 0;
     let due = store
@@ -168,6 +178,9 @@ async fn pass(
         .await
         .map_err(|e| format!("reading the outbox: {e}"))?;
     for ev in due {
+        if *shutdown.borrow() {
+            break; // what is left waits for the next start
+        }
         let lease = now_ms() + pacing.timeout.as_millis() as i64 + 5_000;
         let claimed = store
             .outbox_claim(key, ev.seq, ev.next_ms, lease)
