@@ -17,6 +17,7 @@ use super::{ApiError, ApiPath, AppState, Caller, Paging};
 use crate::applications::ApplicationStatus;
 use crate::auth::Department;
 use crate::cases::{CaseStatus, CheckStatus};
+use crate::inspections::{result_label_zh, Population};
 use crate::permit::PermitStatus;
 use crate::violation::ViolationCode;
 
@@ -118,8 +119,8 @@ pub async fn whoami(State(state): State<AppState>, caller: Caller) -> Json<Value
 }
 
 /// `GET /api/v1/meta`: the vocabulary the console shows, from the types
-/// that define it: violation codes, departments and statuses with their
-/// Chinese names, and the status each check status may move to. The
+/// that define it: violation codes, departments, statuses, inspection
+/// populations and results with their Chinese names, and the status each check status may move to. The
 /// console keeps no copy of any of it.
 pub async fn meta(_caller: Caller) -> Json<Value> {
     let mut statuses = serde_json::Map::new();
@@ -141,12 +142,15 @@ pub async fn meta(_caller: Caller) -> Json<Value> {
             )
         })
         .collect();
+    let results = ["pass", "fail"].map(|r| json!({"id": r, "zh": result_label_zh(r)}));
     Json(json!({
         "codes": ViolationCode::ALL.map(|c| json!({"code": c.as_str(), "zh": c.label_zh()})),
         "departments": Department::ALL.map(|d| json!({"id": d.as_str(), "zh": d.label_zh()})),
         "case_statuses": CaseStatus::ALL.map(CaseStatus::as_str),
         "statuses": statuses,
         "check_next": check_next,
+        "populations": Population::ALL.map(|p| json!({"id": p.as_str(), "zh": p.label_zh()})),
+        "inspection_results": results,
     }))
 }
 

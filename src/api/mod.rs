@@ -11,13 +11,16 @@ mod auth;
 mod cases;
 mod console;
 mod credit;
+mod draws;
 mod error;
 mod export;
 mod firms;
 mod ingest;
 mod input;
 mod inspections;
+mod inspectors;
 mod mqtt;
+mod outbox;
 mod permits;
 mod server;
 mod stats;
@@ -83,13 +86,19 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/firms", post(firms::create))
         .route("/api/v1/firms/{id}/credit", get(credit::firm))
         .route("/api/v1/credit", get(credit::list))
-        .route("/api/v1/inspectors", post(inspections::create_inspector))
-        .route("/api/v1/inspections/draws", post(inspections::create_draw))
+        .route(
+            "/api/v1/inspectors",
+            post(inspectors::create).get(inspectors::list),
+        )
+        .route(
+            "/api/v1/inspections/draws",
+            post(inspections::create_draw).get(draws::list),
+        )
         .route(
             "/api/v1/inspections/draws/{id}/results",
             post(inspections::record_result),
         )
-        .route("/api/v1/inspections/public", get(inspections::public))
+        .route("/api/v1/inspections/public", get(draws::public))
         .route(
             "/api/v1/vehicles",
             post(vehicles::create).get(console::list),
@@ -126,6 +135,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/alerts/stream", get(alerts::stream))
         .route("/api/v1/stats", get(stats::stats))
         .route("/api/v1/dead-letters", get(ingest::dead_letters))
+        .route("/api/v1/outbox", get(outbox::undelivered))
         .route("/api/v1/geofences", get(geofences))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -201,6 +201,36 @@ async fn access_control_matrix() {
             [200, 403, 403, 403, 403, 401, 401],
         ),
         (
+            "GET",
+            "/api/v1/credit".into(),
+            None,
+            [200, 200, 200, 403, 403, 401, 401],
+        ),
+        (
+            "GET",
+            "/api/v1/firms/firm-a/credit".into(),
+            None,
+            [200, 200, 200, 200, 404, 401, 401],
+        ),
+        (
+            "GET",
+            "/api/v1/inspectors".into(),
+            None,
+            [200, 200, 200, 403, 403, 401, 401],
+        ),
+        (
+            "GET",
+            "/api/v1/inspections/draws".into(),
+            None,
+            [200, 200, 200, 403, 403, 401, 401],
+        ),
+        (
+            "GET",
+            "/api/v1/inspections/public".into(),
+            None,
+            [200, 200, 200, 200, 200, 200, 200],
+        ),
+        (
             "SSE",
             "/api/v1/alerts/stream".into(),
             None,

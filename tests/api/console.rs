@@ -101,6 +101,14 @@ async fn meta_gives_the_vocabulary_the_console_shows() {
         m["check_next"],
         json!({"pending": ["investigating"], "investigating": ["decided"], "decided": ["closed"], "closed": []})
     );
+    assert_eq!(
+        m["populations"][0],
+        json!({"id": "firms", "zh": "运输企业"})
+    );
+    assert_eq!(
+        m["inspection_results"],
+        json!([{"id": "pass", "zh": "合格"}, {"id": "fail", "zh": "不合格"}])
+    );
     app.stop().await;
 }
 
@@ -253,6 +261,22 @@ async fn browser_officer_follows_a_live_alert_to_its_case_and_a_firm_sees_its_pe
         "2021-05-30T22:30:00+08:00",
     )
     .await;
+
+    // The inspector pool: two valid certificates, one expired.
+    for (id, name, dept, until) in [
+        ("insp-1", "Zhou Min", "police", "2099-12-31"),
+        ("insp-2", "Wu Gang", "urban", "2099-12-31"),
+        ("insp-3", "Zheng Hua", "transport", "2001-01-01"),
+    ] {
+        let r = app
+            .post(
+                "/api/v1/inspectors",
+                Some(&app.admin),
+                &json!({"id": id, "name": name, "department": dept, "cert_valid_until": until}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+    }
 
     let shots = root.join("target/console-screenshots");
     std::fs::create_dir_all(&shots).unwrap();

@@ -126,14 +126,39 @@ try {
   await page.waitForSelector('#deadlines tr[data-dept=police]');
   assert.match(await page.textContent('#deadlines tr[data-dept=police] td.overdue-mark'), /[1-9]/);
   await shot('stats');
-  // Credit: every firm by grade; the inspections page with its draw form.
+  // Credit: every firm by grade, in Chinese and English, exportable; a
+  // firm's ledger from its row.
   await page.click('#nav a[data-page=credit]');
   await page.waitForSelector('#credit-firms tr[data-firm]');
   assert.match(await page.textContent('#grade-counts'), /A/);
+  assert.match(await page.textContent('h1'), /企业信用评价 Firm credit rating/);
+  assert.match(await page.textContent('#credit-firms thead'), /得分 Score/);
+  const [creditFile] = await Promise.all([page.waitForEvent('download'), page.click('#export-credit')]);
+  assert.equal(creditFile.suggestedFilename(), 'credit.xlsx');
+  await page.click('#credit-firms tr[data-firm=firm-a] a');
+  await page.waitForSelector('#credit-ledger[data-firm=firm-a] #credit-score');
   await shot('credit');
+  // Inspections: the pool with its expired certificate, a draw that names
+  // its inspectors, a result recorded, both lists exportable.
   await page.click('#nav a[data-page=inspections]');
   await page.waitForSelector('#draw-form');
   await page.waitForSelector('#draw-list h2');
+  await page.waitForSelector('#inspector-list tr[data-inspector=insp-3]');
+  assert.match(await page.textContent('#inspector-list tr[data-inspector=insp-3]'), /已过期 expired/);
+  assert.match(await page.textContent('#draw-form select[name=population]'), /车辆 vehicles/);
+  await page.fill('#draw-form input[name=item]', '车辆密闭');
+  await page.selectOption('#draw-form select[name=population]', 'vehicles');
+  await page.fill('#draw-form input[name=size]', '1');
+  await page.click('#draw-form button[type=submit]');
+  const drawn = page.locator('#draw-list div[data-draw]').first();
+  await drawn.waitFor();
+  assert.match(await drawn.textContent(), /Zhou Min/);
+  assert.match(await drawn.textContent(), /车辆 vehicles/);
+  page.once('dialog', (d) => d.accept('篷布未盖'));
+  await drawn.locator('button', { hasText: 'Fail' }).first().click();
+  await page.waitForFunction(() => /不合格 fail: 篷布未盖/.test(document.querySelector('#draw-list div[data-draw]')?.textContent || ''));
+  const [publicFile] = await Promise.all([page.waitForEvent('download'), page.click('#export-public')]);
+  assert.equal(publicFile.suggestedFilename(), 'inspections-public.xlsx');
   await shot('inspections');
 
   // 5. A firm signs in: no live view, and only its own permits.
