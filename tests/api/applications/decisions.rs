@@ -161,3 +161,43 @@ async fn an_approval_racing_a_rejection_leaves_one_decision() {
     }
     app.stop().await;
 }
+
+/// The permit an approval creates is announced like any other
+/// (`permit.changed`, written by `create_permit` in its transaction); a
+/// rejection creates nothing to announce.
+#[tokio::test]
+async fn an_approved_permit_is_announced_as_permit_changed() {
+    let away = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", away.local_addr().unwrap());
+    drop(away);
+    let mut settings = test_settings(&temp_db());
+    settings.outbox = toml::from_str::<muckwatch::configuration::Settings>(&format!(
+        "[outbox]\npoll_ms = 100\n[[outbox.webhooks]]\nurl = \"{url}\"\nsecret = \"k\"\nevents = [\"permit.changed\"]\n"
+    ))
+    .unwrap()
+    .outbox;
+    let app = spawn_with(settings).await;
+    app.register("firm-e", "苏J77001", "dev-e1").await;
+    let firm = app.token("firm:firm-e").await;
+    let approved = submit(&app, &firm, &application(&["苏J77001"])).await;
+    let rejected = submit(&app, &firm, &application(&["苏J77001"])).await;
+    let r = decide(
+        &app,
+        &rejected["id"],
+        &app.admin,
+        json!({"approve": false, "reason": "duplicate"}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = decide(&app, &approved["id"], &app.admin, json!({"approve": true})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let permit = r.json()["permit_id"].clone();
+    let events = app.get("/api/v1/outbox", Some(&app.admin)).await.json();
+    assert_eq!(events["total"], 1, "{events}");
+    let event = &events["items"][0]["event"];
+    assert_eq!(event["type"], "permit.changed");
+    assert_eq!(event["data"]["change"], "created");
+    assert_eq!(event["data"]["permit"]["id"], permit);
+    assert_eq!(event["data"]["permit"]["status"], "active");
+    app.stop().await;
+}
