@@ -51,6 +51,11 @@ pub struct Metrics {
     pub outbox_pending: AtomicU64,
     pub outbox_delivered: AtomicU64,
     pub outbox_failures: AtomicU64,
+    /// Permit applications submitted, approved (permit created) and
+    /// rejected through this process (不见面审批).
+    pub applications_submitted: AtomicU64,
+    pub applications_approved: AtomicU64,
+    pub applications_rejected: AtomicU64,
 }
 
 impl Metrics {
@@ -298,6 +303,25 @@ impl Metrics {
             "Outbound event deliveries that failed and will be retried",
             &self.outbox_failures,
         );
+        for (name, help, v) in [
+            (
+                "muckwatch_permit_applications_submitted_total",
+                "Permit applications submitted by firms",
+                &self.applications_submitted,
+            ),
+            (
+                "muckwatch_permit_applications_approved_total",
+                "Permit applications approved (their permit created active)",
+                &self.applications_approved,
+            ),
+            (
+                "muckwatch_permit_applications_rejected_total",
+                "Permit applications rejected with a reason",
+                &self.applications_rejected,
+            ),
+        ] {
+            counter(&mut out, name, help, v);
+        }
         out
     }
 }

@@ -19,6 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use std::sync::atomic::Ordering::Relaxed;
 
 use super::export::{col, list_response, Column, ListFormat};
 use super::time::format_ms;
@@ -127,6 +128,7 @@ pub async fn submit(
         .store
         .submit_application(firm, &request, &checks, &actor, now)
         .await?;
+    state.metrics.applications_submitted.fetch_add(1, Relaxed);
     tracing::info!(application = id, firm = %firm, checks = %summary(&checks), "permit application submitted");
     let app = state
         .store
@@ -309,6 +311,7 @@ pub async fn decide(
             .reject_application(id, &actor, reason, now)
             .await
             .map_err(|e| decision_error(id, e))?;
+        state.metrics.applications_rejected.fetch_add(1, Relaxed);
         tracing::info!(application = id, actor, "permit application rejected");
         app
     };
@@ -388,6 +391,7 @@ async fn approve(
         }
         Err(e) => return Err(decision_error(id, e)),
     };
+    state.metrics.applications_approved.fetch_add(1, Relaxed);
     tracing::info!(application = id, permit = %permit.id, firm = %permit.firm_id, actor, "permit application approved, permit active");
     state.registry.upsert_permit(permit);
     Ok(Ok(app))

@@ -156,6 +156,11 @@ async fn an_approved_application_is_an_active_permit_detection_uses_at_once() {
         1,
         "a rejection makes no permit"
     );
+    assert_eq!(
+        app.metric("muckwatch_permit_applications_approved_total")
+            .await,
+        1.0
+    );
 
     // Both trucks drive the route: the one on the approved permit raises
     // nothing; the one whose application was rejected has no permit.

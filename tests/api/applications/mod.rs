@@ -415,6 +415,19 @@ async fn rejection_gives_the_firm_its_reason_and_firms_see_only_their_own() {
         .await
         .json();
     assert_eq!(mine["total"], 1);
+    let counted = |m: &'static str| app.metric(m);
+    assert_eq!(
+        counted("muckwatch_permit_applications_submitted_total").await,
+        2.0
+    );
+    assert_eq!(
+        counted("muckwatch_permit_applications_rejected_total").await,
+        1.0
+    );
+    assert_eq!(
+        counted("muckwatch_permit_applications_approved_total").await,
+        0.0
+    );
 
     // The list exports as a workbook, like every list.
     let r = app
