@@ -34,6 +34,10 @@
 //! - [`inspections`]: random inspections (双随机一公开): objects and
 //!   inspectors drawn by a seeded PRNG of our own, reproducible from the
 //!   recorded seed and population hash.
+//! - [`applications`]: permit applications (不见面审批): the permit a firm
+//!   asks for, and the automatic checks (vehicles, sites, routes, routes
+//!   reaching both sites, credit, dates) as pure functions naming each
+//!   result; the bureau's decision is the store's and the API's.
 //! - [`store`]: the database behind one narrow interface, each query written
 //!   once for SQLite and PostgreSQL; it writes what the cases' plans say.
 //! - [`rules`]: the per-vehicle violation state machine, every code, on event time.
@@ -77,6 +81,7 @@
 
 pub mod alerts;
 pub mod api;
+pub mod applications;
 pub mod auth;
 pub mod broker;
 pub mod cases;

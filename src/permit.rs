@@ -290,7 +290,8 @@ fn ident(obj: &Map<String, Value>, name: &str) -> Result<String, String> {
     Ok(s.to_string())
 }
 
-fn date_field(obj: &Map<String, Value>, name: &str) -> Result<NaiveDate, String> {
+/// A local date field `YYYY-MM-DD` of a JSON object; the error names the field.
+pub fn date_field(obj: &Map<String, Value>, name: &str) -> Result<NaiveDate, String> {
     let s = str_field(obj, name)?;
     // `%Y` alone would accept "+2024" or 5-digit years; insist on the plain form.
     let plain = s.len() == 10 && s.as_bytes()[4] == b'-' && s.as_bytes()[7] == b'-';

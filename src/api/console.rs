@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 use super::export::{col, list_response, Column, ListFormat};
 use super::time::format_ms;
 use super::{ApiError, ApiPath, AppState, Caller, Paging};
+use crate::applications::ApplicationStatus;
 use crate::auth::Department;
 use crate::cases::{CaseStatus, CheckStatus};
 use crate::inspections::{result_label_zh, Population};
@@ -77,6 +78,11 @@ const FILES: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("../../web/playback.js"),
     ),
+    (
+        "applications.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web/applications.js"),
+    ),
 ];
 
 fn file(name: &str) -> Response {
@@ -123,6 +129,7 @@ pub async fn meta(_caller: Caller) -> Json<Value> {
         .into_iter()
         .chain(CaseStatus::ALL.map(|s| (s.as_str(), s.label_zh())))
         .chain(PermitStatus::ALL.map(|s| (s.as_str(), s.label_zh())))
+        .chain(ApplicationStatus::ALL.map(|s| (s.as_str(), s.label_zh())))
     {
         statuses.insert(id.to_string(), json!(zh));
     }

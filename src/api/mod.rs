@@ -6,6 +6,7 @@
 //! one can see, not a middleware ordering question.
 
 mod alerts;
+mod applications;
 mod auth;
 mod cases;
 mod console;
@@ -112,6 +113,15 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/v1/permits/{id}",
             get(permits::get).patch(permits::patch),
+        )
+        .route(
+            "/api/v1/permit-applications",
+            post(applications::submit).get(applications::list),
+        )
+        .route("/api/v1/permit-applications/{id}", get(applications::get))
+        .route(
+            "/api/v1/permit-applications/{id}/decision",
+            post(applications::decide),
         )
         .route("/api/v1/violations", get(violations::list))
         .route("/api/v1/violations/{id}", get(violations::get))

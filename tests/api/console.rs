@@ -31,6 +31,7 @@ async fn the_console_is_served_from_the_binary_without_a_token() {
         ("labels.js", "text/javascript"),
         ("map.js", "text/javascript"),
         ("playback.js", "text/javascript"),
+        ("applications.js", "text/javascript"),
         ("app.css", "text/css"),
     ] {
         let r = app.get(&format!("/console/{file}"), None).await;
@@ -187,6 +188,14 @@ fn permit(id: &str, firm: &str, plate: &str) -> Value {
            "valid_from": "2021-06-01", "valid_until": "2021-12-31"})
 }
 
+/// A city-local date `offset` days from today.
+fn day(offset: i64) -> String {
+    let today = chrono::Utc::now()
+        .with_timezone(&chrono_tz::Asia::Shanghai)
+        .date_naive();
+    (today + chrono::Duration::days(offset)).to_string()
+}
+
 #[tokio::test]
 #[ignore = "needs chromium and node (tests/browser); run by .ci/run"]
 async fn browser_officer_follows_a_live_alert_to_its_case_and_a_firm_sees_its_permits() {
@@ -277,6 +286,7 @@ async fn browser_officer_follows_a_live_alert_to_its_case_and_a_firm_sees_its_pe
         "firm_permits": ["PA-1"],
         "speeding_plate": "苏J70001",
         "screenshots": shots,
+        "apply": {"from": day(0), "until": day(30)},
     });
     let cfg_path = temp_db().with_extension("console.json");
     std::fs::write(&cfg_path, cfg.to_string()).unwrap();

@@ -5,7 +5,8 @@
 // truck's fixes over MQTT when this script prints READY.
 //
 // Config: { base, tokens: {police, firm, admin}, firm_permits: [ids],
-//           speeding_plate, screenshots: dir }
+//           speeding_plate, screenshots: dir, apply: {from, until} (dates
+//           of the permit the firm applies for) }
 
 import fs from 'node:fs';
 import path from 'node:path';
@@ -184,6 +185,36 @@ try {
   assert.equal(await page.locator('#nav a[data-page=inspections]').count(), 0);
   await page.click('#nav a[data-page=credit]');
   await page.waitForSelector('#credit-ledger #credit-score');
+
+  // 6. The firm applies for a permit online (不见面审批): its own vehicle,
+  // the city's sites and route; the checks' results come back at once.
+  await page.click('#nav a[data-page=firm]');
+  await page.waitForSelector('#application-form');
+  await page.check('#application-form input[name=plate][value="苏J70003"]');
+  await page.selectOption('#application-form select[name=source_site]', 's01');
+  await page.selectOption('#application-form select[name=disposal_site]', 'd01');
+  await page.check('#application-form input[name=route][value="route-s01-d01"]');
+  await page.fill('#application-form input[name=valid_from]', cfg.apply.from);
+  await page.fill('#application-form input[name=valid_until]', cfg.apply.until);
+  await page.click('#application-submit');
+  await page.waitForSelector('#application-result li.app-check');
+  assert.equal(await page.locator('#application-result li.app-check[data-result=pass]').count(), 6,
+    await page.textContent('#application-result'));
+  await page.waitForSelector('#applications tr[data-status=submitted]');
+  await shot('apply');
+
+  // 7. The bureau's review queue: approved with a reason, the permit numbered.
+  await page.click('#signout');
+  await signIn(cfg.tokens.admin);
+  await page.click('#nav a[data-page=applications]');
+  const pending = page.locator('#review-table tr[data-status=submitted]').first();
+  await pending.waitFor();
+  assert.match(await pending.textContent(), /苏J70003/);
+  await shot('review');
+  await pending.locator('input.reason').fill('材料齐全 Complete');
+  await pending.locator('button.approve').click();
+  await page.waitForSelector('#decided-table tr[data-status=approved] .permit-id');
+  assert.equal(await page.locator('#review-table tr[data-status=submitted]').count(), 0);
 } catch (e) {
   failures.push(e.stack || String(e));
   await shot('failure').catch(() => {});
