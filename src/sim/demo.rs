@@ -177,6 +177,8 @@ pub async fn run(
         "  geofences    curl -s -H 'Authorization: Bearer {}' {base}/api/v1/geofences",
         tokens[0].1
     );
+    println!("  firm credit  curl -s -H 'Authorization: Bearer {police}' '{base}/api/v1/credit'");
+    println!("  一公开       curl -s '{base}/api/v1/inspections/public'  (no token)");
     println!("  metrics      curl -s {base}/metrics");
     println!(
         "  MQTT alerts  mosquitto_sub -h {} -p {} -t '{prefix}/alerts/#'",
