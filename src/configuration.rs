@@ -31,6 +31,8 @@ pub struct Settings {
     pub broker: BrokerSettings,
     /// JT/T 808 terminals (`[jt808]`): the gateway, off unless `listen` is set.
     pub jt808: crate::jt808::Jt808Settings,
+    /// Outbound events (`[outbox]`, `[[outbox.webhooks]]`): off with no webhook.
+    pub outbox: crate::outbox::OutboxSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -441,6 +443,7 @@ impl Settings {
         BucketSet::parse(&self.mqtt.buckets).context("mqtt.buckets")?;
         self.city_timezone().context("city.timezone")?;
         self.jt808.check()?;
+        self.outbox.webhooks()?;
         self.cases.routing().map_err(anyhow::Error::msg)?;
         self.cases.deadlines().map_err(anyhow::Error::msg)?;
         self.rules

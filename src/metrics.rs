@@ -46,6 +46,11 @@ pub struct Metrics {
     pub jt808_connections_refused: AtomicU64,
     pub jt808_fixes_published: AtomicU64,
     jt808_rejected: [AtomicU64; FrameReject::ALL.len()],
+    /// Outbound events not yet delivered, over every webhook (a gauge,
+    /// counted in the outbox by the delivery task).
+    pub outbox_pending: AtomicU64,
+    pub outbox_delivered: AtomicU64,
+    pub outbox_failures: AtomicU64,
 }
 
 impl Metrics {
@@ -274,6 +279,24 @@ impl Metrics {
             &mut out,
             "muckwatch_batch_write_seconds",
             "Latency of one batched fix write",
+        );
+        gauge(
+            &mut out,
+            "muckwatch_outbox_pending",
+            "Outbound events not yet delivered (one per event and webhook)",
+            &self.outbox_pending,
+        );
+        counter(
+            &mut out,
+            "muckwatch_outbox_delivered_total",
+            "Outbound events delivered (answered 2xx) by this process",
+            &self.outbox_delivered,
+        );
+        counter(
+            &mut out,
+            "muckwatch_outbox_failures_total",
+            "Outbound event deliveries that failed and will be retried",
+            &self.outbox_failures,
         );
         out
     }

@@ -32,7 +32,12 @@ pub async fn run(
     mut errors: impl Write,
 ) -> anyhow::Result<ReplaySummary> {
     let tz = settings.city_timezone()?;
-    let store = Store::connect(&settings.database.url).await?;
+    // What it raises is stored as live violations are, with their events
+    // (delivered by the next `serve`).
+    let webhooks = settings.outbox.webhooks()?;
+    let store = Store::connect(&settings.database.url)
+        .await?
+        .with_outbox(crate::outbox::Routes::new(tz, &webhooks));
     let registry = Arc::new(Registry::new(
         store.vehicles().await?,
         store.all_permits().await?,

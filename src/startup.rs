@@ -44,6 +44,8 @@ pub struct Application {
     ingest: IngestTasks,
     detection: Detection,
     alert_publisher: tokio::task::JoinHandle<()>,
+    /// Outbound event delivery (and the pending count); end at shutdown.
+    outbox: Vec<tokio::task::JoinHandle<()>>,
 }
 
 /// Stops a running [`Application`] gracefully.
@@ -62,7 +64,10 @@ impl Application {
     /// detection with its outputs, the background tasks, ingest, HTTP.
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         let tz = settings.city_timezone()?;
-        let store = open_store(&settings).await?;
+        let webhooks = settings.outbox.webhooks()?;
+        let store = open_store(&settings)
+            .await?
+            .with_outbox(crate::outbox::Routes::new(tz, &webhooks));
         let registry = load_registry(&store).await?;
         let metrics = Arc::new(Metrics::default());
         let fences = watch_fences(&settings)?;
@@ -95,6 +100,13 @@ impl Application {
         };
         let (detection_input, detection) =
             start_detection(&settings, &store, &registry, outputs).await?;
+        let outbox = crate::webhooks::spawn(
+            store.clone(),
+            metrics.clone(),
+            webhooks,
+            crate::webhooks::Pacing::from_settings(&settings.outbox),
+            shutdown.subscribe(),
+        );
         spawn_maintenance(
             store.clone(),
             settings.ingest.retention_days,
@@ -171,6 +183,7 @@ impl Application {
             ingest,
             detection,
             alert_publisher,
+            outbox,
         })
     }
 
@@ -203,6 +216,9 @@ impl Application {
         let _ = self.ingest.writer.await;
         self.detection.finish().await;
         let _ = self.alert_publisher.await;
+        for t in self.outbox {
+            let _ = t.await;
+        }
         Ok(())
     }
 }

@@ -20,6 +20,7 @@ mod input;
 mod inspections;
 mod inspectors;
 mod mqtt;
+mod outbox;
 mod permits;
 mod server;
 mod stats;
@@ -135,6 +136,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/alerts/stream", get(alerts::stream))
         .route("/api/v1/stats", get(stats::stats))
         .route("/api/v1/dead-letters", get(ingest::dead_letters))
+        .route("/api/v1/outbox", get(outbox::undelivered))
         .route("/api/v1/geofences", get(geofences))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -13,7 +13,7 @@ use crate::alerts::{messages, withdrawal_messages, Alert};
 use crate::cases::{overload_parties, plan_withdrawal, NewViolationCase, Party};
 use crate::identity::DeviceId;
 use crate::rules::{span_covered, RuleEvent};
-use crate::store::{GapSpan, StoreResult, ViolationFilter};
+use crate::store::{GapSpan, Raised, StoreResult, ViolationFilter};
 use crate::time::format_ms;
 use crate::violation::{Violation, ViolationCode};
 
@@ -166,50 +166,41 @@ async fn withdraw(device: DeviceId, gap: GapSpan, why: String, out: &Outputs) {
     announce(withdrawn, out);
 }
 
-/// A raised violation: stored, filed into its case, announced. Each step
-/// retries a passing database error rather than drop the violation; `None`
-/// only when shutdown's grace ran out with the database away.
+/// A raised violation: stored and filed into its case in one transaction
+/// (with its outbound events), then announced. Storing retries a passing
+/// database error rather than drop the violation; `None` only when
+/// shutdown's grace ran out with the database away.
 async fn raise(v: &Violation, out: &Outputs) -> Option<i64> {
     let now_ms = chrono::Utc::now().timestamp_millis();
-    let lost = || {
+    let case = new_case(v, out).await;
+    let Some(raised) = retry(out, || out.store.raise_violation(v, &case, now_ms)).await else {
         tracing::error!(code = %v.code, plate = %v.plate, started_ms = v.started_ms, "shutting down with the database unavailable: this violation is not stored (its fixes are; replay them to raise it)");
-    };
-    let Some(id) = retry(out, || out.store.insert_violation(v, now_ms)).await else {
-        lost();
         return None;
     };
-    match retry(out, || out.store.violation_case(id)).await {
-        Some(Some(case_id)) => {
+    let (id, case_id) = match raised {
+        Raised::New { id, case_id } => (id, case_id),
+        Raised::Again { id, case_id } => {
             // The same episode again (a replay, or a restart): filed and announced already.
             tracing::debug!(id, case_id, "violation raised again; already filed");
             return Some(id);
         }
-        Some(None) => {}
-        None => {
-            lost();
-            return Some(id);
-        }
-    }
-    out.metrics.violation(v.code);
-    let Some(case_id) = file(id, v, out, now_ms).await else {
-        lost();
-        return Some(id);
     };
+    out.metrics.violation(v.code);
     tracing::info!(id, case_id, code = %v.code, plate = %v.plate, measured = v.measured, "violation raised");
     announce(alert(id, case_id, v, out), out);
     Some(id)
 }
 
-/// Files violation `id` into its case: a check for each routed department,
-/// and for an overload the four parties. Returns the case id.
-async fn file(id: i64, v: &Violation, out: &Outputs, now_ms: i64) -> Option<i64> {
+/// What filing `v` needs: a check for each routed department, and for an
+/// overload the four parties. The violation's id is the store's to fill in.
+async fn new_case(v: &Violation, out: &Outputs) -> NewViolationCase {
     let parties = if v.code == ViolationCode::Overload {
         parties(v, out).await
     } else {
         Vec::new()
     };
-    let case = NewViolationCase {
-        violation_id: id,
+    NewViolationCase {
+        violation_id: 0,
         code: v.code,
         plate: v.plate.clone(),
         device_id: v.device_id,
@@ -219,8 +210,7 @@ async fn file(id: i64, v: &Violation, out: &Outputs, now_ms: i64) -> Option<i64>
         deadlines: out.deadlines,
         departments: out.routing.departments(v.code).to_vec(),
         parties,
-    };
-    retry(out, || out.store.file_violation(&case, now_ms)).await
+    }
 }
 
 /// The alert of violation `id`, in Chinese and English, for its departments.

@@ -5,7 +5,10 @@
 
 use std::collections::HashMap;
 
+use serde_json::json;
+
 use super::db::{Sql, Tx};
+use super::outbox::{case_key, write_event};
 use super::{
     AuditRecord, CaseFilter, CaseRecord, CheckError, DeadlineStats, Stats, Store, StoreResult,
 };
@@ -15,7 +18,9 @@ use crate::cases::{
     NewViolationCase, OpenCase, Party, Penalty, Refusal, SYSTEM,
 };
 use crate::identity::{DeviceId, FirmId, Plate};
-use crate::violation::ViolationCode;
+use crate::outbox::EventType;
+use crate::time::format_ms;
+use crate::violation::{violation_json, ViolationCode};
 
 /// First key of the advisory lock taken while filing into a vehicle's case
 /// ("mwca"); the second is the plate's hash. Two filings for one vehicle at
@@ -127,6 +132,12 @@ pub(super) async fn case_checks(tx: &mut Tx, case_id: i64) -> StoreResult<Vec<Ch
     Ok(rows.into_iter().map(Check::from).collect())
 }
 
+/// Takes the vehicle's filing lock (PostgreSQL; SQLite's writer lock is
+/// enough): filings for one vehicle take turns.
+pub(super) async fn lock_filing(tx: &mut Tx, plate: &str) -> StoreResult<()> {
+    tx.lock_key(FILING_LOCK_CLASS, plate).await
+}
+
 /// Appends a change's audit lines to the case's trail.
 pub(super) async fn write_audit(tx: &mut Tx, case_id: i64, lines: &[Audit]) -> StoreResult<()> {
     for a in lines {
@@ -152,7 +163,21 @@ impl Store {
     /// case id.
     pub async fn file_violation(&self, v: &NewViolationCase, now_ms: i64) -> StoreResult<i64> {
         let mut tx = self.db.begin().await?;
-        tx.lock_key(FILING_LOCK_CLASS, v.plate.as_str()).await?;
+        lock_filing(&mut tx, v.plate.as_str()).await?;
+        let case_id = self.file_in(&mut tx, v, now_ms).await?;
+        tx.commit().await?;
+        Ok(case_id)
+    }
+
+    /// [`Store::file_violation`] inside `tx`, which holds the vehicle's
+    /// filing lock ([`lock_filing`]); with its events (`case.opened` for a
+    /// new case, `violation.raised`) when webhooks want them.
+    pub(super) async fn file_in(
+        &self,
+        tx: &mut Tx,
+        v: &NewViolationCase,
+        now_ms: i64,
+    ) -> StoreResult<i64> {
         // The case row is locked so that a check closing it meanwhile either
         // sees the check added here or closed it first, in which case the
         // row no longer matches and a new case opens.
@@ -167,7 +192,7 @@ impl Store {
         .bind(from)
         .bind(to);
         let open = match tx.fetch_optional::<(i64,)>(&q).await? {
-            Some((id,)) => Some(open_case(&mut tx, id).await?),
+            Some((id,)) => Some(open_case(tx, id).await?),
             None => None,
         };
         let plan = plan_filing(v, open.as_ref(), now_ms);
@@ -209,13 +234,30 @@ impl Store {
                 .bind(p.name.as_str());
             tx.execute(&q).await?;
         }
-        write_audit(&mut tx, case_id, &plan.audit).await?;
+        write_audit(tx, case_id, &plan.audit).await?;
         if plan.case.is_some() {
             // Joining a case that already holds a penalty: charged now, once.
-            let checks = case_checks(&mut tx, case_id).await?;
-            super::credit::write_case_credit(&mut tx, case_id, &checks, SYSTEM, now_ms).await?;
+            let checks = case_checks(tx, case_id).await?;
+            super::credit::write_case_credit(tx, case_id, &checks, SYSTEM, now_ms).await?;
         }
-        tx.commit().await?;
+        let key = case_key(case_id);
+        if plan.case.is_none() {
+            if let Some(routes) = self.routes_for(EventType::CaseOpened) {
+                let data = json!({
+                    "case_id": case_id, "plate": v.plate, "device_id": v.device_id,
+                    "firm_id": v.firm_id, "opened_at": format_ms(v.started_ms, routes.tz),
+                    "violation_id": v.violation_id, "code": v.code.as_str(),
+                    "departments": plan.checks.iter().map(|d| d.as_str()).collect::<Vec<_>>(),
+                });
+                write_event(tx, routes, EventType::CaseOpened, &key, now_ms, data).await?;
+            }
+        }
+        if let Some(routes) = self.routes_for(EventType::ViolationRaised) {
+            if let Some(stored) = super::violations::violation_in(tx, v.violation_id).await? {
+                let data = violation_json(&stored, routes.tz);
+                write_event(tx, routes, EventType::ViolationRaised, &key, now_ms, data).await?;
+            }
+        }
         Ok(case_id)
     }
 
@@ -235,13 +277,13 @@ impl Store {
     ) -> Result<(), CheckError> {
         let mut tx = self.db.begin().await?;
         let q = Sql::new(format!(
-            "SELECT id FROM cases WHERE id = $1{}",
+            "SELECT plate, firm_id FROM cases WHERE id = $1{}",
             tx.for_update()
         ))
         .bind(case_id);
-        if tx.fetch_optional::<(i64,)>(&q).await?.is_none() {
+        let Some((plate, firm_id)) = tx.fetch_optional::<(String, String)>(&q).await? else {
             return Err(CheckError::NoSuchCheck);
-        }
+        };
         let checks = case_checks(&mut tx, case_id).await?;
         let change = plan_check_change(&checks, dept, u, actor, now_ms).map_err(|r| match r {
             Refusal::NoSuchCheck => CheckError::NoSuchCheck,
@@ -286,6 +328,28 @@ impl Store {
             })
             .collect();
         super::credit::write_case_credit(&mut tx, case_id, &after, actor, now_ms).await?;
+        let key = case_key(case_id);
+        if let Some(routes) = self.routes_for(EventType::CheckChanged) {
+            let data = json!({
+                "case_id": case_id, "plate": plate, "firm_id": firm_id,
+                "department": dept.as_str(), "status": k.status.as_str(),
+                "previous_status": change.from.as_str(), "finding": k.finding,
+                "penalty": k.penalty.as_ref().map(|p| json!({"party": p.party, "amount_cny": p.amount_cny})),
+                "by": actor,
+                "due_at": k.due_ms.map(|ms| format_ms(ms, routes.tz)),
+                "decided_at": k.decided_ms.map(|ms| format_ms(ms, routes.tz)),
+            });
+            write_event(&mut tx, routes, EventType::CheckChanged, &key, now_ms, data).await?;
+        }
+        if change.closes_case {
+            if let Some(routes) = self.routes_for(EventType::CaseClosed) {
+                let data = json!({
+                    "case_id": case_id, "plate": plate, "firm_id": firm_id,
+                    "closed_at": format_ms(now_ms, routes.tz), "by": actor,
+                });
+                write_event(&mut tx, routes, EventType::CaseClosed, &key, now_ms, data).await?;
+            }
+        }
         tx.commit().await?;
         Ok(())
     }

@@ -36,6 +36,7 @@ mod fleet;
 mod inspections;
 mod migrate;
 mod mqtt;
+mod outbox;
 mod permits;
 mod postgres;
 mod records;
@@ -52,13 +53,14 @@ pub use crate::violation::StoredViolation;
 pub use applications::{ApplicationAudit, ApplicationFilter, ApplicationRecord, DecisionError};
 pub use credit::DeductionRecord;
 pub use inspections::{DrawObjectRecord, DrawRecord, InspectorRecord, NewDraw};
+pub use outbox::{DueEvent, PendingDelivery};
 pub use postgres::redact_url;
 pub use records::{
     AuditRecord, CaseFilter, CaseRecord, DeadLetter, DeadlineStats, PermitFilter, Stats,
     StoredDeadLetter, ViolationFilter,
 };
 pub use terminals::TerminalRegistration;
-pub use violations::GapSpan;
+pub use violations::{GapSpan, Raised};
 
 #[derive(Debug)]
 pub enum StoreError {
@@ -175,6 +177,9 @@ impl From<StoreError> for CheckError {
 #[derive(Clone)]
 pub struct Store {
     db: Db,
+    /// The webhooks events are written for ([`Store::with_outbox`]); none:
+    /// no events are written.
+    outbox: Option<std::sync::Arc<crate::outbox::Routes>>,
 }
 
 impl Store {
@@ -195,6 +200,6 @@ impl Store {
         migrate::run(&db)
             .await
             .map_err(|e| anyhow::anyhow!("database `{}`: {e}", redact_url(url)))?;
-        Ok(Store { db })
+        Ok(Store { db, outbox: None })
     }
 }

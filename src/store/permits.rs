@@ -1,8 +1,17 @@
 //! Permits: the JSON document plus the plate links that queries filter on.
 
+use serde_json::json;
+
 use super::db::Sql;
+use super::outbox::write_event;
 use super::{classify, PermitFilter, Store, StoreError, StoreResult};
+use crate::outbox::EventType;
 use crate::permit::{Permit, PermitStatus};
+
+/// The order key of a permit's events: its changes arrive in order.
+fn permit_key(p: &Permit) -> String {
+    format!("permit:{}", p.id.as_str())
+}
 
 /// A permit's stored document, parsed once when read.
 #[derive(sqlx::FromRow)]
@@ -65,6 +74,18 @@ impl Store {
                 )
             })?;
         }
+        if let Some(routes) = self.routes_for(EventType::PermitChanged) {
+            let data = json!({"change": "created", "previous_status": null, "permit": p.to_json()});
+            write_event(
+                &mut tx,
+                routes,
+                EventType::PermitChanged,
+                &permit_key(p),
+                now_ms,
+                data,
+            )
+            .await?;
+        }
         tx.commit().await
     }
 
@@ -120,6 +141,7 @@ impl Store {
             return Ok(None);
         };
         let mut p = row.parse()?;
+        let before = p.status;
         p.status = status;
         let q =
             Sql::new("UPDATE permits SET status = $1, body = $2, updated_ms = $3 WHERE id = $4")
@@ -128,6 +150,18 @@ impl Store {
                 .bind(now_ms)
                 .bind(id);
         tx.execute(&q).await?;
+        if let Some(routes) = self.routes_for(EventType::PermitChanged) {
+            let data = json!({"change": "status", "previous_status": before.as_str(), "permit": p.to_json()});
+            write_event(
+                &mut tx,
+                routes,
+                EventType::PermitChanged,
+                &permit_key(&p),
+                now_ms,
+                data,
+            )
+            .await?;
+        }
         tx.commit().await?;
         Ok(Some(p))
     }

@@ -2,9 +2,12 @@
 
 use super::codec::JsonText;
 use super::db::{Sql, Tx};
+use super::outbox::write_event;
 use super::{Store, StoreError, StoreResult, StoredViolation, ViolationFilter};
-use crate::cases::{Audit, SYSTEM};
+use crate::cases::{Audit, NewViolationCase, SYSTEM};
 use crate::identity::{DeviceId, FirmId, Plate};
+use crate::outbox::EventType;
+use crate::violation::violation_json;
 use crate::violation::{Uncertainty, Violation, ViolationCode};
 
 const COLUMNS: &str = "id, code, plate, device_id, firm_id, permit_id, started_ms, ended_ms, \
@@ -62,6 +65,68 @@ pub struct GapSpan {
     pub case_id: Option<i64>,
 }
 
+/// What [`Store::raise_violation`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Raised {
+    /// Stored (or found stored and unfiled) and filed now.
+    New { id: i64, case_id: i64 },
+    /// The same episode again (a replay, a restart): filed before.
+    Again { id: i64, case_id: i64 },
+}
+
+fn insert_sql(v: &Violation, now_ms: i64) -> StoreResult<Sql> {
+    let fences =
+        serde_json::to_string(&v.fences).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let uncertainty = v
+        .uncertainty
+        .map(|u| serde_json::to_string(&u))
+        .transpose()
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    Ok(Sql::new(
+        "INSERT INTO violations (code, plate, device_id, firm_id, permit_id, started_ms, \
+         ended_ms, lat, lon, measured, fences, uncertainty, created_ms) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+         ON CONFLICT (device_id, code, started_ms) DO NOTHING RETURNING id",
+    )
+    .bind(v.code)
+    .bind(&v.plate)
+    .bind(&v.device_id)
+    .bind(&v.firm_id)
+    .bind(v.permit_id.as_deref())
+    .bind(v.started_ms)
+    .bind(v.ended_ms)
+    .bind(v.lat)
+    .bind(v.lon)
+    .bind(v.measured)
+    .bind(fences)
+    .bind(uncertainty.as_deref())
+    .bind(now_ms))
+}
+
+/// An insert that conflicted with a row no longer there.
+fn vanished() -> StoreError {
+    StoreError::Corrupt("a violation conflicted on insert and is not there".into())
+}
+
+/// The id and case of the stored episode `v`.
+fn existing_sql(v: &Violation) -> Sql {
+    Sql::new(
+        "SELECT id, case_id FROM violations WHERE device_id = $1 AND code = $2 AND started_ms = $3",
+    )
+    .bind(&v.device_id)
+    .bind(v.code)
+    .bind(v.started_ms)
+}
+
+/// Violation `id` as `tx` sees it.
+pub(super) async fn violation_in(tx: &mut Tx, id: i64) -> StoreResult<Option<StoredViolation>> {
+    let q = Sql::new(format!("SELECT {COLUMNS} FROM violations WHERE id = $1")).bind(id);
+    Ok(tx
+        .fetch_optional::<ViolationRow>(&q)
+        .await?
+        .map(StoredViolation::from))
+}
+
 impl Store {
     /// `WHERE` of a violation list.
     fn violations_where(&self, mut q: Sql, f: &ViolationFilter) -> Sql {
@@ -86,42 +151,49 @@ impl Store {
     /// Stores a raised violation; the same episode (device, code, start)
     /// stored again returns the existing id.
     pub async fn insert_violation(&self, v: &Violation, now_ms: i64) -> StoreResult<i64> {
-        let fences =
-            serde_json::to_string(&v.fences).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let uncertainty = v
-            .uncertainty
-            .map(|u| serde_json::to_string(&u))
-            .transpose()
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let insert = Sql::new(
-            "INSERT INTO violations (code, plate, device_id, firm_id, permit_id, started_ms, \
-             ended_ms, lat, lon, measured, fences, uncertainty, created_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
-             ON CONFLICT (device_id, code, started_ms) DO NOTHING RETURNING id",
-        )
-        .bind(v.code)
-        .bind(&v.plate)
-        .bind(&v.device_id)
-        .bind(&v.firm_id)
-        .bind(v.permit_id.as_deref())
-        .bind(v.started_ms)
-        .bind(v.ended_ms)
-        .bind(v.lat)
-        .bind(v.lon)
-        .bind(v.measured)
-        .bind(fences)
-        .bind(uncertainty.as_deref())
-        .bind(now_ms);
-        if let Some((id,)) = self.db.fetch_optional::<(i64,)>(&insert).await? {
+        if let Some((id,)) = self
+            .db
+            .fetch_optional::<(i64,)>(&insert_sql(v, now_ms)?)
+            .await?
+        {
             return Ok(id);
         }
-        let existing = Sql::new(
-            "SELECT id FROM violations WHERE device_id = $1 AND code = $2 AND started_ms = $3",
-        )
-        .bind(&v.device_id)
-        .bind(v.code)
-        .bind(v.started_ms);
-        self.db.fetch_value(&existing).await
+        let existing: Option<(i64, Option<i64>)> = self.db.fetch_optional(&existing_sql(v)).await?;
+        existing.map(|(id, _)| id).ok_or_else(vanished)
+    }
+
+    /// Stores a raised violation and files it into its case
+    /// ([`Store::file_violation`]) in one transaction, with its events:
+    /// a violation is never stored without its case and its outbox rows.
+    /// `case.violation_id` is ignored (the stored id is used). The same
+    /// episode again, already filed: nothing written.
+    pub async fn raise_violation(
+        &self,
+        v: &Violation,
+        case: &NewViolationCase,
+        now_ms: i64,
+    ) -> StoreResult<Raised> {
+        let mut tx = self.db.begin().await?;
+        super::cases::lock_filing(&mut tx, v.plate.as_str()).await?;
+        let id = match tx.fetch_optional::<(i64,)>(&insert_sql(v, now_ms)?).await? {
+            Some((id,)) => id,
+            None => match tx
+                .fetch_optional::<(i64, Option<i64>)>(&existing_sql(v))
+                .await?
+                .ok_or_else(vanished)?
+            {
+                (id, Some(case_id)) => return Ok(Raised::Again { id, case_id }),
+                // Stored by an earlier muckwatch that stopped before filing it.
+                (id, None) => id,
+            },
+        };
+        let case = NewViolationCase {
+            violation_id: id,
+            ..case.clone()
+        };
+        let case_id = self.file_in(&mut tx, &case, now_ms).await?;
+        tx.commit().await?;
+        Ok(Raised::New { id, case_id })
     }
 
     /// The case a violation was filed into, if it was.
@@ -257,6 +329,29 @@ impl Store {
         if let Some(case_id) = filed {
             let checks = super::cases::case_checks(&mut tx, case_id).await?;
             super::credit::write_case_credit(&mut tx, case_id, &checks, SYSTEM, now_ms).await?;
+        }
+        if let Some(routes) = self.routes_for(EventType::ViolationWithdrawn) {
+            if let Some(v) = violation_in(&mut tx, id).await? {
+                let key = match v.case_id {
+                    Some(c) => super::outbox::case_key(c),
+                    None => format!("violation:{id}"),
+                };
+                let mut data = violation_json(&v, routes.tz);
+                data["reason"] = audit
+                    .iter()
+                    .find_map(|a| a.after.as_deref())
+                    .map(|why| why.strip_prefix("withdrawn: ").unwrap_or(why).into())
+                    .unwrap_or_default();
+                write_event(
+                    &mut tx,
+                    routes,
+                    EventType::ViolationWithdrawn,
+                    &key,
+                    now_ms,
+                    data,
+                )
+                .await?;
+            }
         }
         tx.commit().await?;
         Ok(true)

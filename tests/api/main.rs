@@ -23,5 +23,6 @@ mod ingest;
 mod inspections;
 mod jt808;
 mod mqtt_auth;
+mod outbox;
 mod tokens;
 mod violations;

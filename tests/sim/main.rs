@@ -7,6 +7,7 @@
 mod common;
 
 mod demo;
+mod outbox;
 mod score;
 
 /// A night at full speed keeps every core busy and its tests wait on it

@@ -45,6 +45,7 @@ mod fixes;
 mod fleet;
 mod inspections;
 mod layout;
+mod outbox;
 mod permits;
 mod support;
 mod terminals;
