@@ -297,50 +297,63 @@ impl Store {
             .bind(WITHDRAWN)
             .bind(id)
             .bind("raised");
-        let routes = self.routes_for(EventType::ViolationWithdrawn);
-        if let (Some(case_id), Some(_)) = (case_id, routes) {
-            // The case's events are written under its row lock, in order.
-            let q = Sql::new(format!(
-                "SELECT id FROM cases WHERE id = $1{}",
-                tx.for_update()
-            ))
-            .bind(case_id);
-            tx.fetch_optional::<(i64,)>(&q).await?;
-        }
         if tx.execute(&q).await? == 0 {
             return Ok(false);
         }
         if let Some(case_id) = case_id {
             super::cases::write_audit(&mut tx, case_id, audit).await?;
         }
-        if let Some(routes) = routes {
-            if let Some(v) = violation_in(&mut tx, id).await? {
-                let key = match v.case_id {
-                    Some(c) => super::outbox::case_key(c),
-                    None => format!("violation:{id}"),
-                };
-                let now_ms = audit
-                    .first()
-                    .map(|a| a.at_ms)
-                    .unwrap_or_else(|| chrono::Utc::now().timestamp_millis());
-                let mut data = violation_json(&v, routes.tz);
-                data["reason"] = audit
-                    .iter()
-                    .find_map(|a| a.after.as_deref())
-                    .map(|why| why.strip_prefix("withdrawn: ").unwrap_or(why).into())
-                    .unwrap_or_default();
-                write_event(
-                    &mut tx,
-                    routes,
-                    EventType::ViolationWithdrawn,
-                    &key,
-                    now_ms,
-                    data,
-                )
-                .await?;
-            }
-        }
+        self.write_withdrawn_event(&mut tx, id, audit).await?;
         tx.commit().await?;
         Ok(true)
+    }
+
+    /// `violation.withdrawn` for violation `id` (withdrawn in `tx`), when a
+    /// webhook wants it. Its case's row is locked first, as every writer of
+    /// that case's events does, so the case's events are numbered in the
+    /// order they commit.
+    async fn write_withdrawn_event(
+        &self,
+        tx: &mut Tx,
+        id: i64,
+        audit: &[Audit],
+    ) -> StoreResult<()> {
+        let Some(routes) = self.routes_for(EventType::ViolationWithdrawn) else {
+            return Ok(());
+        };
+        let Some(v) = violation_in(tx, id).await? else {
+            return Ok(());
+        };
+        let key = match v.case_id {
+            Some(c) => {
+                let q = Sql::new(format!(
+                    "SELECT id FROM cases WHERE id = $1{}",
+                    tx.for_update()
+                ))
+                .bind(c);
+                tx.fetch_optional::<(i64,)>(&q).await?;
+                super::outbox::case_key(c)
+            }
+            None => format!("violation:{id}"),
+        };
+        let now_ms = audit
+            .first()
+            .map(|a| a.at_ms)
+            .unwrap_or_else(|| chrono::Utc::now().timestamp_millis());
+        let mut data = violation_json(&v, routes.tz);
+        data["reason"] = audit
+            .iter()
+            .find_map(|a| a.after.as_deref())
+            .map(|why| why.strip_prefix("withdrawn: ").unwrap_or(why).into())
+            .unwrap_or_default();
+        write_event(
+            tx,
+            routes,
+            EventType::ViolationWithdrawn,
+            &key,
+            now_ms,
+            data,
+        )
+        .await
     }
 }
