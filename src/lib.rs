@@ -7,7 +7,8 @@
 //! MQTT -> ingest (decode, validate) -+-> store (fixes, in batches)
 //!                                    +-> pipeline: shard by device -> rules (registry,
 //!                                        geofence lookups) -> violation -> sink:
-//!                                        store + cases (filing) + alerts (SSE, MQTT)
+//!                                        store + cases (filing) + outbox + alerts (SSE, MQTT)
+//! store (outbox) -> webhooks (signed HTTP POSTs to the city's platforms)
 //! HTTP api -> store (reads, check changes through cases' plans) and the live state
 //! ```
 //!
@@ -34,8 +35,13 @@
 //! - [`inspections`]: random inspections (双随机一公开): objects and
 //!   inspectors drawn by a seeded PRNG of our own, reproducible from the
 //!   recorded seed and population hash.
+//! - [`outbox`]: outbound events' vocabulary: the types, the `[outbox]`
+//!   webhooks checked at the edge, the envelope `{id, type, at, data}` and
+//!   its HMAC signature (the store writes events with their change).
 //! - [`store`]: the database behind one narrow interface, each query written
 //!   once for SQLite and PostgreSQL; it writes what the cases' plans say.
+//! - [`webhooks`]: delivers the outbox to each webhook (signed, retried
+//!   with stored backoff, in order per case, never dropped).
 //! - [`rules`]: the per-vehicle violation state machine, every code, on event time.
 //! - [`registry`]: the lock-free device -> vehicle context map the rules read.
 //! - [`live`]: the live fleet, each vehicle's newest fix and open
