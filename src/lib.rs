@@ -35,6 +35,10 @@
 //! - [`inspections`]: random inspections (双随机一公开): objects and
 //!   inspectors drawn by a seeded PRNG of our own, reproducible from the
 //!   recorded seed and population hash.
+//! - [`applications`]: permit applications (不见面审批): the permit a firm
+//!   asks for, and the automatic checks (vehicles, sites, routes, routes
+//!   reaching both sites, credit, dates) as pure functions naming each
+//!   result; the bureau's decision is the store's and the API's.
 //! - [`outbox`]: outbound events' vocabulary: the types, the `[outbox]`
 //!   webhooks checked at the edge, the envelope `{id, type, at, data}` and
 //!   its HMAC signature (the store writes events with their change).
@@ -83,6 +87,7 @@
 
 pub mod alerts;
 pub mod api;
+pub mod applications;
 pub mod auth;
 pub mod broker;
 pub mod cases;

@@ -62,6 +62,9 @@ impl std::fmt::Display for PermitStatus {
 /// A daily window in city local time, `start` inclusive, `end` exclusive.
 /// `end < start` crosses midnight (`21:00-06:00` covers 02:00); an `end` of
 /// `"24:00"` is read as `00:00`, which means the same thing ("until midnight").
+/// `00:00-24:00` is the whole day: `start == end`, the only window whose
+/// ends meet (any other `X-X` is refused as ambiguous), written back as
+/// `00:00-24:00`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TimeWindow {
     pub start: NaiveTime,
@@ -80,7 +83,8 @@ impl TimeWindow {
     pub fn parse(start: &str, end: &str) -> Result<TimeWindow, String> {
         let start_t = parse_hhmm(start, false)?;
         let end_t = parse_hhmm(end, true)?;
-        if start_t == end_t {
+        let whole_day = start_t == NaiveTime::MIN && end == "24:00";
+        if start_t == end_t && !whole_day {
             return Err(format!(
                 "window {start}-{end} is empty (use 00:00-24:00 for a whole day)"
             ));
@@ -91,8 +95,15 @@ impl TimeWindow {
         })
     }
 
+    /// Whether this is `00:00-24:00`, the whole day.
+    pub fn whole_day(&self) -> bool {
+        self.start == self.end
+    }
+
     pub fn contains(&self, t: NaiveTime) -> bool {
-        if self.start < self.end {
+        if self.whole_day() {
+            true
+        } else if self.start < self.end {
             self.start <= t && t < self.end
         } else {
             t >= self.start || t < self.end
@@ -217,7 +228,7 @@ impl Permit {
             "routes": self.routes,
             "windows": self.windows.iter().map(|w| json!({
                 "start": w.start.format("%H:%M").to_string(),
-                "end": w.end.format("%H:%M").to_string(),
+                "end": if w.whole_day() { "24:00".to_string() } else { w.end.format("%H:%M").to_string() },
             })).collect::<Vec<_>>(),
             "valid_from": self.valid_from.format("%Y-%m-%d").to_string(),
             "valid_until": self.valid_until.format("%Y-%m-%d").to_string(),
@@ -279,7 +290,8 @@ fn ident(obj: &Map<String, Value>, name: &str) -> Result<String, String> {
     Ok(s.to_string())
 }
 
-fn date_field(obj: &Map<String, Value>, name: &str) -> Result<NaiveDate, String> {
+/// A local date field `YYYY-MM-DD` of a JSON object; the error names the field.
+pub fn date_field(obj: &Map<String, Value>, name: &str) -> Result<NaiveDate, String> {
     let s = str_field(obj, name)?;
     // `%Y` alone would accept "+2024" or 5-digit years; insist on the plain form.
     let plain = s.len() == 10 && s.as_bytes()[4] == b'-' && s.as_bytes()[7] == b'-';
@@ -348,6 +360,15 @@ mod tests {
         assert!(TimeWindow::parse("08:00", "08:00").is_err());
         assert!(TimeWindow::parse("8:00", "09:00").is_err());
         assert!(TimeWindow::parse("24:00", "09:00").is_err());
+        let all = TimeWindow::parse("00:00", "24:00").expect("the whole day");
+        assert!(all.whole_day() && !all.crosses_midnight());
+        for (h, m) in [(0, 0), (12, 0), (23, 59)] {
+            assert!(all.contains(at(h, m)));
+        }
+        for (a, b) in [("00:00", "00:00"), ("06:00", "06:00")] {
+            let e = TimeWindow::parse(a, b).unwrap_err();
+            assert!(e.contains("00:00-24:00"), "{e}");
+        }
         let mut any = Permit::from_json(&body()).expect("valid body");
         any.windows.clear();
         assert!(any.in_window(at(12, 0)));

@@ -1,6 +1,7 @@
 // The console's shell: sign-in, navigation by role, and hash routing
 // (#/live, #/cases, #/case/ID, #/firm, #/stats, #/credit[/FIRM],
-// #/inspections). Pages live in pages.js, cases.js and credit.js; each
+// #/inspections, #/applications). Pages live in pages.js, cases.js,
+// credit.js and applications.js; each
 // returns a cleanup function for when it is left.
 // Shared: http.js (the API), dom.js (elements), labels.js (names from the
 // server), map.js (the map).
@@ -11,6 +12,7 @@ import { L, loadMeta } from './labels.js';
 import { livePage, firmPage, statsPage } from './pages.js';
 import { casesPage, casePage, trackPage } from './cases.js';
 import { creditPage, inspectionsPage } from './credit.js';
+import { reviewPage } from './applications.js';
 
 const main = document.getElementById('main');
 let leave = null;
@@ -26,6 +28,8 @@ function pagesFor(role) {
     ['stats', L('统计', 'Statistics'), !firm],
     ['credit', L('信用', 'Credit'), true],
     ['inspections', L('双随机', 'Inspections'), !firm],
+    // Firms apply on their own page (#/firm); the bureau reviews here.
+    ['applications', L('准运审批', 'Permit reviews'), !firm],
   ].filter((p) => p[2]);
 }
 
@@ -91,6 +95,7 @@ async function route() {
     else if (page === 'stats' && allowed.includes('stats')) leave = await statsPage(view);
     else if (page === 'credit') leave = await creditPage(view, arg && decodeURIComponent(arg));
     else if (page === 'inspections' && allowed.includes('inspections')) leave = await inspectionsPage(view);
+    else if (page === 'applications' && allowed.includes('applications')) leave = await reviewPage(view);
     else if (page) view.append(h('p', {}, L('没有这个页面', 'No such page')));
   } catch (e) {
     if (e.status === 401) return signOut();

@@ -38,11 +38,12 @@ export const fmtTime = (s) => (s ? s.replace('T', ' ').replace(/(\.\d+)?([+-]\d\
 
 // A button that downloads `path()` (a function: the filters of the moment)
 // as an Excel file; errors show beside it.
-export function exportButton(id, path, filename, download) {
+// `label` names what is exported when a page has more than one list.
+export function exportButton(id, path, filename, download, label = L('导出 Excel', 'Export to Excel')) {
   const msg = h('span', { class: 'error' });
   const button = h('button', { type: 'button', class: 'export', id, onclick: async () => {
     msg.textContent = '';
     try { await download(path(), filename); } catch (e) { msg.textContent = e.message || String(e); }
-  } }, L('导出 Excel', 'Export to Excel'));
+  } }, label);
   return h('span', { class: 'export-box' }, button, msg);
 }

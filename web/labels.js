@@ -7,7 +7,7 @@ import { api } from './http.js';
 // "中文 English" side by side: officers and foreign staff share screens.
 export const L = (zh, en) => `${zh} ${en}`;
 
-const meta = { codes: [], departments: [], case_statuses: [], statuses: {}, check_next: {} };
+const meta = { codes: [], departments: [], case_statuses: [], statuses: {}, check_next: {}, populations: [], inspection_results: [] };
 
 export async function loadMeta() {
   Object.assign(meta, await api('/api/v1/meta'));
@@ -21,5 +21,9 @@ export const caseStatuses = () => meta.case_statuses;
 export const codeLabel = (c) => L(codeName(c) || c, c);
 export const deptLabel = (d) => L(deptName(d), d);
 export const statusLabel = (s) => L(meta.statuses[s] || s, s);
+// What an inspection draws from, and an inspection's result.
+export const populations = () => meta.populations.map((p) => p.id);
+export const populationLabel = (p) => L((meta.populations.find((x) => x.id === p) || {}).zh || p, p);
+export const resultLabel = (r) => L((meta.inspection_results.find((x) => x.id === r) || {}).zh || r, r);
 // The statuses a check in status `s` may move to (one step forward).
 export const nextStatuses = (s) => meta.check_next[s] || [];

@@ -5,6 +5,7 @@ import { api, download, query, session, streamAlerts } from './http.js';
 import { exportButton, h, table, errorBox, fmtTime } from './dom.js';
 import { L, codeLabel, deptLabel, statusLabel } from './labels.js';
 import { MapView } from './map.js';
+import { applicationSections } from './applications.js';
 
 const STATE_LABELS = { ok: L('正常', 'OK'), violating: L('违规', 'Violating'), stale: L('离线', 'Silent'), no_fix: L('无定位', 'No fix') };
 
@@ -105,6 +106,9 @@ export async function firmPage(view) {
         h('td', {}, h('a', { href: `#/track/${encodeURIComponent(v.plate)}`, class: 'track-link' }, v.plate)), h('td', {}, v.device_id), h('td', {}, v.firm_id), h('td', {}, `${v.rated_load_t} t`),
         h('td', {}, v.last_fix ? `${fmtTime(v.last_fix.ts)} · ${v.last_fix.speed_kmh} km/h` : '—'),
         h('td', {}, h('span', { class: `pill state-${v.state}` }, STATE_LABELS[v.state] || v.state)))), { id: 'vehicles' })));
+
+  // A firm applies for its permits here (不见面审批) and follows them.
+  if (firm) await applicationSections(view, { vehicles, fences });
 
   const vioBox = h('div');
   const showViolations = async (plate) => {

@@ -14,8 +14,10 @@ use serde_json::{json, Value};
 use super::export::{col, list_response, Column, ListFormat};
 use super::time::format_ms;
 use super::{ApiError, ApiPath, AppState, Caller, Paging};
+use crate::applications::ApplicationStatus;
 use crate::auth::Department;
 use crate::cases::{CaseStatus, CheckStatus};
+use crate::inspections::{result_label_zh, Population};
 use crate::permit::PermitStatus;
 use crate::violation::ViolationCode;
 
@@ -76,6 +78,11 @@ const FILES: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("../../web/playback.js"),
     ),
+    (
+        "applications.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web/applications.js"),
+    ),
 ];
 
 fn file(name: &str) -> Response {
@@ -112,8 +119,8 @@ pub async fn whoami(State(state): State<AppState>, caller: Caller) -> Json<Value
 }
 
 /// `GET /api/v1/meta`: the vocabulary the console shows, from the types
-/// that define it: violation codes, departments and statuses with their
-/// Chinese names, and the status each check status may move to. The
+/// that define it: violation codes, departments, statuses, inspection
+/// populations and results with their Chinese names, and the status each check status may move to. The
 /// console keeps no copy of any of it.
 pub async fn meta(_caller: Caller) -> Json<Value> {
     let mut statuses = serde_json::Map::new();
@@ -122,6 +129,7 @@ pub async fn meta(_caller: Caller) -> Json<Value> {
         .into_iter()
         .chain(CaseStatus::ALL.map(|s| (s.as_str(), s.label_zh())))
         .chain(PermitStatus::ALL.map(|s| (s.as_str(), s.label_zh())))
+        .chain(ApplicationStatus::ALL.map(|s| (s.as_str(), s.label_zh())))
     {
         statuses.insert(id.to_string(), json!(zh));
     }
@@ -134,12 +142,15 @@ pub async fn meta(_caller: Caller) -> Json<Value> {
             )
         })
         .collect();
+    let results = ["pass", "fail"].map(|r| json!({"id": r, "zh": result_label_zh(r)}));
     Json(json!({
         "codes": ViolationCode::ALL.map(|c| json!({"code": c.as_str(), "zh": c.label_zh()})),
         "departments": Department::ALL.map(|d| json!({"id": d.as_str(), "zh": d.label_zh()})),
         "case_statuses": CaseStatus::ALL.map(CaseStatus::as_str),
         "statuses": statuses,
         "check_next": check_next,
+        "populations": Population::ALL.map(|p| json!({"id": p.as_str(), "zh": p.label_zh()})),
+        "inspection_results": results,
     }))
 }
 

@@ -1,7 +1,6 @@
-//! Random inspections (双随机一公开): `POST /api/v1/inspectors`,
-//! `POST /api/v1/inspections/draws`, `POST /api/v1/inspections/draws/{id}/results`
-//! (admin and departments), and `GET /api/v1/inspections/public` (no token:
-//! 一公开; draws and results with the inspectors' departments, never who).
+//! Random inspections (双随机一公开): `POST /api/v1/inspections/draws` and
+//! `POST /api/v1/inspections/draws/{id}/results` (admin and departments).
+//! The inspector pool is in `inspectors`, the lists of draws in `draws`.
 
 use std::collections::BTreeMap;
 
@@ -11,7 +10,6 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde_json::{json, Value};
 
-use super::time::format_ms;
 use super::{ApiError, ApiPath, AppState, Caller};
 use crate::auth::{Department, Role};
 use crate::credit::Grade;
@@ -22,7 +20,8 @@ use crate::store::NewDraw;
 /// Seeds stay below 2^53 so they survive a JavaScript number.
 const SEED_MAX: u64 = (1 << 53) - 1;
 
-fn officials_only(caller: &Caller) -> Result<(), ApiError> {
+/// Refuses (403) a firm: inspections are the officials' business.
+pub(super) fn officials_only(caller: &Caller) -> Result<(), ApiError> {
     match &caller.0 {
         Role::Firm(f) => Err(ApiError::forbidden(format!(
             "firm {f} may not run inspections; admin and departments only"
@@ -31,7 +30,8 @@ fn officials_only(caller: &Caller) -> Result<(), ApiError> {
     }
 }
 
-fn text<'a>(body: &'a Value, field: &str, max: usize) -> Result<&'a str, ApiError> {
+/// A required string field of 1..=`max` characters, trimmed.
+pub(super) fn text<'a>(body: &'a Value, field: &str, max: usize) -> Result<&'a str, ApiError> {
     let s = body
         .get(field)
         .and_then(Value::as_str)
@@ -45,38 +45,9 @@ fn text<'a>(body: &'a Value, field: &str, max: usize) -> Result<&'a str, ApiErro
     Ok(s)
 }
 
-fn today(state: &AppState) -> chrono::NaiveDate {
+/// The city's local date now.
+pub(super) fn today(state: &AppState) -> chrono::NaiveDate {
     chrono::Utc::now().with_timezone(&state.tz).date_naive()
-}
-
-pub async fn create_inspector(
-    State(state): State<AppState>,
-    caller: Caller,
-    body: Result<Json<Value>, JsonRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    caller.require_admin()?;
-    let Json(body) = body?;
-    let id = text(&body, "id", 64)?;
-    let name = text(&body, "name", 200)?;
-    let dept = text(&body, "department", 32)?;
-    let department = Department::parse(dept)
-        .ok_or_else(|| ApiError::unprocessable(format!("department `{dept}` is not known")))?;
-    let until = text(&body, "cert_valid_until", 10)?;
-    let until = chrono::NaiveDate::parse_from_str(until, "%Y-%m-%d").map_err(|e| {
-        ApiError::unprocessable(format!("cert_valid_until `{until}` is not a date: {e}"))
-    })?;
-    let now = chrono::Utc::now().timestamp_millis();
-    state
-        .store
-        .create_inspector(id, name, department, until, now)
-        .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(
-            json!({"id": id, "name": name, "department": department.as_str(),
-                    "cert_valid_until": until.to_string()}),
-        ),
-    ))
 }
 
 fn share(v: &Value, what: &str) -> Result<f64, ApiError> {
@@ -130,25 +101,12 @@ async fn candidates(state: &AppState, p: Population) -> Result<Vec<Candidate>, A
             let cycle = state
                 .credit
                 .cycle_of_ms(chrono::Utc::now().timestamp_millis(), state.tz);
-            let (from, to) = cycle
-                .bounds_ms(state.tz)
-                .ok_or_else(|| ApiError::bad_request("the current cycle is out of range"))?;
-            let mut lost: BTreeMap<String, i64> = BTreeMap::new();
-            for d in state.store.credit_deductions(None, from, to).await? {
-                *lost.entry(d.firm_id.as_str().to_string()).or_default() +=
-                    state.credit.points(d.code);
-            }
-            state
-                .store
-                .firms()
+            super::credit::standings(state, cycle)
                 .await?
                 .into_iter()
-                .map(|f| {
-                    let score = state.credit.base - lost.get(f.id.as_str()).copied().unwrap_or(0);
-                    Candidate {
-                        id: f.id.as_str().to_string(),
-                        grade: Some(state.credit.grade(score)),
-                    }
+                .map(|s| Candidate {
+                    id: s.firm.id.as_str().to_string(),
+                    grade: Some(s.grade),
                 })
                 .collect()
         }
@@ -310,29 +268,4 @@ pub async fn record_result(
     Ok(Json(
         json!({"draw_id": id, "object_id": object, "result": result, "finding": finding}),
     ))
-}
-
-/// 一公开: no token; what was drawn and found, with the inspectors'
-/// departments only.
-pub async fn public(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let tz = state.tz;
-    let items: Vec<Value> = state
-        .store
-        .draws(200)
-        .await?
-        .into_iter()
-        .map(|(d, objects)| {
-            json!({
-                "id": d.id, "item": d.item, "population": d.population, "seed": d.seed,
-                "population_hash": d.population_hash, "drawn_at": format_ms(d.drawn_ms, tz),
-                "objects": objects.iter().map(|o| json!({
-                    "id": o.object_id,
-                    "departments": serde_json::from_str::<Value>(&o.departments).unwrap_or(Value::Null),
-                    "result": o.result, "finding": o.finding,
-                    "result_at": o.result_ms.map(|t| format_ms(t, tz)),
-                })).collect::<Vec<_>>(),
-            })
-        })
-        .collect();
-    Ok(Json(json!({"items": items})))
 }

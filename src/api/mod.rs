@@ -6,16 +6,19 @@
 //! one can see, not a middleware ordering question.
 
 mod alerts;
+mod applications;
 mod auth;
 mod cases;
 mod console;
 mod credit;
+mod draws;
 mod error;
 mod export;
 mod firms;
 mod ingest;
 mod input;
 mod inspections;
+mod inspectors;
 mod mqtt;
 mod outbox;
 mod permits;
@@ -83,13 +86,19 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/firms", post(firms::create))
         .route("/api/v1/firms/{id}/credit", get(credit::firm))
         .route("/api/v1/credit", get(credit::list))
-        .route("/api/v1/inspectors", post(inspections::create_inspector))
-        .route("/api/v1/inspections/draws", post(inspections::create_draw))
+        .route(
+            "/api/v1/inspectors",
+            post(inspectors::create).get(inspectors::list),
+        )
+        .route(
+            "/api/v1/inspections/draws",
+            post(inspections::create_draw).get(draws::list),
+        )
         .route(
             "/api/v1/inspections/draws/{id}/results",
             post(inspections::record_result),
         )
-        .route("/api/v1/inspections/public", get(inspections::public))
+        .route("/api/v1/inspections/public", get(draws::public))
         .route(
             "/api/v1/vehicles",
             post(vehicles::create).get(console::list),
@@ -105,6 +114,15 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/v1/permits/{id}",
             get(permits::get).patch(permits::patch),
+        )
+        .route(
+            "/api/v1/permit-applications",
+            post(applications::submit).get(applications::list),
+        )
+        .route("/api/v1/permit-applications/{id}", get(applications::get))
+        .route(
+            "/api/v1/permit-applications/{id}/decision",
+            post(applications::decide),
         )
         .route("/api/v1/violations", get(violations::list))
         .route("/api/v1/violations/{id}", get(violations::get))

@@ -1,18 +1,22 @@
 //! Which violations of a case cost their firm points, decided after every
-//! check change: all of them, once each, while any check of the case stands
-//! decided (or closed) with a penalty; none once no such check is left (a
-//! decision withdrawn by reopening its check). Each charge and reversal is
-//! an audit line on the case.
+//! check change and every withdrawal: all of them, once each, while any check
+//! of the case stands decided (or closed) with a penalty; none once no such
+//! check is left (a decision withdrawn by reopening its check). A withdrawn
+//! violation (its evidence fell away: a TRACK_GAP the backfill covered) is
+//! never charged, and its charge, if it had one, is reversed. Each charge and
+//! reversal is an audit line on the case.
 
 use crate::cases::{Audit, Check, CheckStatus};
 use crate::violation::ViolationCode;
 
-/// A violation filed into the case, as read, and whether it is charged.
+/// A violation filed into the case, as read: whether it is charged, and
+/// whether it was withdrawn.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CaseViolation {
     pub id: i64,
     pub code: ViolationCode,
     pub charged: bool,
+    pub withdrawn: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -43,15 +47,21 @@ pub fn plan_credit(
             before: before.map(str::to_string),
             after: after.map(str::to_string),
         };
-        if penalised && !v.charged {
+        let owed = penalised && !v.withdrawn;
+        if owed && !v.charged {
             plan.charge.push(v.id);
             plan.audit
                 .push(line(None, Some(&format!("deducted: {what}"))));
-        } else if !penalised && v.charged {
+        } else if !owed && v.charged {
+            let why = if v.withdrawn {
+                " (violation withdrawn)"
+            } else {
+                ""
+            };
             plan.reverse.push(v.id);
             plan.audit.push(line(
                 Some(&format!("deducted: {what}")),
-                Some(&format!("reversed: {what}")),
+                Some(&format!("reversed: {what}{why}")),
             ));
         }
     }
@@ -83,7 +93,37 @@ mod tests {
             id,
             code: ViolationCode::Speeding,
             charged,
+            withdrawn: false,
         }
+    }
+
+    fn gap(id: i64, charged: bool) -> CaseViolation {
+        CaseViolation {
+            id,
+            code: ViolationCode::TrackGap,
+            charged,
+            withdrawn: true,
+        }
+    }
+
+    #[test]
+    fn a_withdrawn_violation_is_never_charged_and_its_charge_reversed() {
+        let fined = [check(Transport, CheckStatus::Decided, true)];
+        // Withdrawn before the decision: the penalty charges the others only.
+        let p = plan_credit(&fined, &[v(1, false), gap(2, false)], "t", 5);
+        assert_eq!((p.charge, p.reverse), (vec![1], vec![]));
+        // Withdrawn after it was charged: reversed once, with the reason.
+        let p = plan_credit(&fined, &[v(1, true), gap(2, true)], "system", 6);
+        assert_eq!((p.charge, p.reverse.clone()), (vec![], vec![2]));
+        assert_eq!(
+            p.audit[0].after.as_deref(),
+            Some("reversed: TRACK_GAP #2 (violation withdrawn)")
+        );
+        // Once reversed, nothing more: not charged again, not reversed twice.
+        assert_eq!(
+            plan_credit(&fined, &[v(1, true), gap(2, false)], "t", 7),
+            CreditPlan::default()
+        );
     }
 
     #[test]

@@ -41,6 +41,25 @@ impl Population {
     pub fn parse(s: &str) -> Option<Population> {
         Self::ALL.into_iter().find(|p| p.as_str() == s)
     }
+
+    /// Its name in Chinese, as a published list and an export show it.
+    pub fn label_zh(self) -> &'static str {
+        match self {
+            Population::Firms => "运输企业",
+            Population::Vehicles => "车辆",
+            Population::SourceSites => "出土工地",
+            Population::DisposalSites => "消纳场",
+        }
+    }
+}
+
+/// An inspection's result in Chinese (`pass`: 合格, `fail`: 不合格).
+pub fn result_label_zh(result: &str) -> Option<&'static str> {
+    match result {
+        "pass" => Some("合格"),
+        "fail" => Some("不合格"),
+        _ => None,
+    }
 }
 
 /// How many objects to draw.

@@ -138,7 +138,8 @@ async fn withdraw(device: DeviceId, gap: GapSpan, why: String, out: &Outputs) {
     let now_ms = chrono::Utc::now().timestamp_millis();
     let audit = plan_withdrawal(gap.id, ViolationCode::TrackGap, &why, now_ms);
     let done = retry(out, || {
-        out.store.withdraw_violation(gap.id, gap.case_id, &audit)
+        out.store
+            .withdraw_violation(gap.id, gap.case_id, &audit, now_ms)
     })
     .await;
     if done != Some(true) {

@@ -131,6 +131,13 @@ pub(super) async fn lock_filing(tx: &mut Tx, plate: &str) -> StoreResult<()> {
     tx.lock_key(FILING_LOCK_CLASS, plate).await
 }
 
+/// The checks of case `case_id`, by department.
+pub(super) async fn case_checks(tx: &mut Tx, case_id: i64) -> StoreResult<Vec<Check>> {
+    let q = Sql::new(format!("{CHECKS} = $1 ORDER BY department")).bind(case_id);
+    let rows: Vec<CheckRow> = tx.fetch_all(&q).await?;
+    Ok(rows.into_iter().map(Check::from).collect())
+}
+
 /// Appends a change's audit lines to the case's trail.
 pub(super) async fn write_audit(tx: &mut Tx, case_id: i64, lines: &[Audit]) -> StoreResult<()> {
     for a in lines {
@@ -230,9 +237,7 @@ impl Store {
         write_audit(tx, case_id, &plan.audit).await?;
         if plan.case.is_some() {
             // Joining a case that already holds a penalty: charged now, once.
-            let q = Sql::new(format!("{CHECKS} = $1 ORDER BY department")).bind(case_id);
-            let rows: Vec<CheckRow> = tx.fetch_all(&q).await?;
-            let checks: Vec<Check> = rows.into_iter().map(Check::from).collect();
+            let checks = case_checks(tx, case_id).await?;
             super::credit::write_case_credit(tx, case_id, &checks, SYSTEM, now_ms).await?;
         }
         let key = case_key(case_id);
@@ -279,9 +284,7 @@ impl Store {
         let Some((plate, firm_id)) = tx.fetch_optional::<(String, String)>(&q).await? else {
             return Err(CheckError::NoSuchCheck);
         };
-        let q = Sql::new(format!("{CHECKS} = $1 ORDER BY department")).bind(case_id);
-        let rows: Vec<CheckRow> = tx.fetch_all(&q).await?;
-        let checks: Vec<Check> = rows.into_iter().map(Check::from).collect();
+        let checks = case_checks(&mut tx, case_id).await?;
         let change = plan_check_change(&checks, dept, u, actor, now_ms).map_err(|r| match r {
             Refusal::NoSuchCheck => CheckError::NoSuchCheck,
             Refusal::Illegal(m) => CheckError::Illegal(m),

@@ -17,6 +17,7 @@ struct CaseViolationRow {
     code: ViolationCode,
     firm_id: FirmId,
     charged_ms: Option<i64>,
+    status: String,
 }
 
 /// A violation charged to its firm, as read for a credit view.
@@ -33,7 +34,9 @@ pub struct DeductionRecord {
 }
 
 /// Charges or reverses the violations of case `case_id` whose checks now
-/// read `checks`, as [`plan_credit`] says, with the audit lines.
+/// read `checks`, as [`plan_credit`] says, with the audit lines. Called with
+/// the case locked (a check change, a filing, a withdrawal), so what it reads
+/// is what it changes.
 pub(super) async fn write_case_credit(
     tx: &mut Tx,
     case_id: i64,
@@ -42,7 +45,7 @@ pub(super) async fn write_case_credit(
     now_ms: i64,
 ) -> StoreResult<()> {
     let q = Sql::new(
-        "SELECT v.id, v.code, v.firm_id, d.at_ms AS charged_ms FROM violations v \
+        "SELECT v.id, v.code, v.firm_id, d.at_ms AS charged_ms, v.status FROM violations v \
          LEFT JOIN credit_deductions d ON d.violation_id = v.id \
          WHERE v.case_id = $1 ORDER BY v.id",
     )
@@ -54,6 +57,7 @@ pub(super) async fn write_case_credit(
             id: r.id,
             code: r.code,
             charged: r.charged_ms.is_some(),
+            withdrawn: r.status == super::violations::WITHDRAWN,
         })
         .collect();
     let plan = plan_credit(checks, &violations, actor, now_ms);

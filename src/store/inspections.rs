@@ -2,6 +2,8 @@
 //! results. The draw itself is decided in `crate::inspections`; this file
 //! stores what it drew, in one transaction.
 
+use std::collections::HashMap;
+
 use super::db::Sql;
 use super::{classify, Store, StoreResult};
 use crate::auth::Department;
@@ -13,12 +15,24 @@ struct PoolRow {
     department: Department,
 }
 
-/// A recorded draw, as the public list shows it.
+/// An inspector of the pool, as the officials' list shows them.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct InspectorRecord {
+    pub id: String,
+    pub name: String,
+    pub department: Department,
+    /// `YYYY-MM-DD`, the last local day the certificate is valid.
+    pub cert_valid_until: String,
+}
+
+/// A recorded draw, as the lists show it.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct DrawRecord {
     pub id: i64,
     pub item: String,
     pub population: String,
+    /// The request body as it was received (JSON text).
+    pub request: String,
     pub seed: i64,
     pub population_hash: String,
     pub drawn_ms: i64,
@@ -147,24 +161,68 @@ impl Store {
         Ok(self.db.execute(&q).await? == 1)
     }
 
-    /// The newest `limit` draws with their objects.
-    pub async fn draws(&self, limit: i64) -> StoreResult<Vec<(DrawRecord, Vec<DrawObjectRecord>)>> {
+    /// The inspectors (of `department` only, when given), by id, and how many
+    /// there are.
+    pub async fn inspectors(
+        &self,
+        department: Option<Department>,
+        limit: i64,
+        offset: i64,
+    ) -> StoreResult<(Vec<InspectorRecord>, i64)> {
+        let filter = |q: &mut Sql| {
+            q.push(" WHERE TRUE")
+                .and(" AND department = {}", department);
+        };
+        let mut q = Sql::new("SELECT id, name, department, cert_valid_until FROM inspectors");
+        filter(&mut q);
+        q.push(" ORDER BY id LIMIT ")
+            .push_bind(limit)
+            .push(" OFFSET ")
+            .push_bind(offset);
+        let rows = self.db.fetch_all(&q).await?;
+        let mut count = Sql::new("SELECT COUNT(*) FROM inspectors");
+        filter(&mut count);
+        Ok((rows, self.db.fetch_value(&count).await?))
+    }
+
+    /// The draws, newest first, `limit` from `offset`, with their objects;
+    /// and how many draws there are.
+    pub async fn draws(
+        &self,
+        limit: i64,
+        offset: i64,
+    ) -> StoreResult<(Vec<(DrawRecord, Vec<DrawObjectRecord>)>, i64)> {
         let q = Sql::new(
-            "SELECT id, item, population, seed, population_hash, drawn_ms FROM inspection_draws \
-             ORDER BY id DESC LIMIT $1",
+            "SELECT id, item, population, request, seed, population_hash, drawn_ms \
+             FROM inspection_draws \
+             ORDER BY id DESC LIMIT $1 OFFSET $2",
         )
-        .bind(limit);
+        .bind(limit)
+        .bind(offset);
         let draws: Vec<DrawRecord> = self.db.fetch_all(&q).await?;
-        let mut out = Vec::with_capacity(draws.len());
-        for d in draws {
-            let q = Sql::new(
-                "SELECT draw_id, object_id, inspectors, departments, result, finding, result_ms \
-                 FROM inspection_objects WHERE draw_id = $1 ORDER BY object_id",
-            )
-            .bind(d.id);
-            let objects = self.db.fetch_all(&q).await?;
-            out.push((d, objects));
+        let total = self
+            .db
+            .fetch_value(&Sql::new("SELECT COUNT(*) FROM inspection_draws"))
+            .await?;
+        let ids: Vec<i64> = draws.iter().map(|d| d.id).collect();
+        let mut q = Sql::new(
+            "SELECT draw_id, object_id, inspectors, departments, result, finding, result_ms \
+             FROM inspection_objects WHERE draw_id",
+        );
+        self.db.push_in_ids(&mut q, &ids);
+        q.push(" ORDER BY draw_id, object_id");
+        let objects: Vec<DrawObjectRecord> = self.db.fetch_all(&q).await?;
+        let mut by_draw: HashMap<i64, Vec<DrawObjectRecord>> = HashMap::new();
+        for o in objects {
+            by_draw.entry(o.draw_id).or_default().push(o);
         }
-        Ok(out)
+        let out = draws
+            .into_iter()
+            .map(|d| {
+                let objects = by_draw.remove(&d.id).unwrap_or_default();
+                (d, objects)
+            })
+            .collect();
+        Ok((out, total))
     }
 }

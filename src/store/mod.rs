@@ -26,6 +26,7 @@
 //! is added), its queries in a new file here with `impl Store` methods on
 //! `self.db`, its rows as `#[derive(sqlx::FromRow)]` types.
 
+mod applications;
 mod cases;
 mod codec;
 mod credit;
@@ -49,8 +50,9 @@ use db::Db;
 
 pub use crate::cases::NewViolationCase;
 pub use crate::violation::StoredViolation;
+pub use applications::{ApplicationAudit, ApplicationFilter, ApplicationRecord, DecisionError};
 pub use credit::DeductionRecord;
-pub use inspections::{DrawObjectRecord, DrawRecord, NewDraw};
+pub use inspections::{DrawObjectRecord, DrawRecord, InspectorRecord, NewDraw};
 pub use outbox::{DueEvent, PendingDelivery};
 pub use postgres::redact_url;
 pub use records::{

@@ -4,7 +4,7 @@ use super::codec::JsonText;
 use super::db::{Sql, Tx};
 use super::outbox::write_event;
 use super::{Store, StoreError, StoreResult, StoredViolation, ViolationFilter};
-use crate::cases::{Audit, NewViolationCase};
+use crate::cases::{Audit, NewViolationCase, SYSTEM};
 use crate::identity::{DeviceId, FirmId, Plate};
 use crate::outbox::EventType;
 use crate::violation::violation_json;
@@ -54,7 +54,7 @@ impl From<ViolationRow> for StoredViolation {
     }
 }
 
-const WITHDRAWN: &str = "withdrawn";
+pub(super) const WITHDRAWN: &str = "withdrawn";
 
 /// A raised TRACK_GAP that a late fix falls inside: a candidate for withdrawal.
 #[derive(Debug, Clone, Copy, PartialEq, sqlx::FromRow)]
@@ -284,39 +284,68 @@ impl Store {
         Ok(rows.into_iter().map(|(t,)| t).collect())
     }
 
-    /// Withdraws violation `id` with its case's audit lines, in one transaction.
-    /// False when it was not raised any more (withdrawn meanwhile): nothing written.
+    /// Withdraws violation `id` with its case's audit lines, in one
+    /// transaction; a credit deduction it was charged is reversed there too,
+    /// with its own audit line, and a withdrawn violation is never charged
+    /// afterwards (the ledger skips it). False when it was not raised any more
+    /// (withdrawn meanwhile): nothing written, so all of it happens once.
+    ///
+    /// The case is locked before the violation changes, as a check change
+    /// locks it, so a decision taken meanwhile either sees the withdrawal or
+    /// its charge is seen, and reversed, here. `case_id` is the caller's
+    /// view; the violation's own, read here, wins.
     pub async fn withdraw_violation(
         &self,
         id: i64,
         case_id: Option<i64>,
         audit: &[Audit],
+        now_ms: i64,
     ) -> StoreResult<bool> {
         let mut tx = self.db.begin().await?;
-        let q = Sql::new("UPDATE violations SET status = $1 WHERE id = $2 AND status = $3")
-            .bind(WITHDRAWN)
-            .bind(id)
-            .bind("raised");
-        if tx.execute(&q).await? == 0 {
+        let q = Sql::new("SELECT case_id FROM violations WHERE id = $1").bind(id);
+        let seen: Option<(Option<i64>,)> = tx.fetch_optional(&q).await?;
+        let Some((seen,)) = seen else {
             return Ok(false);
+        };
+        if let Some(c) = seen {
+            lock_case(&mut tx, c).await?;
         }
-        if let Some(case_id) = case_id {
+        let q = Sql::new(
+            "UPDATE violations SET status = $1 WHERE id = $2 AND status = $3 RETURNING case_id",
+        )
+        .bind(WITHDRAWN)
+        .bind(id)
+        .bind("raised");
+        let Some((filed,)) = tx.fetch_optional::<(Option<i64>,)>(&q).await? else {
+            return Ok(false);
+        };
+        if let Some(c) = filed.filter(|c| Some(*c) != seen) {
+            // Filed meanwhile (the update waited for that filing to commit).
+            lock_case(&mut tx, c).await?;
+        }
+        if let Some(case_id) = filed.or(case_id) {
             super::cases::write_audit(&mut tx, case_id, audit).await?;
         }
-        self.write_withdrawn_event(&mut tx, id, audit).await?;
+        if let Some(case_id) = filed {
+            let checks = super::cases::case_checks(&mut tx, case_id).await?;
+            super::credit::write_case_credit(&mut tx, case_id, &checks, SYSTEM, now_ms).await?;
+        }
+        self.write_withdrawn_event(&mut tx, id, audit, now_ms)
+            .await?;
         tx.commit().await?;
         Ok(true)
     }
 
     /// `violation.withdrawn` for violation `id` (withdrawn in `tx`), when a
-    /// webhook wants it. Its case's row is locked first, as every writer of
-    /// that case's events does, so the case's events are numbered in the
-    /// order they commit.
+    /// webhook wants it. Its case's row is locked (already, by the
+    /// withdrawal), as every writer of that case's events does, so the
+    /// case's events are numbered in the order they commit.
     async fn write_withdrawn_event(
         &self,
         tx: &mut Tx,
         id: i64,
         audit: &[Audit],
+        now_ms: i64,
     ) -> StoreResult<()> {
         let Some(routes) = self.routes_for(EventType::ViolationWithdrawn) else {
             return Ok(());
@@ -326,20 +355,11 @@ impl Store {
         };
         let key = match v.case_id {
             Some(c) => {
-                let q = Sql::new(format!(
-                    "SELECT id FROM cases WHERE id = $1{}",
-                    tx.for_update()
-                ))
-                .bind(c);
-                tx.fetch_optional::<(i64,)>(&q).await?;
+                lock_case(tx, c).await?;
                 super::outbox::case_key(c)
             }
             None => format!("violation:{id}"),
         };
-        let now_ms = audit
-            .first()
-            .map(|a| a.at_ms)
-            .unwrap_or_else(|| chrono::Utc::now().timestamp_millis());
         let mut data = violation_json(&v, routes.tz);
         data["reason"] = audit
             .iter()
@@ -356,4 +376,15 @@ impl Store {
         )
         .await
     }
+}
+
+/// Takes case `id`'s row lock (PostgreSQL; SQLite's writer lock is held already).
+async fn lock_case(tx: &mut Tx, id: i64) -> StoreResult<()> {
+    let q = Sql::new(format!(
+        "SELECT id FROM cases WHERE id = $1{}",
+        tx.for_update()
+    ))
+    .bind(id);
+    tx.fetch_optional::<(i64,)>(&q).await?;
+    Ok(())
 }

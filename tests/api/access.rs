@@ -46,6 +46,23 @@ async fn access_control_matrix() {
     tokens.insert("none", None);
     tokens.insert("bad", Some("mw_0000".to_string()));
 
+    // A permit application of firm-a, waiting for its decision.
+    let today = chrono::Utc::now()
+        .with_timezone(&chrono_tz::Asia::Shanghai)
+        .date_naive();
+    let application = json!({"plates": ["苏J50001"], "source_site": "s01", "disposal_site": "d01",
+                             "routes": ["route-s01-d01"], "windows": [], "valid_from": today.to_string(),
+                             "valid_until": (today + chrono::Duration::days(30)).to_string()});
+    let applied = app
+        .post(
+            "/api/v1/permit-applications",
+            tokens["own_firm"].as_deref(),
+            &application,
+        )
+        .await;
+    assert_eq!(applied.status, 201, "{}", applied.body);
+    let applied = applied.json()["id"].clone();
+
     let plate = encode("苏J50001");
     // (method, path, body, expected status per role in ROLES order)
     let matrix: Vec<(&str, String, Option<serde_json::Value>, [u16; 7])> = vec![
@@ -108,6 +125,33 @@ async fn access_control_matrix() {
             [200, 403, 403, 403, 404, 401, 401],
         ),
         (
+            "POST",
+            "/api/v1/permit-applications".into(),
+            Some(application.clone()),
+            // Firms apply (another firm's vehicle fails a check, not access).
+            [403, 403, 403, 201, 201, 401, 401],
+        ),
+        (
+            "GET",
+            "/api/v1/permit-applications".into(),
+            None,
+            [200, 200, 200, 200, 200, 401, 401],
+        ),
+        (
+            "GET",
+            format!("/api/v1/permit-applications/{applied}"),
+            None,
+            [200, 200, 200, 200, 404, 401, 401],
+        ),
+        (
+            "POST",
+            format!("/api/v1/permit-applications/{applied}/decision"),
+            // A rejection without its reason: refused after the role is
+            // checked, so nothing is decided here.
+            Some(json!({"approve": false})),
+            [422, 422, 403, 403, 404, 401, 401],
+        ),
+        (
             "GET",
             format!("/api/v1/vehicles/{plate}/track"),
             None,
@@ -155,6 +199,36 @@ async fn access_control_matrix() {
             "/api/v1/dead-letters".into(),
             None,
             [200, 403, 403, 403, 403, 401, 401],
+        ),
+        (
+            "GET",
+            "/api/v1/credit".into(),
+            None,
+            [200, 200, 200, 403, 403, 401, 401],
+        ),
+        (
+            "GET",
+            "/api/v1/firms/firm-a/credit".into(),
+            None,
+            [200, 200, 200, 200, 404, 401, 401],
+        ),
+        (
+            "GET",
+            "/api/v1/inspectors".into(),
+            None,
+            [200, 200, 200, 403, 403, 401, 401],
+        ),
+        (
+            "GET",
+            "/api/v1/inspections/draws".into(),
+            None,
+            [200, 200, 200, 403, 403, 401, 401],
+        ),
+        (
+            "GET",
+            "/api/v1/inspections/public".into(),
+            None,
+            [200, 200, 200, 200, 200, 200, 200],
         ),
         (
             "SSE",

@@ -31,6 +31,7 @@ async fn the_console_is_served_from_the_binary_without_a_token() {
         ("labels.js", "text/javascript"),
         ("map.js", "text/javascript"),
         ("playback.js", "text/javascript"),
+        ("applications.js", "text/javascript"),
         ("app.css", "text/css"),
     ] {
         let r = app.get(&format!("/console/{file}"), None).await;
@@ -99,6 +100,14 @@ async fn meta_gives_the_vocabulary_the_console_shows() {
     assert_eq!(
         m["check_next"],
         json!({"pending": ["investigating"], "investigating": ["decided"], "decided": ["closed"], "closed": []})
+    );
+    assert_eq!(
+        m["populations"][0],
+        json!({"id": "firms", "zh": "运输企业"})
+    );
+    assert_eq!(
+        m["inspection_results"],
+        json!([{"id": "pass", "zh": "合格"}, {"id": "fail", "zh": "不合格"}])
     );
     app.stop().await;
 }
@@ -179,6 +188,14 @@ fn permit(id: &str, firm: &str, plate: &str) -> Value {
            "valid_from": "2021-06-01", "valid_until": "2021-12-31"})
 }
 
+/// A city-local date `offset` days from today.
+fn day(offset: i64) -> String {
+    let today = chrono::Utc::now()
+        .with_timezone(&chrono_tz::Asia::Shanghai)
+        .date_naive();
+    (today + chrono::Duration::days(offset)).to_string()
+}
+
 #[tokio::test]
 #[ignore = "needs chromium and node (tests/browser); run by .ci/run"]
 async fn browser_officer_follows_a_live_alert_to_its_case_and_a_firm_sees_its_permits() {
@@ -245,6 +262,22 @@ async fn browser_officer_follows_a_live_alert_to_its_case_and_a_firm_sees_its_pe
     )
     .await;
 
+    // The inspector pool: two valid certificates, one expired.
+    for (id, name, dept, until) in [
+        ("insp-1", "Zhou Min", "police", "2099-12-31"),
+        ("insp-2", "Wu Gang", "urban", "2099-12-31"),
+        ("insp-3", "Zheng Hua", "transport", "2001-01-01"),
+    ] {
+        let r = app
+            .post(
+                "/api/v1/inspectors",
+                Some(&app.admin),
+                &json!({"id": id, "name": name, "department": dept, "cert_valid_until": until}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+    }
+
     let shots = root.join("target/console-screenshots");
     std::fs::create_dir_all(&shots).unwrap();
     let cfg = json!({
@@ -253,6 +286,7 @@ async fn browser_officer_follows_a_live_alert_to_its_case_and_a_firm_sees_its_pe
         "firm_permits": ["PA-1"],
         "speeding_plate": "苏J70001",
         "screenshots": shots,
+        "apply": {"from": day(0), "until": day(30)},
     });
     let cfg_path = temp_db().with_extension("console.json");
     std::fs::write(&cfg_path, cfg.to_string()).unwrap();

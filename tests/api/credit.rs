@@ -3,6 +3,7 @@
 //! blacklist bars new permits.
 
 use crate::common::*;
+use crate::exports::workbook;
 use serde_json::{json, Value};
 
 async fn check(app: &TestApp, case: i64, dept: &str, body: Value) {
@@ -165,6 +166,65 @@ async fn decided_cases_cost_points_once_and_the_blacklist_bars_new_permits() {
         })
         .collect();
     assert_eq!(grades, [("firm-d", 50, "D"), ("firm-e", 100, "A")]);
+    assert_eq!(all["total"], 2);
+    assert_eq!(all["grades"], json!({"A": 1, "B": 0, "C": 0, "D": 1}));
+    assert_eq!(all["items"][0]["blacklisted"], true);
+    assert_eq!(all["items"][0]["cycle"], "2021");
+    // Paged and by grade like every list; the grade counts stay whole.
+    let page = app
+        .get("/api/v1/credit?cycle=2021&limit=1&offset=1", Some(&police))
+        .await
+        .json();
+    assert_eq!(
+        (page["items"][0]["firm_id"].clone(), page["total"].clone()),
+        (json!("firm-e"), json!(2))
+    );
+    let d = app
+        .get("/api/v1/credit?cycle=2021&grade=D", Some(&police))
+        .await
+        .json();
+    assert_eq!(
+        (d["total"].clone(), d["items"][0]["firm_id"].clone()),
+        (json!(1), json!("firm-d"))
+    );
+    assert_eq!(d["grades"], all["grades"]);
+    for bad in ["grade=E", "limit=0", "cycle=2021x"] {
+        let r = app
+            .get(&format!("/api/v1/credit?{bad}"), Some(&police))
+            .await;
+        assert_eq!(r.status, 400, "{bad}: {}", r.body);
+    }
+    // The same rows as a workbook, by Accept and by ?format=xlsx.
+    for accept in [true, false] {
+        let rows = workbook(&app, "/api/v1/credit?cycle=2021", &police, accept).await;
+        assert_eq!(
+            rows[0],
+            [
+                "企业编号",
+                "企业名称",
+                "评价周期",
+                "信用分",
+                "信用等级",
+                "扣分记录数",
+                "列入黑名单"
+            ]
+        );
+        assert_eq!(
+            rows[1..],
+            [
+                ["firm-d", "firm-d", "2021", "50", "D", "3", "是"],
+                ["firm-e", "firm-e", "2021", "100", "A", "0", "否"],
+            ]
+        );
+    }
+    let rows = workbook(&app, "/api/v1/credit?cycle=2021&grade=A", &app.admin, false).await;
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(
+        app.get("/api/v1/credit?format=xlsx", Some(&firm_d))
+            .await
+            .status,
+        403
+    );
 
     // Blacklisted in 2021: no permit from 2021, nor 2022 (the cycle after); 2023 is fine.
     for (id, from) in [("PD-2", "2021-07-01"), ("PD-3", "2022-03-01")] {

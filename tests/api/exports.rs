@@ -10,7 +10,7 @@ use crate::common::*;
 
 const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
 
-async fn workbook(app: &TestApp, path: &str, token: &str, accept: bool) -> Vec<Vec<String>> {
+pub async fn workbook(app: &TestApp, path: &str, token: &str, accept: bool) -> Vec<Vec<String>> {
     let r = if accept {
         http_with(
             app.http,
@@ -37,7 +37,7 @@ async fn workbook(app: &TestApp, path: &str, token: &str, accept: bool) -> Vec<V
 }
 
 /// The column of `header` in a sheet's header row.
-fn col(rows: &[Vec<String>], header: &str) -> usize {
+pub fn col(rows: &[Vec<String>], header: &str) -> usize {
     rows[0]
         .iter()
         .position(|h| h == header)

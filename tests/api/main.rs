@@ -9,6 +9,7 @@ mod common;
 
 mod access;
 mod alerts;
+mod applications;
 mod broker;
 mod cases;
 mod cli;

@@ -178,6 +178,36 @@ fn comparable(v: &Value) -> Value {
     ])
 }
 
+/// A whole day is `00:00`-`24:00`, as the refusal of an empty window says;
+/// it is kept and shown as written.
+#[tokio::test]
+async fn a_whole_day_window_is_00_00_to_24_00() {
+    let app = spawn_app().await;
+    let admin = Some(app.admin.as_str());
+    app.register("firm-w", "苏J20101", "dev-w1").await;
+    let mut empty = permit("P-W0", "firm-w", &["苏J20101"]);
+    empty["windows"] = json!([{"start": "00:00", "end": "00:00"}]);
+    let r = app.post("/api/v1/permits", admin, &empty).await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    let hint = r.json()["detail"].as_str().unwrap().to_string();
+    assert!(hint.contains("00:00-24:00"), "{hint}");
+
+    let mut day = permit("P-W1", "firm-w", &["苏J20101"]);
+    day["windows"] = json!([{"start": "00:00", "end": "24:00"}]);
+    let r = app.post("/api/v1/permits", admin, &day).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let whole = json!([{"start": "00:00", "end": "24:00"}]);
+    assert_eq!(r.json()["windows"], whole);
+    let stored = app.get("/api/v1/permits/P-W1", admin).await.json();
+    assert_eq!(stored["windows"], whole, "read back from the database");
+    let rows = crate::exports::workbook(&app, "/api/v1/permits", &app.admin, false).await;
+    assert_eq!(
+        rows[1][crate::exports::col(&rows, "运输时段")],
+        "00:00–24:00"
+    );
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn replay_and_live_mqtt_raise_identical_violations() {
     let track = speeding_track("dev-v1");

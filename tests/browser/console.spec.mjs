@@ -5,7 +5,8 @@
 // truck's fixes over MQTT when this script prints READY.
 //
 // Config: { base, tokens: {police, firm, admin}, firm_permits: [ids],
-//           speeding_plate, screenshots: dir }
+//           speeding_plate, screenshots: dir, apply: {from, until} (dates
+//           of the permit the firm applies for) }
 
 import fs from 'node:fs';
 import path from 'node:path';
@@ -125,14 +126,39 @@ try {
   await page.waitForSelector('#deadlines tr[data-dept=police]');
   assert.match(await page.textContent('#deadlines tr[data-dept=police] td.overdue-mark'), /[1-9]/);
   await shot('stats');
-  // Credit: every firm by grade; the inspections page with its draw form.
+  // Credit: every firm by grade, in Chinese and English, exportable; a
+  // firm's ledger from its row.
   await page.click('#nav a[data-page=credit]');
   await page.waitForSelector('#credit-firms tr[data-firm]');
   assert.match(await page.textContent('#grade-counts'), /A/);
+  assert.match(await page.textContent('h1'), /企业信用评价 Firm credit rating/);
+  assert.match(await page.textContent('#credit-firms thead'), /得分 Score/);
+  const [creditFile] = await Promise.all([page.waitForEvent('download'), page.click('#export-credit')]);
+  assert.equal(creditFile.suggestedFilename(), 'credit.xlsx');
+  await page.click('#credit-firms tr[data-firm=firm-a] a');
+  await page.waitForSelector('#credit-ledger[data-firm=firm-a] #credit-score');
   await shot('credit');
+  // Inspections: the pool with its expired certificate, a draw that names
+  // its inspectors, a result recorded, both lists exportable.
   await page.click('#nav a[data-page=inspections]');
   await page.waitForSelector('#draw-form');
   await page.waitForSelector('#draw-list h2');
+  await page.waitForSelector('#inspector-list tr[data-inspector=insp-3]');
+  assert.match(await page.textContent('#inspector-list tr[data-inspector=insp-3]'), /已过期 expired/);
+  assert.match(await page.textContent('#draw-form select[name=population]'), /车辆 vehicles/);
+  await page.fill('#draw-form input[name=item]', '车辆密闭');
+  await page.selectOption('#draw-form select[name=population]', 'vehicles');
+  await page.fill('#draw-form input[name=size]', '1');
+  await page.click('#draw-form button[type=submit]');
+  const drawn = page.locator('#draw-list div[data-draw]').first();
+  await drawn.waitFor();
+  assert.match(await drawn.textContent(), /Zhou Min/);
+  assert.match(await drawn.textContent(), /车辆 vehicles/);
+  page.once('dialog', (d) => d.accept('篷布未盖'));
+  await drawn.locator('button', { hasText: 'Fail' }).first().click();
+  await page.waitForFunction(() => /不合格 fail: 篷布未盖/.test(document.querySelector('#draw-list div[data-draw]')?.textContent || ''));
+  const [publicFile] = await Promise.all([page.waitForEvent('download'), page.click('#export-public')]);
+  assert.equal(publicFile.suggestedFilename(), 'inspections-public.xlsx');
   await shot('inspections');
 
   // 5. A firm signs in: no live view, and only its own permits.
@@ -159,6 +185,36 @@ try {
   assert.equal(await page.locator('#nav a[data-page=inspections]').count(), 0);
   await page.click('#nav a[data-page=credit]');
   await page.waitForSelector('#credit-ledger #credit-score');
+
+  // 6. The firm applies for a permit online (不见面审批): its own vehicle,
+  // the city's sites and route; the checks' results come back at once.
+  await page.click('#nav a[data-page=firm]');
+  await page.waitForSelector('#application-form');
+  await page.check('#application-form input[name=plate][value="苏J70003"]');
+  await page.selectOption('#application-form select[name=source_site]', 's01');
+  await page.selectOption('#application-form select[name=disposal_site]', 'd01');
+  await page.check('#application-form input[name=route][value="route-s01-d01"]');
+  await page.fill('#application-form input[name=valid_from]', cfg.apply.from);
+  await page.fill('#application-form input[name=valid_until]', cfg.apply.until);
+  await page.click('#application-submit');
+  await page.waitForSelector('#application-result li.app-check');
+  assert.equal(await page.locator('#application-result li.app-check[data-result=pass]').count(), 6,
+    await page.textContent('#application-result'));
+  await page.waitForSelector('#applications tr[data-status=submitted]');
+  await shot('apply');
+
+  // 7. The bureau's review queue: approved with a reason, the permit numbered.
+  await page.click('#signout');
+  await signIn(cfg.tokens.admin);
+  await page.click('#nav a[data-page=applications]');
+  const pending = page.locator('#review-table tr[data-status=submitted]').first();
+  await pending.waitFor();
+  assert.match(await pending.textContent(), /苏J70003/);
+  await shot('review');
+  await pending.locator('input.reason').fill('材料齐全 Complete');
+  await pending.locator('button.approve').click();
+  await page.waitForSelector('#decided-table tr[data-status=approved] .permit-id');
+  assert.equal(await page.locator('#review-table tr[data-status=submitted]').count(), 0);
 } catch (e) {
   failures.push(e.stack || String(e));
   await shot('failure').catch(() => {});

@@ -95,6 +95,24 @@ fn out_of_hours_at_half_past_seven_on_a_night_permit() {
 }
 
 #[test]
+fn a_whole_day_window_allows_half_past_seven() {
+    let route = Route::new("route-s01-d01");
+    let all_day = permit(
+        "P-DAY",
+        "苏J00001",
+        "s01",
+        "d01",
+        &["route-s01-d01"],
+        &[("00:00", "24:00")],
+    );
+    let ctx = vehicle("T-DAY", vec![all_day]);
+    let mut track = Track::new("T-DAY", monday(7, 30, 0));
+    track.drive(&route, 0.0, 3000.0, 28.0, 10, |_| 0.0);
+    let events = run(&rules(), &ctx, &track.fixes);
+    assert!(raised_codes(&events).is_empty(), "{events:?}");
+}
+
+#[test]
 fn route_deviation_raised_after_a_minute_and_three_fixes_off_every_corridor() {
     let route = Route::new("route-s01-d01");
     let mut track = Track::new("T-DEV", monday(10, 0, 0));

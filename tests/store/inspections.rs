@@ -67,9 +67,23 @@ async fn pool_draws_and_results_are_kept(store: &Store) {
         .record_inspection_result(id, "苏J00002", "pass", None, T0 + 1)
         .await
         .unwrap());
-    let draws = store.draws(10).await.unwrap();
-    assert_eq!(draws.len(), 1);
-    let (d, o) = &draws[0];
+    let second = store
+        .record_draw(
+            &NewDraw {
+                item: "台账",
+                ..draw
+            },
+            T0 + 2,
+        )
+        .await
+        .unwrap();
+    let (draws, total) = store.draws(10, 0).await.unwrap();
+    assert_eq!(total, 2);
+    let ids: Vec<i64> = draws.iter().map(|(d, _)| d.id).collect();
+    assert_eq!(ids, [second, id], "newest first");
+    let (page, total) = store.draws(1, 1).await.unwrap();
+    assert_eq!((page.len(), total), (1, 2));
+    let (d, o) = &page[0];
     assert_eq!(
         (d.id, d.seed, d.population_hash.as_str()),
         (id, (1 << 53) - 1, "abc")
@@ -78,5 +92,22 @@ async fn pool_draws_and_results_are_kept(store: &Store) {
     assert_eq!(
         (o[0].result.as_deref(), o[0].result_ms),
         (Some("pass"), Some(T0 + 1))
+    );
+    assert_eq!(draws[0].1.len(), 1, "each draw with its own objects");
+    assert_eq!(draws[0].1[0].result, None);
+
+    // The officials' list of the pool: every inspector, by id, filtered by
+    // department, paged.
+    let (all, total) = store.inspectors(None, 100, 0).await.unwrap();
+    let ids: Vec<&str> = all.iter().map(|i| i.id.as_str()).collect();
+    assert_eq!((ids, total), (vec!["e1", "p1", "p2", "u1"], 4));
+    assert_eq!(all[1].cert_valid_until, "2021-06-01");
+    let (police, total) = store
+        .inspectors(Some(Department::Police), 1, 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        (police[0].id.as_str(), police[0].department, total),
+        ("p2", Department::Police, 2)
     );
 }

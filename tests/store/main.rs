@@ -36,6 +36,7 @@ macro_rules! on_both_backends {
     };
 }
 
+mod applications;
 mod cases;
 mod concurrency;
 mod credit;

@@ -192,11 +192,11 @@ pub async fn a_withdrawal_is_an_event_of_its_case_with_its_reason(store: &Store)
     };
     let audit = plan_withdrawal(id, ViolationCode::TrackGap, "补报 covers it", T0 + HOUR);
     assert!(s
-        .withdraw_violation(id, Some(case_id), &audit)
+        .withdraw_violation(id, Some(case_id), &audit, T0 + HOUR)
         .await
         .unwrap());
     assert!(!s
-        .withdraw_violation(id, Some(case_id), &audit)
+        .withdraw_violation(id, Some(case_id), &audit, T0 + HOUR)
         .await
         .unwrap());
     let (all, _) = s.outbox_undelivered(Some(A), 100, 0).await.unwrap();
