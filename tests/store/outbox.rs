@@ -212,6 +212,35 @@ pub async fn a_withdrawal_is_an_event_of_its_case_with_its_reason(store: &Store)
     assert_eq!(all[2].order_key, format!("case:{case_id}"));
 }
 
+pub async fn pruning_forgets_only_what_every_webhook_took(store: &Store) {
+    seed_vehicle(store, "firm-a", "苏J00006", "dev-6").await;
+    let s = with_hooks(store);
+    raise_new(&s, ViolationCode::Speeding, "苏J00006", "dev-6", T0).await;
+    let (all, _) = s.outbox_undelivered(None, 100, 0).await.unwrap();
+    assert_eq!(
+        all.len(),
+        3,
+        "case.opened to A and B, violation.raised to A"
+    );
+    let opened = all
+        .iter()
+        .find(|d| d.event_type == "case.opened")
+        .unwrap()
+        .seq;
+    s.outbox_delivered(A, opened, T0 + 1).await.unwrap();
+    assert_eq!(
+        s.outbox_prune(T0 + HOUR).await.unwrap(),
+        (1, 0),
+        "B has not taken it"
+    );
+    s.outbox_delivered(B, opened, T0 + 2).await.unwrap();
+    assert_eq!(s.outbox_prune(T0 + HOUR).await.unwrap(), (1, 1));
+    let (left, _) = s.outbox_undelivered(None, 100, 0).await.unwrap();
+    let kinds: Vec<&str> = left.iter().map(|d| d.event_type.as_str()).collect();
+    assert_eq!(kinds, ["violation.raised"], "undelivered, never pruned");
+    assert_eq!(s.outbox_pending().await.unwrap(), 1);
+}
+
 pub async fn without_webhooks_nothing_is_written(store: &Store) {
     seed_vehicle(store, "firm-a", "苏J00004", "dev-4").await;
     raise_new(store, ViolationCode::Speeding, "苏J00004", "dev-4", T0).await;
@@ -230,5 +259,6 @@ on_both_backends!(
     events_are_due_one_at_a_time_per_case_and_per_webhook,
     check_changes_and_closing_are_events_of_their_case,
     a_withdrawal_is_an_event_of_its_case_with_its_reason,
+    pruning_forgets_only_what_every_webhook_took,
     without_webhooks_nothing_is_written,
 );
