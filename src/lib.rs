@@ -7,7 +7,8 @@
 //! MQTT -> ingest (decode, validate) -+-> store (fixes, in batches)
 //!                                    +-> pipeline: shard by device -> rules (registry,
 //!                                        geofence lookups) -> violation -> sink:
-//!                                        store + cases (filing) + alerts (SSE, MQTT)
+//!                                        store + cases (filing) + outbox + alerts (SSE, MQTT)
+//! store (outbox) -> webhooks (signed HTTP POSTs to the city's platforms)
 //! HTTP api -> store (reads, check changes through cases' plans) and the live state
 //! ```
 //!
@@ -38,8 +39,13 @@
 //!   asks for, and the automatic checks (vehicles, sites, routes, routes
 //!   reaching both sites, credit, dates) as pure functions naming each
 //!   result; the bureau's decision is the store's and the API's.
+//! - [`outbox`]: outbound events' vocabulary: the types, the `[outbox]`
+//!   webhooks checked at the edge, the envelope `{id, type, at, data}` and
+//!   its HMAC signature (the store writes events with their change).
 //! - [`store`]: the database behind one narrow interface, each query written
 //!   once for SQLite and PostgreSQL; it writes what the cases' plans say.
+//! - [`webhooks`]: delivers the outbox to each webhook (signed, retried
+//!   with stored backoff, in order per case, never dropped).
 //! - [`rules`]: the per-vehicle violation state machine, every code, on event time.
 //! - [`registry`]: the lock-free device -> vehicle context map the rules read.
 //! - [`live`]: the live fleet, each vehicle's newest fix and open

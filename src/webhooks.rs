@@ -43,6 +43,8 @@ pub struct Pacing {
     pub timeout: Duration,
     pub max_backoff: Duration,
     pub poll: Duration,
+    /// How long delivered events are kept (`None`: for ever).
+    pub keep_delivered: Option<Duration>,
 }
 
 impl Pacing {
@@ -51,6 +53,8 @@ impl Pacing {
             timeout: Duration::from_secs(s.request_timeout_s.max(1)),
             max_backoff: Duration::from_secs(s.max_backoff_s.max(1)),
             poll: Duration::from_millis(s.poll_ms.max(1)),
+            keep_delivered: (s.keep_delivered_days > 0)
+                .then(|| Duration::from_secs(s.keep_delivered_days.saturating_mul(86_400))),
         }
     }
 
@@ -73,7 +77,7 @@ pub fn spawn(
     let mut tasks = vec![tokio::spawn(count_pending(
         store.clone(),
         metrics.clone(),
-        pacing.poll,
+        pacing,
         shutdown.clone(),
     ))];
     for hook in webhooks {
@@ -101,18 +105,35 @@ async fn pause(d: Duration, shutdown: &mut watch::Receiver<bool>) -> bool {
     }
 }
 
+/// Keeps `muckwatch_outbox_pending` current, and once an hour forgets
+/// events delivered longer ago than `keep_delivered`.
 async fn count_pending(
     store: Store,
     metrics: Arc<Metrics>,
-    every: Duration,
+    pacing: Pacing,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+    let mut pruned_at: Option<tokio::time::Instant> = None;
     loop {
         match store.outbox_pending().await {
             Ok(n) => metrics.outbox_pending.store(n.max(0) as u64, Relaxed),
             Err(e) => tracing::warn!(error = %e, "cannot count the outbox"),
         }
-        if !pause(every, &mut shutdown).await {
+        if let Some(keep) = pacing.keep_delivered {
+            if pruned_at.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
+                pruned_at = Some(tokio::time::Instant::now());
+                let cutoff = now_ms() - keep.as_millis() as i64;
+                match store.outbox_prune(cutoff).await {
+                    Ok((0, 0)) => {}
+                    Ok((deliveries, events)) => {
+                        tracing::info!(deliveries, events, "pruned delivered outbound events")
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot prune the outbox"),
+                }
+            }
+        }
+        if !pause(pacing.poll, &mut shutdown).await {
             return;
         }
     }
@@ -304,6 +325,7 @@ mod tests {
             timeout: Duration::from_secs(10),
             max_backoff: Duration::from_secs(300),
             poll: Duration::from_millis(500),
+            keep_delivered: None,
         };
         let waits: Vec<u64> = (1..=11).map(|n| p.backoff(n).as_secs()).collect();
         assert_eq!(waits, [1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300]);

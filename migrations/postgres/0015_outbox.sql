@@ -26,3 +26,6 @@ CREATE TABLE outbox_deliveries (
 -- What is still to deliver, by webhook and case (per-case order).
 CREATE INDEX outbox_undelivered ON outbox_deliveries(webhook, order_key, event_seq)
     WHERE delivered_ms IS NULL;
+-- A delivered event's rows are pruned after `[outbox] keep_delivered_days`:
+-- an event goes once no delivery row names it.
+CREATE INDEX outbox_deliveries_event ON outbox_deliveries(event_seq);

@@ -27,6 +27,9 @@ pub struct OutboxSettings {
     pub max_backoff_s: u64,
     /// How often the outbox is looked at for events due, milliseconds.
     pub poll_ms: u64,
+    /// Delivered events are forgotten this many days after delivery (0:
+    /// kept for ever). Undelivered ones are never pruned.
+    pub keep_delivered_days: u64,
 }
 
 impl Default for OutboxSettings {
@@ -36,6 +39,7 @@ impl Default for OutboxSettings {
             request_timeout_s: 10,
             max_backoff_s: 300,
             poll_ms: 500,
+            keep_delivered_days: 30,
         }
     }
 }

@@ -218,6 +218,8 @@ pub async fn run(
         "  geofences    curl -s -H 'Authorization: Bearer {}' {base}/api/v1/geofences",
         tokens[0].1
     );
+    println!("  firm credit  curl -s -H 'Authorization: Bearer {police}' '{base}/api/v1/credit'");
+    println!("  一公开       curl -s '{base}/api/v1/inspections/public'  (no token)");
     println!(
         "  applications curl -s -H 'Authorization: Bearer {}' '{base}/api/v1/permit-applications?status=submitted'",
         tokens[1].1

@@ -125,17 +125,17 @@ fn push_overdue_check(q: &mut Sql, now: i64, department: Option<Department>) {
     .and(" AND k.department = {}", department);
 }
 
+/// Takes the vehicle's filing lock (PostgreSQL; SQLite's writer lock is
+/// enough): filings for one vehicle take turns.
+pub(super) async fn lock_filing(tx: &mut Tx, plate: &str) -> StoreResult<()> {
+    tx.lock_key(FILING_LOCK_CLASS, plate).await
+}
+
 /// The checks of case `case_id`, by department.
 pub(super) async fn case_checks(tx: &mut Tx, case_id: i64) -> StoreResult<Vec<Check>> {
     let q = Sql::new(format!("{CHECKS} = $1 ORDER BY department")).bind(case_id);
     let rows: Vec<CheckRow> = tx.fetch_all(&q).await?;
     Ok(rows.into_iter().map(Check::from).collect())
-}
-
-/// Takes the vehicle's filing lock (PostgreSQL; SQLite's writer lock is
-/// enough): filings for one vehicle take turns.
-pub(super) async fn lock_filing(tx: &mut Tx, plate: &str) -> StoreResult<()> {
-    tx.lock_key(FILING_LOCK_CLASS, plate).await
 }
 
 /// Appends a change's audit lines to the case's trail.

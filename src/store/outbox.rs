@@ -215,4 +215,31 @@ impl Store {
             .await?;
         Ok((items, total))
     }
+
+    /// Forgets deliveries made before `cutoff_ms`, then the events of before
+    /// it that no delivery row names any more (every webhook took them).
+    /// Undelivered events are never pruned. Returns (deliveries, events).
+    pub async fn outbox_prune(&self, cutoff_ms: i64) -> StoreResult<(u64, u64)> {
+        let deliveries = self
+            .db
+            .execute(
+                &Sql::new(
+                    "DELETE FROM outbox_deliveries \
+                     WHERE delivered_ms IS NOT NULL AND delivered_ms < $1",
+                )
+                .bind(cutoff_ms),
+            )
+            .await?;
+        let events = self
+            .db
+            .execute(
+                &Sql::new(
+                    "DELETE FROM outbox_events WHERE at_ms < $1 AND NOT EXISTS \
+                     (SELECT 1 FROM outbox_deliveries d WHERE d.event_seq = outbox_events.seq)",
+                )
+                .bind(cutoff_ms),
+            )
+            .await?;
+        Ok((deliveries, events))
+    }
 }

@@ -330,31 +330,51 @@ impl Store {
             let checks = super::cases::case_checks(&mut tx, case_id).await?;
             super::credit::write_case_credit(&mut tx, case_id, &checks, SYSTEM, now_ms).await?;
         }
-        if let Some(routes) = self.routes_for(EventType::ViolationWithdrawn) {
-            if let Some(v) = violation_in(&mut tx, id).await? {
-                let key = match v.case_id {
-                    Some(c) => super::outbox::case_key(c),
-                    None => format!("violation:{id}"),
-                };
-                let mut data = violation_json(&v, routes.tz);
-                data["reason"] = audit
-                    .iter()
-                    .find_map(|a| a.after.as_deref())
-                    .map(|why| why.strip_prefix("withdrawn: ").unwrap_or(why).into())
-                    .unwrap_or_default();
-                write_event(
-                    &mut tx,
-                    routes,
-                    EventType::ViolationWithdrawn,
-                    &key,
-                    now_ms,
-                    data,
-                )
-                .await?;
-            }
-        }
+        self.write_withdrawn_event(&mut tx, id, audit, now_ms)
+            .await?;
         tx.commit().await?;
         Ok(true)
+    }
+
+    /// `violation.withdrawn` for violation `id` (withdrawn in `tx`), when a
+    /// webhook wants it. Its case's row is locked (already, by the
+    /// withdrawal), as every writer of that case's events does, so the
+    /// case's events are numbered in the order they commit.
+    async fn write_withdrawn_event(
+        &self,
+        tx: &mut Tx,
+        id: i64,
+        audit: &[Audit],
+        now_ms: i64,
+    ) -> StoreResult<()> {
+        let Some(routes) = self.routes_for(EventType::ViolationWithdrawn) else {
+            return Ok(());
+        };
+        let Some(v) = violation_in(tx, id).await? else {
+            return Ok(());
+        };
+        let key = match v.case_id {
+            Some(c) => {
+                lock_case(tx, c).await?;
+                super::outbox::case_key(c)
+            }
+            None => format!("violation:{id}"),
+        };
+        let mut data = violation_json(&v, routes.tz);
+        data["reason"] = audit
+            .iter()
+            .find_map(|a| a.after.as_deref())
+            .map(|why| why.strip_prefix("withdrawn: ").unwrap_or(why).into())
+            .unwrap_or_default();
+        write_event(
+            tx,
+            routes,
+            EventType::ViolationWithdrawn,
+            &key,
+            now_ms,
+            data,
+        )
+        .await
     }
 }
 

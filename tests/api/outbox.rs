@@ -99,3 +99,38 @@ async fn events_a_webhook_did_not_take_are_listed_for_admins_in_order() {
     assert_eq!(app.get("/api/v1/outbox", None).await.status, 401);
     app.stop().await;
 }
+
+/// An application approved (不见面审批) creates its permit through the same
+/// store function as `POST /api/v1/permits`: a `permit.changed` event.
+#[tokio::test]
+async fn an_approved_application_is_a_permit_changed_event() {
+    use crate::applications::{application, decide, submit};
+    let away = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", away.local_addr().unwrap());
+    drop(away);
+    let mut settings = test_settings(&temp_db());
+    settings.outbox = toml::from_str::<muckwatch::configuration::Settings>(&format!(
+        "[[outbox.webhooks]]\nurl = \"{url}\"\nsecret = \"k\"\n"
+    ))
+    .unwrap()
+    .outbox;
+    let app = spawn_with(settings).await;
+    app.register("firm-p", "苏J70101", "dev-p1").await;
+    let firm = app.token("firm:firm-p").await;
+    let a = submit(&app, &firm, &application(&["苏J70101"])).await;
+    let r = decide(&app, &a["id"], &app.admin, json!({"approve": true})).await;
+    assert!(r.status < 300, "{}", r.body);
+    let list = app.get("/api/v1/outbox", Some(&app.admin)).await.json();
+    let events: Vec<&serde_json::Value> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| &i["event"])
+        .collect();
+    assert_eq!(events.len(), 1, "{list}");
+    assert_eq!(events[0]["type"], "permit.changed");
+    assert_eq!(events[0]["data"]["change"], "created");
+    assert_eq!(events[0]["data"]["permit"]["status"], "active");
+    assert_eq!(events[0]["data"]["permit"]["plates"], json!(["苏J70101"]));
+    app.stop().await;
+}

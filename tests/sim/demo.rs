@@ -71,6 +71,8 @@ fn demo_prints_where_to_look_and_its_score_and_score_agrees() {
         "firm:sim-firm-1",
         "/api/v1/alerts/stream",
         "/api/v1/violations",
+        "/api/v1/credit",
+        "/api/v1/inspections/public",
         "/api/v1/permit-applications",
         "/metrics",
         "the night is over",

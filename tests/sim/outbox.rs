@@ -1,7 +1,8 @@
 //! Outbound events under faults, with a real local HTTP receiver: it refuses
 //! the first deliveries, then goes away while a night's violations are
 //! raised; muckwatch (`serve`, a separate process) is killed with SIGKILL
-//! and started again; the receiver comes back on the same port. Every event
+//! and started again; the receiver comes back on the same port (and
+//! muckwatch is killed once more half way through the backlog). Every event
 //! of the night arrives, each `id` once after de-duplication, in per-case
 //! order, every signature valid.
 
@@ -42,6 +43,8 @@ struct Hit {
 #[derive(Default)]
 struct Log {
     hits: Vec<Hit>,
+    /// How long each answer takes (a receiver doing some work).
+    delay_ms: u64,
 }
 
 impl Log {
@@ -124,13 +127,19 @@ async fn receive(
         Err(_) => Bytes::new(),
     };
     let signed_ok = signature_ok(&body, &header);
-    let mut log = log.lock().unwrap();
-    let accepted = log.hits.len() >= REFUSED_FIRST;
-    log.hits.push(Hit {
-        body,
-        signed_ok,
-        accepted,
-    });
+    // Kept first, answered after some work: a sender killed meanwhile never
+    // hears the answer and sends the event again.
+    let (accepted, delay) = {
+        let mut log = log.lock().unwrap();
+        let accepted = log.hits.len() >= REFUSED_FIRST;
+        log.hits.push(Hit {
+            body,
+            signed_ok,
+            accepted,
+        });
+        (accepted, log.delay_ms)
+    };
+    tokio::time::sleep(Duration::from_millis(delay)).await;
     let status = if accepted { 200 } else { 503 };
     Ok(Response::builder()
         .status(status)
@@ -370,9 +379,24 @@ async fn every_event_of_a_night_arrives_once_in_case_order_through_refusals_an_o
     assert!(undelivered.json()["total"].as_i64().unwrap() > 0);
     serve.kill_9();
 
-    // Started again; the receiver comes back on the same port.
+    // Started again; the receiver comes back on the same port, slower, and
+    // muckwatch is killed again in the middle of the backlog: what it had
+    // sent but not yet marked is sent again once its lease runs out.
     let serve = Serve::start(&config);
+    let before = {
+        let mut log = log.lock().unwrap();
+        log.delay_ms = 25;
+        log.accepted()
+    };
     let receiver = Receiver::start(hook_port, log.clone()).await;
+    let half_way = eventually(Duration::from_secs(60), || async {
+        (log.lock().unwrap().accepted() >= before + 20).then_some(())
+    })
+    .await;
+    assert!(half_way.is_some(), "the backlog is being delivered");
+    serve.kill_9();
+    log.lock().unwrap().delay_ms = 0;
+    let serve = Serve::start(&config);
     let drained = eventually(Duration::from_secs(120), || async {
         (serve.metric("muckwatch_outbox_pending").await == 0.0).then_some(())
     })
@@ -460,7 +484,7 @@ async fn every_event_of_a_night_arrives_once_in_case_order_through_refusals_an_o
     assert_eq!(checks, closed_checks * 3, "each check's three steps");
     assert_eq!(closed, 1, "the closed case");
     println!(
-        "{} fixes, {} violations in {} cases, {} permits: {} events, {} deliveries ({} refused, {} before the outage)",
+        "{} fixes, {} violations in {} cases, {} permits: {} events, {} deliveries ({} refused, {} before the outage, {} accepted twice)",
         sent.fixes,
         violations.len(),
         all_cases.len(),
@@ -468,7 +492,8 @@ async fn every_event_of_a_night_arrives_once_in_case_order_through_refusals_an_o
         by_id.len(),
         hits.len(),
         hits.iter().filter(|h| !h.accepted).count(),
-        refused_then
+        refused_then,
+        hits.iter().filter(|h| h.accepted).count() - accepted_ids.len()
     );
 
     // Per-case order: opened first, violations in the order filed, each

@@ -2,7 +2,7 @@
 //! due one at a time per case, retried later after a failure, claimed once.
 
 use muckwatch::auth::Department;
-use muckwatch::cases::{CheckStatus, NewViolationCase, Routing};
+use muckwatch::cases::{plan_withdrawal, CheckStatus, NewViolationCase, Routing};
 use muckwatch::fix::DeviceId;
 use muckwatch::identity::FirmId;
 use muckwatch::outbox::{EventSet, EventType, Routes};
@@ -182,6 +182,65 @@ pub async fn check_changes_and_closing_are_events_of_their_case(store: &Store) {
     assert_eq!(kinds, ["case.opened", "case.closed"]);
 }
 
+pub async fn a_withdrawal_is_an_event_of_its_case_with_its_reason(store: &Store) {
+    seed_vehicle(store, "firm-a", "苏J00005", "dev-5").await;
+    let s = with_hooks(store);
+    let Raised::New { id, case_id } =
+        raise_new(&s, ViolationCode::TrackGap, "苏J00005", "dev-5", T0).await
+    else {
+        panic!("new")
+    };
+    let audit = plan_withdrawal(id, ViolationCode::TrackGap, "补报 covers it", T0 + HOUR);
+    assert!(s
+        .withdraw_violation(id, Some(case_id), &audit, T0 + HOUR)
+        .await
+        .unwrap());
+    assert!(!s
+        .withdraw_violation(id, Some(case_id), &audit, T0 + HOUR)
+        .await
+        .unwrap());
+    let (all, _) = s.outbox_undelivered(Some(A), 100, 0).await.unwrap();
+    let kinds: Vec<&str> = all.iter().map(|d| d.event_type.as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["case.opened", "violation.raised", "violation.withdrawn"]
+    );
+    let w: Value = serde_json::from_str(&all[2].body).unwrap();
+    assert_eq!(w["data"]["id"], id);
+    assert_eq!(w["data"]["status"], "withdrawn");
+    assert_eq!(w["data"]["reason"], "补报 covers it");
+    assert_eq!(all[2].order_key, format!("case:{case_id}"));
+}
+
+pub async fn pruning_forgets_only_what_every_webhook_took(store: &Store) {
+    seed_vehicle(store, "firm-a", "苏J00006", "dev-6").await;
+    let s = with_hooks(store);
+    raise_new(&s, ViolationCode::Speeding, "苏J00006", "dev-6", T0).await;
+    let (all, _) = s.outbox_undelivered(None, 100, 0).await.unwrap();
+    assert_eq!(
+        all.len(),
+        3,
+        "case.opened to A and B, violation.raised to A"
+    );
+    let opened = all
+        .iter()
+        .find(|d| d.event_type == "case.opened")
+        .unwrap()
+        .seq;
+    s.outbox_delivered(A, opened, T0 + 1).await.unwrap();
+    assert_eq!(
+        s.outbox_prune(T0 + HOUR).await.unwrap(),
+        (1, 0),
+        "B has not taken it"
+    );
+    s.outbox_delivered(B, opened, T0 + 2).await.unwrap();
+    assert_eq!(s.outbox_prune(T0 + HOUR).await.unwrap(), (1, 1));
+    let (left, _) = s.outbox_undelivered(None, 100, 0).await.unwrap();
+    let kinds: Vec<&str> = left.iter().map(|d| d.event_type.as_str()).collect();
+    assert_eq!(kinds, ["violation.raised"], "undelivered, never pruned");
+    assert_eq!(s.outbox_pending().await.unwrap(), 1);
+}
+
 pub async fn without_webhooks_nothing_is_written(store: &Store) {
     seed_vehicle(store, "firm-a", "苏J00004", "dev-4").await;
     raise_new(store, ViolationCode::Speeding, "苏J00004", "dev-4", T0).await;
@@ -199,5 +258,7 @@ pub async fn without_webhooks_nothing_is_written(store: &Store) {
 on_both_backends!(
     events_are_due_one_at_a_time_per_case_and_per_webhook,
     check_changes_and_closing_are_events_of_their_case,
+    a_withdrawal_is_an_event_of_its_case_with_its_reason,
+    pruning_forgets_only_what_every_webhook_took,
     without_webhooks_nothing_is_written,
 );
