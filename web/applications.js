@@ -13,10 +13,11 @@ const fencesOf = (fences, kind) => fences.features.map((f) => f.properties)
   .filter((p) => p.kind === kind).sort((a, b) => a.id.localeCompare(b.id));
 const fenceName = (p) => (p.name ? `${p.id} — ${p.name}` : p.id);
 
-// Each check on a line: ✓ or ✗, its name, why.
+// Each check on a line: ✓ or ✗, its name, why (Chinese, then English).
 function checksList(a) {
   return h('ul', { class: 'app-checks' }, a.checks.map((c) => h('li', { class: `app-check ${c.result}`, 'data-check': c.name, 'data-result': c.result },
-    h('b', {}, c.result === 'pass' ? '✓ ' : '✗ ', L(c.label_zh, c.name)), ' — ', c.reason)));
+    h('b', {}, c.result === 'pass' ? '✓ ' : '✗ ', L(c.label_zh, c.name)), ' — ', c.reason_zh || c.reason,
+    c.reason_zh && c.reason_zh !== c.reason ? h('span', { class: 'muted' }, ' · ', c.reason) : null)));
 }
 
 const HEAD = [L('编号', 'No.'), L('企业', 'Firm'), L('车辆', 'Vehicles'), L('场地', 'Sites'), L('路线', 'Routes'),

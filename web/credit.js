@@ -63,6 +63,12 @@ export async function creditPage(view, firmArg) {
 // The inspector pool, with each certificate's validity; admin adds to it.
 async function inspectorsCard() {
   const card = h('section', { class: 'card', id: 'inspector-list' });
+  async function renew(id) {
+    const until = prompt(L('执法证有效期至 (YYYY-MM-DD)', 'Certificate valid until (YYYY-MM-DD)'));
+    if (!until) return;
+    try { await api(`/api/v1/inspectors/${encodeURIComponent(id)}`, { method: 'PATCH', body: { cert_valid_until: until.trim() } }); await load(); }
+    catch (err) { card.append(errorBox(err)); }
+  }
   async function load() {
     let pool;
     try { pool = await api('/api/v1/inspectors?limit=1000'); } catch (err) { card.replaceChildren(errorBox(err)); return; }
@@ -82,9 +88,10 @@ async function inspectorsCard() {
     h('button', { type: 'submit' }, L('添加', 'Add'))) : null;
     card.replaceChildren(h('h2', {}, L('执法检查人员名录', 'Inspector pool'), ` (${pool.total}) `,
       exportButton('export-inspectors', () => '/api/v1/inspectors', 'inspectors.xlsx', download)),
-    table([L('编号', 'Id'), L('姓名', 'Name'), L('部门', 'Department'), L('执法证有效期至', 'Certificate valid until'), L('执法证', 'Certificate')],
+    table([L('编号', 'Id'), L('姓名', 'Name'), L('部门', 'Department'), L('执法证有效期至', 'Certificate valid until'), L('执法证', 'Certificate'), ''],
       pool.items.map((i) => h('tr', { 'data-inspector': i.id }, h('td', {}, i.id), h('td', {}, i.name), h('td', {}, deptLabel(i.department)),
-        h('td', {}, i.cert_valid_until), h('td', { class: i.cert_valid ? '' : 'error' }, i.cert_valid ? L('有效', 'valid') : L('已过期', 'expired'))))));
+        h('td', {}, i.cert_valid_until), h('td', { class: i.cert_valid ? '' : 'error' }, i.cert_valid ? L('有效', 'valid') : L('已过期', 'expired')),
+        h('td', {}, admin ? h('button', { type: 'button', class: 'renew', onclick: () => renew(i.id) }, L('续期', 'Renew')) : null)))));
     if (form) card.append(form);
   }
   await load();

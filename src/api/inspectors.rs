@@ -1,7 +1,9 @@
 //! The inspector pool (执法检查人员名录) of random inspections:
-//! `POST /api/v1/inspectors` (admin) and `GET /api/v1/inspectors`
-//! (admin and departments: whom a draw may pick, with whether each one's
-//! certificate is valid today; a firm may not see who inspects it, 403).
+//! `POST /api/v1/inspectors` and `PATCH /api/v1/inspectors/{id}` (admin: a
+//! renewed certificate, another department, a corrected name) and
+//! `GET /api/v1/inspectors` (admin and departments: whom a draw may pick,
+//! with whether each one's certificate is valid today; a firm may not see
+//! who inspects it, 403).
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Query, State};
@@ -13,9 +15,22 @@ use serde_json::{json, Value};
 
 use super::export::{col, list_response, Column, ListFormat};
 use super::inspections::{officials_only, text, today};
-use super::{ApiError, AppState, Caller, Paging};
+use super::{ApiError, ApiPath, AppState, Caller, Paging};
 use crate::auth::Department;
 use crate::store::InspectorRecord;
+
+fn department(body: &Value) -> Result<Department, ApiError> {
+    let dept = text(body, "department", 32)?;
+    Department::parse(dept)
+        .ok_or_else(|| ApiError::unprocessable(format!("department `{dept}` is not known")))
+}
+
+fn cert_valid_until(body: &Value) -> Result<chrono::NaiveDate, ApiError> {
+    let until = text(body, "cert_valid_until", 10)?;
+    chrono::NaiveDate::parse_from_str(until, "%Y-%m-%d").map_err(|e| {
+        ApiError::unprocessable(format!("cert_valid_until `{until}` is not a date: {e}"))
+    })
+}
 
 pub async fn create(
     State(state): State<AppState>,
@@ -26,13 +41,8 @@ pub async fn create(
     let Json(body) = body?;
     let id = text(&body, "id", 64)?;
     let name = text(&body, "name", 200)?;
-    let dept = text(&body, "department", 32)?;
-    let department = Department::parse(dept)
-        .ok_or_else(|| ApiError::unprocessable(format!("department `{dept}` is not known")))?;
-    let until = text(&body, "cert_valid_until", 10)?;
-    let until = chrono::NaiveDate::parse_from_str(until, "%Y-%m-%d").map_err(|e| {
-        ApiError::unprocessable(format!("cert_valid_until `{until}` is not a date: {e}"))
-    })?;
+    let department = department(&body)?;
+    let until = cert_valid_until(&body)?;
     let now = chrono::Utc::now().timestamp_millis();
     state
         .store
@@ -46,6 +56,42 @@ pub async fn create(
                     "cert_valid": until >= today(&state)}),
         ),
     ))
+}
+
+/// Changes the fields given (`name`, `department`, `cert_valid_until`; at
+/// least one); 404 for an unknown inspector. Draws already made keep whom
+/// they drew.
+pub async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+    body: Result<Json<Value>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require_admin()?;
+    let Json(body) = body?;
+    let given = |f: &str| body.get(f).is_some_and(|v| !v.is_null());
+    if !["name", "department", "cert_valid_until"]
+        .iter()
+        .any(|f| given(f))
+    {
+        return Err(ApiError::unprocessable(
+            "give at least one of `name`, `department`, `cert_valid_until`",
+        ));
+    }
+    let name = given("name")
+        .then(|| text(&body, "name", 200))
+        .transpose()?;
+    let dept = given("department").then(|| department(&body)).transpose()?;
+    let until = given("cert_valid_until")
+        .then(|| cert_valid_until(&body))
+        .transpose()?;
+    let updated = state
+        .store
+        .update_inspector(&id, name, dept, until)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no inspector `{id}`")))?;
+    tracing::info!(inspector = %id, "inspector changed");
+    Ok(Json(inspector_json(&updated, &today(&state).to_string())))
 }
 
 #[derive(Deserialize)]

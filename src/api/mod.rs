@@ -32,7 +32,7 @@ use std::sync::Arc;
 
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::{get, patch, post};
 use axum::{Json, Router};
 
 use crate::alerts::AlertHub;
@@ -90,6 +90,7 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/inspectors",
             post(inspectors::create).get(inspectors::list),
         )
+        .route("/api/v1/inspectors/{id}", patch(inspectors::update))
         .route(
             "/api/v1/inspections/draws",
             post(inspections::create_draw).get(draws::list),

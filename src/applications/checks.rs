@@ -69,34 +69,55 @@ impl CheckName {
     }
 }
 
+/// Why, in English and in Chinese (the firm's staff and the bureau read
+/// the latter; the API's other messages are English).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Why {
+    pub en: String,
+    pub zh: String,
+}
+
+/// `why!("en {}", x; "中文 {}", x)`: the two sentences of a [`Why`].
+macro_rules! why {
+    ($($en:expr),+; $($zh:expr),+) => {
+        Why { en: format!($($en),+), zh: format!($($zh),+) }
+    };
+}
+
 /// A check's result: passed or not, and why, in words a firm can act on.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CheckResult {
     pub name: CheckName,
     pub passed: bool,
     pub reason: String,
+    pub reason_zh: String,
 }
 
 impl CheckResult {
-    fn new(name: CheckName, problems: Vec<String>, ok: impl Into<String>) -> CheckResult {
+    fn new(name: CheckName, problems: Vec<Why>, ok: Why) -> CheckResult {
         let passed = problems.is_empty();
+        let (reason, reason_zh) = if passed {
+            (ok.en, ok.zh)
+        } else {
+            let en: Vec<&str> = problems.iter().map(|w| w.en.as_str()).collect();
+            let zh: Vec<&str> = problems.iter().map(|w| w.zh.as_str()).collect();
+            (en.join("; "), zh.join("；"))
+        };
         CheckResult {
             name,
             passed,
-            reason: if passed {
-                ok.into()
-            } else {
-                problems.join("; ")
-            },
+            reason,
+            reason_zh,
         }
     }
 
-    /// `{"name", "result": "pass"|"fail", "reason", "label_zh"}`.
+    /// `{"name", "result": "pass"|"fail", "reason", "reason_zh", "label_zh"}`.
     pub fn to_json(&self) -> Value {
         json!({
             "name": self.name.as_str(),
             "result": if self.passed { "pass" } else { "fail" },
             "reason": self.reason,
+            "reason_zh": self.reason_zh,
             "label_zh": self.name.label_zh(),
         })
     }
@@ -113,10 +134,12 @@ impl CheckResult {
             _ => return Err(format!("check {} without pass/fail", name.as_str())),
         };
         let reason = v["reason"].as_str().unwrap_or_default().to_string();
+        let reason_zh = v["reason_zh"].as_str().unwrap_or(&reason).to_string();
         Ok(CheckResult {
             name,
             passed,
             reason,
+            reason_zh,
         })
     }
 }
@@ -187,25 +210,42 @@ fn vehicles(r: &PermitRequest, f: &Facts) -> CheckResult {
                 .iter()
                 .any(|(q, fact)| q == *p && *fact == VehicleFact::Own)
         })
-        .map(|p| format!("vehicle `{p}` is not registered to your firm"))
+        .map(
+            |p| why!("vehicle `{p}` is not registered to your firm"; "车辆 {p} 未登记在本企业名下"),
+        )
         .collect();
+    let n = r.plates.len();
     CheckResult::new(
         CheckName::Vehicles,
         problems,
-        format!("{} vehicle(s), all registered to the firm", r.plates.len()),
+        why!("{n} vehicle(s), all registered to the firm"; "{n} 辆车均登记在本企业名下"),
     )
 }
 
 /// `id` names a loaded fence of `kind`, or why not.
-fn fence_of(fences: &FenceSet, id: &str, kind: FenceKind) -> Result<FenceIdx, String> {
-    let what = kind.as_str();
+fn fence_of(fences: &FenceSet, id: &str, kind: FenceKind) -> Result<FenceIdx, Why> {
+    let (what, what_zh) = (kind.as_str(), kind_zh(kind));
     match fences.get(id) {
-        None => Err(format!("{what} `{id}` is not one of the city's geofences")),
-        Some(idx) if fences.fence(idx).kind != kind => Err(format!(
-            "`{id}` is a {}, not a {what}",
-            fences.fence(idx).kind.as_str()
-        )),
+        None => Err(
+            why!("{what} `{id}` is not one of the city's geofences"; "{what_zh} {id} 不在本市电子围栏中"),
+        ),
+        Some(idx) if fences.fence(idx).kind != kind => {
+            let actual = fences.fence(idx).kind;
+            Err(
+                why!("`{id}` is a {}, not a {what}", actual.as_str(); "{id} 是{}，不是{what_zh}", kind_zh(actual)),
+            )
+        }
         Some(idx) => Ok(idx),
+    }
+}
+
+fn kind_zh(kind: FenceKind) -> &'static str {
+    match kind {
+        FenceKind::SourceSite => "出土工地",
+        FenceKind::DisposalSite => "消纳场",
+        FenceKind::Route => "路线",
+        FenceKind::RestrictedZone => "禁区",
+        FenceKind::SpeedZone => "限速区",
     }
 }
 
@@ -217,29 +257,28 @@ fn sites(r: &PermitRequest, fences: &FenceSet) -> CheckResult {
     .into_iter()
     .filter_map(Result::err)
     .collect();
+    let (s, d) = (&r.source_site, &r.disposal_site);
     CheckResult::new(
         CheckName::Sites,
         problems,
-        format!(
-            "source site `{}` and disposal site `{}` exist",
-            r.source_site, r.disposal_site
-        ),
+        why!("source site `{s}` and disposal site `{d}` exist"; "出土工地 {s} 与消纳场 {d} 均存在"),
     )
 }
 
 fn routes(r: &PermitRequest, fences: &FenceSet) -> CheckResult {
-    let mut problems: Vec<String> = r
+    let mut problems: Vec<Why> = r
         .routes
         .iter()
         .filter_map(|id| fence_of(fences, id, FenceKind::Route).err())
         .collect();
     if r.routes.is_empty() {
-        problems.push("no route named: an application names its approved route(s)".into());
+        problems.push(why!("no route named: an application names its approved route(s)"; "未填写路线：申请须注明核准路线"));
     }
+    let n = r.routes.len();
     CheckResult::new(
         CheckName::Routes,
         problems,
-        format!("{} route(s), all loaded", r.routes.len()),
+        why!("{n} route(s), all loaded"; "{n} 条路线均存在"),
     )
 }
 
@@ -250,32 +289,33 @@ fn routes_touch_sites(r: &PermitRequest, fences: &FenceSet) -> CheckResult {
     ) else {
         return CheckResult::new(
             CheckName::RoutesTouchSites,
-            vec!["cannot be checked: the sites are not both loaded (see `sites`)".into()],
-            "",
+            vec![
+                why!("cannot be checked: the sites are not both loaded (see `sites`)"; "无法检查：工地或消纳场不存在（见 sites）"),
+            ],
+            why!(""; ""),
         );
     };
     let mut problems = Vec::new();
     for id in &r.routes {
         let Ok(route) = fence_of(fences, id, FenceKind::Route) else {
-            problems.push(format!("route `{id}` cannot be checked (see `routes`)"));
+            problems.push(why!("route `{id}` cannot be checked (see `routes`)"; "路线 {id} 无法检查（见 routes）"));
             continue;
         };
         for (site, name) in [(source, &r.source_site), (disposal, &r.disposal_site)] {
             if !corridor_meets(fences, route, site) {
-                problems.push(format!("route `{id}` does not reach `{name}`"));
+                problems
+                    .push(why!("route `{id}` does not reach `{name}`"; "路线 {id} 未连通 {name}"));
             }
         }
     }
     if r.routes.is_empty() {
-        problems.push("no route to check (see `routes`)".into());
+        problems.push(why!("no route to check (see `routes`)"; "没有可检查的路线（见 routes）"));
     }
+    let (s, d) = (&r.source_site, &r.disposal_site);
     CheckResult::new(
         CheckName::RoutesTouchSites,
         problems,
-        format!(
-            "every route reaches both `{}` and `{}`",
-            r.source_site, r.disposal_site
-        ),
+        why!("every route reaches both `{s}` and `{d}`"; "每条路线均连通 {s} 与 {d}"),
     )
 }
 
@@ -305,34 +345,40 @@ fn corridor_meets(fences: &FenceSet, route: FenceIdx, site: FenceIdx) -> bool {
 }
 
 fn credit(f: &Facts) -> CheckResult {
+    let problems = f
+        .blacklisted
+        .iter()
+        .map(|en| why!("{en}"; "企业信用等级为黑名单等级，不予新办准运证（{en}）"))
+        .collect();
     CheckResult::new(
         CheckName::Credit,
-        f.blacklisted.iter().cloned().collect(),
-        "the firm is not at the blacklist grade",
+        problems,
+        why!("the firm is not at the blacklist grade"; "企业信用等级未列入黑名单"),
     )
 }
 
 fn dates(r: &PermitRequest, f: &Facts) -> CheckResult {
-    let (from, until) = (r.valid_from, r.valid_until);
+    let (from, until, max) = (r.valid_from, r.valid_until, MAX_PERMIT_DAYS);
     let mut problems = Vec::new();
     if until < from {
-        problems.push(format!("valid_until {until} is before valid_from {from}"));
-    } else if (until - from).num_days() + 1 > MAX_PERMIT_DAYS {
-        problems.push(format!(
-            "{from} to {until} is {} days; a permit runs at most {MAX_PERMIT_DAYS}",
-            (until - from).num_days() + 1
-        ));
+        problems.push(why!("valid_until {until} is before valid_from {from}"; "有效期止 {until} 早于有效期起 {from}"));
+    } else if (until - from).num_days() + 1 > max {
+        let days = (until - from).num_days() + 1;
+        problems.push(why!("{from} to {until} is {days} days; a permit runs at most {max}"; "{from} 至 {until} 共 {days} 天，准运证有效期最长 {max} 天"));
     }
-    if from < f.submitted_on {
-        problems.push(format!(
-            "valid_from {from} is before the application ({})",
-            f.submitted_on
-        ));
+    let on = f.submitted_on;
+    if from < on {
+        problems.push(why!("valid_from {from} is before the application ({on})"; "有效期起 {from} 早于申请日期（{on}）"));
     }
-    if until < f.today {
-        problems.push(format!("valid_until {until} has passed ({})", f.today));
+    let today = f.today;
+    if until < today {
+        problems.push(why!("valid_until {until} has passed ({today})"; "有效期止 {until} 已过（今日 {today}）"));
     }
-    CheckResult::new(CheckName::Dates, problems, format!("{from} to {until}"))
+    CheckResult::new(
+        CheckName::Dates,
+        problems,
+        why!("{from} to {until}"; "{from} 至 {until}"),
+    )
 }
 
 #[cfg(test)]
@@ -505,6 +551,7 @@ mod tests {
             name: CheckName::RoutesTouchSites,
             passed: false,
             reason: "route `x` does not reach `d01`".into(),
+            reason_zh: "路线 x 未连通 d01".into(),
         };
         assert_eq!(CheckResult::from_json(&c.to_json()), Ok(c.clone()));
         assert_eq!(c.to_json()["result"], "fail");
@@ -512,6 +559,7 @@ mod tests {
             name: CheckName::Dates,
             passed: true,
             reason: "fine".into(),
+            reason_zh: "通过".into(),
         };
         assert_eq!(
             summary(&[ok.clone(), c]),

@@ -72,6 +72,42 @@ async fn token(store: &Store, role: &str) -> anyhow::Result<String> {
     Ok(token)
 }
 
+/// One permit application waiting for the bureau (不见面审批), so that the
+/// console's review queue has one to decide: the demo's firm asks for its
+/// first permit's vehicles, sites and routes again, from today for 90 days
+/// (only submitted: the night's permits and so its detection are unchanged).
+async fn demo_application(
+    addr: &str,
+    firm_token: &str,
+    seed: &seed::SeedData,
+    tz: chrono_tz::Tz,
+) -> anyhow::Result<()> {
+    let Some(p) = seed
+        .permits
+        .iter()
+        .find(|p| p.firm_id.as_str() == DEMO_FIRM)
+    else {
+        return Ok(());
+    };
+    let today = chrono::Utc::now().with_timezone(&tz).date_naive();
+    let mut body = p.to_json();
+    if let Some(obj) = body.as_object_mut() {
+        for field in ["id", "firm_id", "status"] {
+            obj.remove(field);
+        }
+    }
+    body["valid_from"] = serde_json::json!(today.to_string());
+    body["valid_until"] = serde_json::json!((today + chrono::Duration::days(89)).to_string());
+    let path = "/api/v1/permit-applications";
+    match seed::post_json(addr, path, firm_token, &body).await? {
+        (201, _) => Ok(()),
+        (status, answer) => anyhow::bail!("POST {path} answered {status}: {answer}"),
+    }
+}
+
+/// The firm whose token the demo prints, and whose application it files.
+const DEMO_FIRM: &str = "sim-firm-1";
+
 /// Runs the demo until `stop` completes (Ctrl-C).
 pub async fn run(
     settings: Settings,
@@ -127,9 +163,14 @@ pub async fn run(
         "dept:housing",
         "dept:transport",
         "dept:ecology",
-        "firm:sim-firm-1",
+        &format!("firm:{DEMO_FIRM}"),
     ] {
         tokens.push((role.to_string(), token(&store, role).await?));
+    }
+
+    let firm_token = &tokens[tokens.len() - 1].1;
+    if let Err(e) = demo_application(&http.to_string(), firm_token, &fleet.seed, tz).await {
+        tracing::warn!(error = %e, "the demo's permit application was not submitted");
     }
 
     let base = format!("http://{http}");
@@ -176,6 +217,12 @@ pub async fn run(
     println!(
         "  geofences    curl -s -H 'Authorization: Bearer {}' {base}/api/v1/geofences",
         tokens[0].1
+    );
+    println!("  firm credit  curl -s -H 'Authorization: Bearer {police}' '{base}/api/v1/credit'");
+    println!("  一公开       curl -s '{base}/api/v1/inspections/public'  (no token)");
+    println!(
+        "  applications curl -s -H 'Authorization: Bearer {}' '{base}/api/v1/permit-applications?status=submitted'",
+        tokens[1].1
     );
     println!("  metrics      curl -s {base}/metrics");
     println!(

@@ -88,6 +88,37 @@ impl Store {
         Ok(())
     }
 
+    /// Changes what is given of inspector `id` (a renewed certificate, a
+    /// move to another department, a corrected name); `None` when there is
+    /// no such inspector.
+    pub async fn update_inspector(
+        &self,
+        id: &str,
+        name: Option<&str>,
+        department: Option<Department>,
+        cert_valid_until: Option<chrono::NaiveDate>,
+    ) -> StoreResult<Option<InspectorRecord>> {
+        let mut tx = self.db.begin().await?;
+        let q = Sql::new(
+            "UPDATE inspectors SET name = COALESCE($1, name), \
+             department = COALESCE($2, department), \
+             cert_valid_until = COALESCE($3, cert_valid_until) WHERE id = $4",
+        )
+        .bind(name)
+        .bind(department.map(Department::as_str))
+        .bind(cert_valid_until.map(|d| d.to_string()))
+        .bind(id);
+        if tx.execute(&q).await? == 0 {
+            return Ok(None);
+        }
+        let q =
+            Sql::new("SELECT id, name, department, cert_valid_until FROM inspectors WHERE id = $1")
+                .bind(id);
+        let row = tx.fetch_optional(&q).await?;
+        tx.commit().await?;
+        Ok(row)
+    }
+
     /// Inspectors of `departments` whose certificate is valid on `day`.
     pub async fn inspector_pool(
         &self,

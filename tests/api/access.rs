@@ -213,6 +213,20 @@ async fn access_control_matrix() {
             [200, 200, 200, 200, 404, 401, 401],
         ),
         (
+            "POST",
+            "/api/v1/inspectors".into(),
+            Some(
+                json!({"id": "insp-m", "name": "M", "department": "police", "cert_valid_until": "2099-01-01"}),
+            ),
+            [201, 403, 403, 403, 403, 401, 401],
+        ),
+        (
+            "PATCH",
+            "/api/v1/inspectors/insp-m".into(),
+            Some(json!({"cert_valid_until": "2099-06-30"})),
+            [200, 403, 403, 403, 403, 401, 401],
+        ),
+        (
             "GET",
             "/api/v1/inspectors".into(),
             None,

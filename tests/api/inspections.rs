@@ -372,5 +372,61 @@ async fn the_pool_and_the_draws_are_listed_and_exported() {
         cell.contains("Zhao Lei (insp-a, 公安交警)") && cell.contains("Qian Yu (insp-b, 城管)"),
         "{cell}"
     );
+
+    // A renewed certificate (admin only): the expired inspector is valid again.
+    let patch = |token: String, id: &'static str, body: Value| {
+        let app = &app;
+        async move {
+            http(
+                app.http,
+                "PATCH",
+                &format!("/api/v1/inspectors/{id}"),
+                Some(&token),
+                Some(body.to_string()),
+            )
+            .await
+        }
+    };
+    let renew = json!({"cert_valid_until": "2030-06-30"});
+    assert_eq!(
+        patch(urban.clone(), "insp-c", renew.clone()).await.status,
+        403
+    );
+    assert_eq!(
+        patch(app.admin.clone(), "nobody", renew.clone())
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        patch(app.admin.clone(), "insp-c", json!({})).await.status,
+        422
+    );
+    assert_eq!(
+        patch(
+            app.admin.clone(),
+            "insp-c",
+            json!({"cert_valid_until": "2030-02-30"})
+        )
+        .await
+        .status,
+        422
+    );
+    let r = patch(app.admin.clone(), "insp-c", renew).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.json(),
+        json!({"id": "insp-c", "name": "Sun Li", "department": "urban",
+               "cert_valid_until": "2030-06-30", "cert_valid": true})
+    );
+    let pool = app
+        .get("/api/v1/inspectors?department=urban", Some(&urban))
+        .await
+        .json();
+    assert!(pool["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|i| i["cert_valid"] == true));
     app.stop().await;
 }

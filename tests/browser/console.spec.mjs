@@ -215,6 +215,15 @@ try {
   await pending.locator('button.approve').click();
   await page.waitForSelector('#decided-table tr[data-status=approved] .permit-id');
   assert.equal(await page.locator('#review-table tr[data-status=submitted]').count(), 0);
+
+  // 8. The admin renews the expired certificate from the inspector pool.
+  await page.click('#nav a[data-page=inspections]');
+  const expired = page.locator('#inspector-list tr[data-inspector=insp-3]');
+  await expired.waitFor();
+  page.once('dialog', (d) => d.accept('2099-12-31'));
+  await expired.locator('button.renew').click();
+  await page.waitForFunction(() => /有效 valid/.test(document.querySelector('#inspector-list tr[data-inspector=insp-3]')?.textContent || ''));
+  assert.equal(await page.locator('#inspector-form').count(), 1);
 } catch (e) {
   failures.push(e.stack || String(e));
   await shot('failure').catch(() => {});

@@ -71,6 +71,9 @@ fn demo_prints_where_to_look_and_its_score_and_score_agrees() {
         "firm:sim-firm-1",
         "/api/v1/alerts/stream",
         "/api/v1/violations",
+        "/api/v1/credit",
+        "/api/v1/inspections/public",
+        "/api/v1/permit-applications",
         "/metrics",
         "the night is over",
     ] {
@@ -83,6 +86,25 @@ fn demo_prints_where_to_look_and_its_score_and_score_agrees() {
     };
     let demo_all = all_line(&out).unwrap_or_else(|| panic!("no score table in\n{out}"));
     assert!(demo_all.contains("1.000   1.000"), "{demo_all}\n{out}");
+
+    // The demo's firm has one permit application waiting for the bureau.
+    let waiting = tokio::runtime::Runtime::new()
+        .expect("runtime")
+        .block_on(async {
+            let store = muckwatch::store::Store::connect(&url)
+                .await
+                .expect("demo db");
+            let filter = muckwatch::store::ApplicationFilter {
+                status: Some(muckwatch::applications::ApplicationStatus::Submitted),
+                ..Default::default()
+            };
+            store
+                .applications(&filter, 10, 0)
+                .await
+                .expect("applications")
+        });
+    assert_eq!(waiting.1, 1, "{:?}", waiting.0);
+    assert!(waiting.0[0].passed(), "{:?}", waiting.0[0].checks);
 
     let scored = muckwatch()
         .args([

@@ -42,6 +42,12 @@ fn checks(all_pass: bool) -> Vec<CheckResult> {
                 } else {
                     "valid_from is in the past".into()
                 },
+                reason_zh: if passed {
+                    "通过"
+                } else {
+                    "有效期起早于申请日期"
+                }
+                .into(),
             }
         })
         .collect()

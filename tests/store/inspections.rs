@@ -110,4 +110,30 @@ async fn pool_draws_and_results_are_kept(store: &Store) {
         (police[0].id.as_str(), police[0].department, total),
         ("p2", Department::Police, 2)
     );
+
+    // p2's certificate renewed and p2 moved to urban: in the urban pool now.
+    let changed = store
+        .update_inspector("p2", None, Some(Department::Urban), Some(day("2030-01-01")))
+        .await
+        .unwrap()
+        .expect("p2 exists");
+    assert_eq!(
+        (
+            changed.name.as_str(),
+            changed.department,
+            changed.cert_valid_until.as_str()
+        ),
+        ("name", Department::Urban, "2030-01-01")
+    );
+    let pool = store
+        .inspector_pool(day("2021-06-02"), &[Department::Urban])
+        .await
+        .unwrap();
+    let ids: Vec<&str> = pool.iter().map(|i| i.id.as_str()).collect();
+    assert_eq!(ids, ["p2", "u1"]);
+    assert!(store
+        .update_inspector("nobody", Some("x"), None, None)
+        .await
+        .unwrap()
+        .is_none());
 }

@@ -57,6 +57,10 @@ pub fn failed(a: &Value) -> Vec<String> {
     for c in checks {
         assert!(c["result"] == "pass" || c["result"] == "fail", "{c}");
         assert!(!c["reason"].as_str().unwrap_or("").is_empty(), "why: {c}");
+        assert!(
+            !c["reason_zh"].as_str().unwrap_or("").is_empty(),
+            "为什么: {c}"
+        );
     }
     checks
         .iter()
@@ -178,6 +182,12 @@ async fn each_failing_check_is_named_with_its_reason_and_bars_approval() {
         )
         .contains("firm-g"),
         "the firm is not told whose vehicle it named"
+    );
+    let late = submit(&app, &firm, &with("valid_from", json!(day(-1)))).await;
+    let zh = late["checks"][5]["reason_zh"].as_str().unwrap_or_default();
+    assert!(
+        zh.contains("早于申请日期"),
+        "the firm reads it in Chinese: {late}"
     );
     assert_eq!(
         app.get("/api/v1/permits", Some(&app.admin)).await.json()["total"],

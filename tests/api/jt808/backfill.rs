@@ -5,6 +5,7 @@
 
 use super::*;
 use crate::common::SseClient;
+use serde_json::json;
 
 /// A moving fix `s` seconds after 22:00:00 local (UTC+8), east at 70 km/h.
 fn fix_at(s: u32) -> Location {
@@ -61,6 +62,37 @@ async fn a_track_gap_covered_by_backfill_is_withdrawn_with_an_audit_line_and_an_
     let (id, case_id) = (gap["id"].clone(), gap["case_id"].clone());
     assert!(case_id.is_i64(), "filed into a case: {gap}");
 
+    // Transport fines the case before the backfill arrives: the gap costs
+    // the firm its points.
+    let transport = app.token("dept:transport").await;
+    for body in [
+        json!({"status": "investigating"}),
+        json!({"status": "decided", "finding": "terminal silent", "penalty": {"party": "firm-j", "amount_cny": 500}}),
+    ] {
+        let r = app
+            .post(
+                &format!("/api/v1/cases/{case_id}/checks/transport"),
+                Some(&transport),
+                &body,
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    let credit = || async {
+        app.get("/api/v1/firms/firm-j/credit?cycle=2021", Some(&app.admin))
+            .await
+            .json()
+    };
+    let fined = credit().await;
+    let charged = |c: &Value| {
+        c["deductions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["violation_id"] == id)
+    };
+    assert!(charged(&fined), "{fined}");
+
     // Half the silence backfilled: 22:01 .. 22:10, a 600 s hole is left.
     assert_eq!(t.call(backfill((60..=600).step_by(60))).await, result::OK);
     wait_ingested(&app, 18.0).await;
@@ -94,6 +126,23 @@ async fn a_track_gap_covered_by_backfill_is_withdrawn_with_an_audit_line_and_an_
         "{line}"
     );
     assert_eq!(line["actor"], "system");
+    // Its points come back, once, with a line saying why.
+    let after_withdrawal = credit().await;
+    assert!(!charged(&after_withdrawal), "{after_withdrawal}");
+    assert_eq!(
+        after_withdrawal["score"].as_i64().unwrap(),
+        fined["score"].as_i64().unwrap() + 3,
+        "TRACK_GAP's 3 points given back"
+    );
+    let reversals: Vec<&Value> = audit
+        .iter()
+        .filter(|a| {
+            a["field"] == "credit"
+                && a["after"] == format!("reversed: TRACK_GAP #{id} (violation withdrawn)")
+        })
+        .collect();
+    assert_eq!(reversals.len(), 1, "{case}");
+    assert_eq!(reversals[0]["actor"], "system");
     let listed = case["violations"]
         .as_array()
         .and_then(|vs| vs.iter().find(|v| v["id"] == id).cloned())
