@@ -75,6 +75,14 @@ async fn assert_all_there_once(store: &Store) {
         "stored {} of {total} fixes",
         store.fix_count().await.unwrap()
     );
+    // Violations are raised by detection after their fixes are stored (a
+    // violation is stored with its case in one transaction): wait for them.
+    let expected_count = DEVICES * 2;
+    let _ = eventually(Duration::from_secs(30), || async {
+        let (v, _) = store.violations(&Default::default(), 1000, 0).await.ok()?;
+        (v.len() >= expected_count).then_some(())
+    })
+    .await;
     let (violations, _) = store
         .violations(&Default::default(), 1000, 0)
         .await

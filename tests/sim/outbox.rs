@@ -230,17 +230,16 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn config_file(db: &Path, hook_port: u16) -> PathBuf {
+fn config_file(db_url: &str, hook_port: u16) -> PathBuf {
     let path = std::env::temp_dir().join(format!("{}.toml", unique("outbox")));
     std::fs::write(
         &path,
         format!(
             "[mqtt]\nlisten = \"127.0.0.1:0\"\n[http]\naddr = \"127.0.0.1:0\"\n\
-             [database]\nurl = \"sqlite://{}\"\n[ingest]\nbatch_max_wait_ms = 10\n\
+             [database]\nurl = \"{db_url}\"\n[ingest]\nbatch_max_wait_ms = 10\n\
              [outbox]\nmax_backoff_s = 1\nrequest_timeout_s = 2\npoll_ms = 200\n\
              [[outbox.webhooks]]\nurl = \"http://127.0.0.1:{hook_port}/muckwatch/events\"\n\
-             secret = \"{SECRET}\"\n",
-            db.display()
+             secret = \"{SECRET}\"\n"
         ),
     )
     .unwrap();
@@ -286,16 +285,28 @@ fn order_key(event: &Value) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_event_of_a_night_arrives_once_in_case_order_through_refusals_an_outage_and_kill_9() {
     let _night = crate::ONE_NIGHT_AT_A_TIME.lock().await;
-    let db = temp_db();
+    let url = format!("sqlite://{}", temp_db().display());
+    let store = Store::connect(&url).await.unwrap();
+    night_through_faults(&url, store).await;
+}
+
+/// The same on PostgreSQL (claims, leases and per-case order on a server
+/// database); run by `.ci/run`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL; run by .ci/run"]
+async fn on_postgres_every_event_of_a_night_arrives_once_in_case_order() {
+    let _night = crate::ONE_NIGHT_AT_A_TIME.lock().await;
+    let db = crate::common::db::postgres_db().await;
+    night_through_faults(&db.url, db.store.clone()).await;
+}
+
+async fn night_through_faults(db_url: &str, store: Store) {
     let hook_port = free_port();
-    let config = config_file(&db, hook_port);
+    let config = config_file(db_url, hook_port);
     let log = Arc::new(Mutex::new(Log::default()));
     let receiver = Receiver::start(hook_port, log.clone()).await;
 
     let serve = Serve::start(&config);
-    let store = Store::connect(&format!("sqlite://{}", db.display()))
-        .await
-        .unwrap();
     let admin = create_token(&store, "admin").await;
     let city = Arc::new(FenceSet::load_dir(Path::new("geofences")).expect("the sample city"));
     let sim = SimConfig {
