@@ -88,6 +88,14 @@ export class MapView {
     this.drawTiles();
   }
 
+  // setView at the next animation frame, the last asked for winning: a
+  // burst of pointer or wheel events moves thousands of markers once.
+  setViewSoon(...v) {
+    const first = !this.pending;
+    this.pending = v;
+    if (first) requestAnimationFrame(() => { const p = this.pending; this.pending = null; this.setView(...p); });
+  }
+
   installPanZoom() {
     let drag = null;
     this.svg.addEventListener('pointerdown', (e) => {
@@ -98,7 +106,7 @@ export class MapView {
     this.svg.addEventListener('pointermove', (e) => {
       if (!drag) return;
       const k = drag.view[2] / this.svg.getBoundingClientRect().width;
-      this.setView(drag.view[0] - (e.clientX - drag.x) * k, drag.view[1] - (e.clientY - drag.y) * k, drag.view[2], drag.view[3]);
+      this.setViewSoon(drag.view[0] - (e.clientX - drag.x) * k, drag.view[1] - (e.clientY - drag.y) * k, drag.view[2], drag.view[3]);
     });
     this.svg.addEventListener('pointerup', () => { drag = null; });
     this.svg.addEventListener('wheel', (e) => {
@@ -106,10 +114,10 @@ export class MapView {
       e.preventDefault();
       const r = this.svg.getBoundingClientRect();
       const f = e.deltaY > 0 ? 1.25 : 0.8;
-      const [x, y, w, hh] = this.view;
+      const [x, y, w, hh] = this.pending || this.view;
       const cx = x + ((e.clientX - r.left) / r.width) * w;
       const cy = y + ((e.clientY - r.top) / r.height) * hh;
-      this.setView(cx - (cx - x) * f, cy - (cy - y) * f, w * f, hh * f);
+      this.setViewSoon(cx - (cx - x) * f, cy - (cy - y) * f, w * f, hh * f);
     }, { passive: false });
   }
 
@@ -205,6 +213,14 @@ export class MapView {
     if (onclick) g.addEventListener('click', onclick);
     this.layers[layer].append(g);
     return g;
+  }
+
+  // Moves a marker drawn by marker() to a new place.
+  move(g, lon, lat) {
+    const [x, y] = this.p([lon, lat]);
+    this.extend([x, y]);
+    g.dataset.x = x; g.dataset.y = y;
+    this.placeMarker(g);
   }
 
   placeMarker(g) {

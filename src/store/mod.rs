@@ -173,6 +173,10 @@ impl From<StoreError> for CheckError {
 #[derive(Clone)]
 pub struct Store {
     db: Db,
+    /// Moves on every write of violations, cases and checks through this
+    /// store (this process's writes): the officers' read cache
+    /// (`crate::api`) serves an answer only while it has not moved.
+    changes: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Store {
@@ -193,6 +197,21 @@ impl Store {
         migrate::run(&db)
             .await
             .map_err(|e| anyhow::anyhow!("database `{}`: {e}", redact_url(url)))?;
-        Ok(Store { db })
+        Ok(Store {
+            db,
+            changes: Default::default(),
+        })
+    }
+
+    /// How many writes of violations, cases and checks this store has
+    /// committed (see `changes`).
+    pub fn changes(&self) -> u64 {
+        self.changes.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Called after such a write commits.
+    fn changed(&self) {
+        self.changes
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 }

@@ -72,8 +72,11 @@ impl Store {
             .and(" AND created_ms >= {}", f.created_since_ms)
             .and(" AND firm_id = {}", f.firm.as_deref())
             .and(" AND case_id = {}", f.case_id)
+            // EXISTS: the page walks violations in (started_ms, id) order
+            // (violations_started_id) and stops at its limit.
             .and(
-                " AND case_id IN (SELECT case_id FROM case_checks WHERE department = {})",
+                " AND EXISTS (SELECT 1 FROM case_checks w WHERE w.case_id = violations.case_id \
+                 AND w.department = {})",
                 f.visible_to,
             );
         if let Some(ids) = &f.ids {
@@ -113,6 +116,7 @@ impl Store {
         .bind(uncertainty.as_deref())
         .bind(now_ms);
         if let Some((id,)) = self.db.fetch_optional::<(i64,)>(&insert).await? {
+            self.changed();
             return Ok(id);
         }
         let existing = Sql::new(
@@ -147,6 +151,7 @@ impl Store {
         .bind(code)
         .bind(started_ms);
         self.db.execute(&q).await?;
+        self.changed();
         Ok(())
     }
 
@@ -232,6 +237,7 @@ impl Store {
             super::cases::write_audit(&mut tx, case_id, audit).await?;
         }
         tx.commit().await?;
+        self.changed();
         Ok(true)
     }
 }
