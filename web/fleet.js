@@ -87,7 +87,7 @@ export class FleetLayer {
     let m = this.markers.get(v.plate);
     if (!f) { if (m) { m.remove(); this.markers.delete(v.plate); } return false; }
     if (!m) {
-      m = this.map.marker({
+      m = this.map.dot({
         lon: f.lon, lat: f.lat, cls: `vehicle state-${v.state}`, label: v.plate, title: tooltip(v),
         attrs: { 'data-plate': v.plate, 'data-state': v.state },
       });
@@ -96,7 +96,7 @@ export class FleetLayer {
     }
     this.map.move(m, f.lon, f.lat);
     if (m.dataset.state !== v.state) {
-      m.setAttribute('class', `marker vehicle state-${v.state}`);
+      m.setAttribute('class', `marker flat vehicle state-${v.state}`);
       m.dataset.state = v.state;
     }
     return false;

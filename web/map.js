@@ -100,6 +100,7 @@ export class MapView {
     let drag = null;
     this.svg.addEventListener('pointerdown', (e) => {
       if (!this.view) return;
+      e.preventDefault(); // a drag pans; it must not select the labels' text
       drag = { x: e.clientX, y: e.clientY, view: [...this.view] };
       this.svg.setPointerCapture(e.pointerId);
     });
@@ -223,8 +224,38 @@ export class MapView {
     this.placeMarker(g);
   }
 
+  // A marker drawn without a transform of its own (a vehicle of the live
+  // map): its circle and label are placed by their own coordinates, scaled
+  // to stay the same size on screen. Thousands of them stay cheap to paint
+  // and to composite; a transform per marker makes every frame's paint and
+  // layerization cost grow with the fleet.
+  dot({ lon, lat, cls = '', label, title, attrs = {}, layer = 'points' }) {
+    const [x, y] = this.p([lon, lat]);
+    this.extend([x, y]);
+    const g = s('g', { class: `marker flat ${cls}`, ...attrs });
+    g.dataset.x = x; g.dataset.y = y;
+    g.append(s('circle', { class: 'dot' }));
+    if (label) { const t = s('text', { class: 'mlabel' }); t.textContent = label; g.append(t); }
+    if (title) { g.append(s('title')); g.lastChild.textContent = title; }
+    this.placeMarker(g);
+    this.layers[layer].append(g);
+    return g;
+  }
+
   placeMarker(g) {
-    g.setAttribute('transform', `translate(${g.dataset.x} ${g.dataset.y}) scale(${this.px || 1})`);
+    const k = this.px || 1;
+    if (g.classList.contains('flat')) {
+      const { x, y } = g.dataset;
+      const c = g.firstChild;
+      c.setAttribute('cx', x); c.setAttribute('cy', y); c.setAttribute('r', 6 * k);
+      const t = c.nextSibling;
+      if (t && t.tagName === 'text') {
+        t.setAttribute('x', +x + 9 * k); t.setAttribute('y', +y + 4 * k);
+        t.style.fontSize = `${11 * k}px`; t.style.strokeWidth = `${3 * k}px`;
+      }
+      return;
+    }
+    g.setAttribute('transform', `translate(${g.dataset.x} ${g.dataset.y}) scale(${k})`);
   }
 
   clearPoints() { this.layers.points.replaceChildren(); }

@@ -63,7 +63,9 @@ try {
   const box = await page.locator('svg.map').boundingBox();
   const until = Date.now() + cfg.watch_s * 1000;
   let gestures = 0;
+  if (process.env.FLEET_TRACE) await browser.startTracing(page, { path: process.env.FLEET_TRACE, categories: ['devtools.timeline', 'disabled-by-default-devtools.timeline', 'v8', 'blink'] });
   while (Date.now() < until) {
+    if (process.env.FLEET_NO_GESTURES) { await page.waitForTimeout(500); continue; }
     await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
     await page.mouse.wheel(0, gestures % 2 ? 120 : -120);
     await page.mouse.down();
@@ -73,6 +75,7 @@ try {
     await page.waitForTimeout(500);
   }
   const to = await page.evaluate(() => performance.now());
+  if (process.env.FLEET_TRACE) await browser.stopTracing();
   const got = (await deltas()) - deltasFrom;
   const after = await positions();
   const moved = Object.keys(after).filter((p) => before[p] && before[p] !== after[p]).length;
