@@ -15,9 +15,10 @@
 //! - writes of another instance or process on a shared database are seen
 //!   within `read_cache_ms`.
 //!
-//! When an answer is missing or out of date, one request reads it and the
-//! others asking for the same one meanwhile wait for it (no stampede of
-//! identical queries when an entry turns over under load).
+//! When an answer is missing or its data changed, one request reads it and
+//! the others asking for the same one meanwhile wait for it (no stampede of
+//! identical queries). When it is only older than `read_cache_ms`, the
+//! others are served the previous answer while one request refreshes it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -142,10 +143,22 @@ pub async fn cached(State(state): State<AppState>, req: Request, next: Next) -> 
         return next.run(req).await;
     };
     let generation_of = |s: &AppState| generation(s, &path);
-    if let Some(r) = state.reads.fresh(&slot, generation_of(&state)) {
+    let now_generation = generation_of(&state);
+    if let Some(r) = state.reads.fresh(&slot, now_generation) {
         return r;
     }
-    let _filling = slot.fill.lock().await;
+    // Only aged (nothing changed here): one request reads it afresh, the
+    // others meanwhile get the answer it replaces, so that an entry turning
+    // over never holds up a crowd (the age bound stretches by one query).
+    let stale = slot
+        .value
+        .load_full()
+        .filter(|c| c.generation == now_generation);
+    let _filling = match (stale, slot.fill.try_lock()) {
+        (_, Ok(guard)) => guard,
+        (Some(c), Err(_)) => return c.response(),
+        (None, Err(_)) => slot.fill.lock().await,
+    };
     // Read before the query: a write that lands during it leaves this
     // answer a generation behind, so the next read fetches again.
     let generation = generation_of(&state);
