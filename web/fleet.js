@@ -74,7 +74,12 @@ export class FleetLayer {
       this.queue.delete(plate);
       if (this.apply(v) && ++created >= NEW_PER_FRAME) break;
     }
-    this.map.svg.classList.toggle('many', this.vehicles.size > LABELS_UP_TO);
+    const many = this.vehicles.size > LABELS_UP_TO;
+    if (this.map.svg.classList.contains('many') !== many) {
+      this.map.svg.classList.toggle('many', many);
+      // Hidden labels are not kept in place while zooming: place them now.
+      if (!many) for (const m of this.markers.values()) this.map.placeMarker(m);
+    }
     if (this.queue.size) { this.schedule(); return; }
     if (this.snapshotPending) { this.snapshotPending = false; this.firstDrawn(); }
     this.onChange(this.vehicles);

@@ -83,8 +83,19 @@ export class MapView {
     this.svg.setAttribute('viewBox', `${x} ${y} ${w} ${hgt}`);
     // Markers are drawn in screen pixels whatever the zoom (lines use
     // non-scaling strokes in CSS).
-    this.px = w / (r.width || 800);
-    for (const m of [...this.layers.points.children, ...this.layers.alerts.children]) this.placeMarker(m);
+    // Markers sit at world coordinates: a pan moves none of them, a zoom
+    // only rescales them. Flat markers (thousands of vehicles) rescale
+    // through one CSS variable, their labels (few) and the other markers
+    // one by one.
+    const px = w / (r.width || 800);
+    if (px !== this.px) {
+      this.px = px;
+      this.svg.style.setProperty('--k', px);
+      const labels = !this.svg.classList.contains('many');
+      for (const m of [...this.layers.points.children, ...this.layers.alerts.children]) {
+        if (!m.classList.contains('flat') || labels) this.placeMarker(m);
+      }
+    }
     this.drawTiles();
   }
 
@@ -245,14 +256,12 @@ export class MapView {
   placeMarker(g) {
     const k = this.px || 1;
     if (g.classList.contains('flat')) {
+      // Radius, label size and halo come from the map's --k (app.css).
       const { x, y } = g.dataset;
       const c = g.firstChild;
-      c.setAttribute('cx', x); c.setAttribute('cy', y); c.setAttribute('r', 6 * k);
+      c.setAttribute('cx', x); c.setAttribute('cy', y);
       const t = c.nextSibling;
-      if (t && t.tagName === 'text') {
-        t.setAttribute('x', +x + 9 * k); t.setAttribute('y', +y + 4 * k);
-        t.style.fontSize = `${11 * k}px`; t.style.strokeWidth = `${3 * k}px`;
-      }
+      if (t && t.tagName === 'text') { t.setAttribute('x', +x + 9 * k); t.setAttribute('y', +y + 4 * k); }
       return;
     }
     g.setAttribute('transform', `translate(${g.dataset.x} ${g.dataset.y}) scale(${k})`);
