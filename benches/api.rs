@@ -79,6 +79,9 @@ async fn run() -> anyhow::Result<()> {
     settings.mqtt.listen = "127.0.0.1:0".into();
     settings.http.addr = "127.0.0.1:0".into();
     settings.ingest.warm_up_s = 4 * 3600;
+    // `BENCH_READ_CACHE_MS=0` measures every request down to the database.
+    settings.http.read_cache_ms = env_usize("BENCH_READ_CACHE_MS", 1000) as u64;
+    let read_cache_ms = settings.http.read_cache_ms;
     let app = Application::build(settings).await?;
     let addr = app.http_addr;
     let shutdown = app.shutdown_handle();
@@ -127,15 +130,23 @@ async fn run() -> anyhow::Result<()> {
         ready.elapsed().as_secs_f64()
     );
 
-    let endpoints: [(&str, &str, Option<&str>); 5] = [
+    // One case of the urban department's list, for the single-case page.
+    let (_, first) = get(addr, "/api/v1/cases?limit=1", Some(&urban)).await?;
+    let case_id = serde_json::from_slice::<serde_json::Value>(&first)?["items"][0]["id"]
+        .as_i64()
+        .ok_or_else(|| anyhow::anyhow!("no case listed"))?;
+    let case_path = format!("/api/v1/cases/{case_id}");
+    let endpoints: [(&str, &str, Option<&str>); 6] = [
         ("/healthz", "/healthz", None),
         ("live map", "/api/v1/vehicles?limit=1000", Some(&police)),
         ("case list", "/api/v1/cases?limit=100", Some(&urban)),
+        ("case", &case_path, Some(&urban)),
         ("stats", "/api/v1/stats", Some(&admin)),
         ("violations", "/api/v1/violations?limit=100", Some(&urban)),
     ];
     println!(
-        "\n{trucks} trucks, {} fixes, {trucks} open cases, {clients} clients, {secs} s each, {}",
+        "\n{trucks} trucks, {} fixes, {trucks} open cases, {clients} clients, {secs} s each, \
+         read cache {read_cache_ms} ms, {}",
         trucks * FIXES_PER_TRUCK,
         if url.starts_with("sqlite") {
             "SQLite"

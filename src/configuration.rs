@@ -167,6 +167,11 @@ pub struct HttpSettings {
     pub max_concurrent_requests: usize,
     /// At shutdown, requests in progress get this long to finish.
     pub shutdown_grace_s: u64,
+    /// The officers' reads (case and violation lists, a case, statistics,
+    /// the live map) are answered once and shared for at most this long
+    /// while their data is unchanged; this instance's own writes show at
+    /// once, other instances' within this time. 0: no cache.
+    pub read_cache_ms: u64,
 }
 
 /// `[http]` limits as the server takes them.
@@ -266,6 +271,7 @@ impl Default for HttpSettings {
             request_timeout_s: 60,
             max_concurrent_requests: 256,
             shutdown_grace_s: 10,
+            read_cache_ms: 1000,
         }
     }
 }

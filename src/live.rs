@@ -69,6 +69,12 @@ impl LiveVehicle {
         self.last_ended_ms = Some(self.last_ended_ms.map_or(ended_ms, |e| e.max(ended_ms)));
     }
 
+    /// The open codes as bits, one per [`ViolationCode::ALL`] entry: cheap
+    /// to compare.
+    pub fn open_bits(&self) -> u16 {
+        self.open
+    }
+
     /// The codes with an episode open now, in the contract's order.
     pub fn open_codes(&self) -> impl Iterator<Item = ViolationCode> + '_ {
         ViolationCode::ALL
@@ -116,6 +122,10 @@ pub struct LivePart {
 /// Every shard's latest published part.
 pub struct LiveFleet {
     parts: Box<[ArcSwap<LivePart>]>,
+    /// Counts publications: readers that cache what they made of the fleet
+    /// (the API's read cache) or send only its changes (the live map's
+    /// stream) watch it.
+    version: tokio::sync::watch::Sender<u64>,
 }
 
 impl LiveFleet {
@@ -124,6 +134,7 @@ impl LiveFleet {
             parts: (0..shards.max(1))
                 .map(|_| ArcSwap::from_pointee(LivePart::default()))
                 .collect(),
+            version: tokio::sync::watch::Sender::new(0),
         }
     }
 
@@ -131,7 +142,18 @@ impl LiveFleet {
     pub fn publish(&self, index: usize, part: LivePart) {
         if let Some(slot) = self.parts.get(index) {
             slot.store(Arc::new(part));
+            self.version.send_modify(|v| *v += 1);
         }
+    }
+
+    /// How many parts have been published so far.
+    pub fn version(&self) -> u64 {
+        *self.version.borrow()
+    }
+
+    /// Wakes on each publication.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.version.subscribe()
     }
 
     /// A consistent view of each part as published now.

@@ -24,6 +24,8 @@ pub struct Registry {
     /// The same contexts in plate order, for the live map's pages.
     by_plate: ArcSwap<Vec<Arc<VehicleContext>>>,
     write: Mutex<Sources>,
+    /// Moves on every change, for readers caching what they made of it.
+    version: std::sync::atomic::AtomicU64,
 }
 
 fn plate_order(map: &HashMap<DeviceId, Arc<VehicleContext>>) -> Vec<Arc<VehicleContext>> {
@@ -59,6 +61,7 @@ impl Registry {
             by_plate: ArcSwap::from_pointee(plate_order(&map)),
             by_device: ArcSwap::from_pointee(map),
             write: Mutex::new(sources),
+            version: Default::default(),
         }
     }
 
@@ -73,6 +76,17 @@ impl Registry {
         }
         self.by_device.store(fresh.by_device.load_full());
         self.by_plate.store(fresh.by_plate.load_full());
+        self.bump();
+    }
+
+    /// How many times the vehicles or permits changed.
+    pub fn version(&self) -> u64 {
+        self.version.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn bump(&self) {
+        self.version
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 
     /// Every registered vehicle's context, in plate order.
@@ -134,6 +148,7 @@ impl Registry {
         }
         self.by_plate.store(Arc::new(plate_order(&map)));
         self.by_device.store(Arc::new(map));
+        self.bump();
     }
 
     pub fn len(&self) -> usize {

@@ -147,6 +147,8 @@ impl Application {
             ),
             None => None,
         };
+        let tokens = Arc::new(api::TokenCache::default());
+        api::spawn_revocation_watch(store.clone(), tokens.clone(), shutdown.subscribe());
         let listener = bind_http(&settings).await?;
         let http_addr = listener.local_addr()?;
         let router = api::with_limits(
@@ -163,6 +165,10 @@ impl Application {
                 live: detection.live(),
                 buckets: crate::ingest::BucketSet::parse(&settings.mqtt.buckets)?,
                 credit: Arc::new(settings.credit.scheme().map_err(anyhow::Error::msg)?),
+                tokens: tokens.clone(),
+                reads: Arc::new(api::ReadCache::new(Duration::from_millis(
+                    settings.http.read_cache_ms,
+                ))),
             }),
             settings.http.limits(),
         );

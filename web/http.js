@@ -57,19 +57,20 @@ export function query(params) {
   return s ? `?${s}` : '';
 }
 
-// EventSource cannot send an Authorization header, so the SSE stream is read
+// EventSource cannot send an Authorization header, so SSE streams are read
 // with fetch() and parsed here. Reconnects with a growing pause until
-// `signal` aborts; `onState` reports 'open' / 'closed' for the status badge.
-// The server starts with the last 12 h of alerts; on a reconnect the id of
-// the last alert seen (Last-Event-ID) keeps it from sending them again.
-export async function streamAlerts(onAlert, onState, signal) {
+// `signal` aborts; `onState` reports 'open' / 'closed' / 'forbidden' for a
+// status badge; `onEvent(event, data, id)` gets each event (data parsed as
+// JSON). With `resume`, the id of the last event seen is sent back on a
+// reconnect (Last-Event-ID).
+export async function streamEvents(path, onEvent, onState, signal, { resume = false } = {}) {
   let pause = 1000;
   let lastId = null;
   while (!signal.aborted) {
     try {
       const headers = { Authorization: `Bearer ${session.token}`, Accept: 'text/event-stream' };
-      if (lastId) headers['Last-Event-ID'] = lastId;
-      const r = await fetch('/api/v1/alerts/stream', { headers, signal });
+      if (resume && lastId) headers['Last-Event-ID'] = lastId;
+      const r = await fetch(path, { headers, signal });
       if (r.status === 401 || r.status === 403) { onState('forbidden'); return; }
       if (!r.ok) throw new Error(`stream: ${r.status}`);
       onState('open');
@@ -93,17 +94,32 @@ export async function streamAlerts(onAlert, onState, signal) {
             else if (line.startsWith('data:')) data.push(line.slice(5).replace(/^ /, ''));
           }
           if (id) lastId = id;
-          if (event === 'alert' && data.length) {
-            try { onAlert(JSON.parse(data.join('\n'))); } catch (e) { console.warn('bad alert', e); }
-          }
+          if (!data.length) continue;
+          let parsed;
+          try { parsed = JSON.parse(data.join('\n')); } catch { continue; }
+          try { onEvent(event, parsed, id); } catch (e) { console.warn('stream event', event, e); }
         }
       }
     } catch (e) {
       if (signal.aborted) return;
-      console.warn('alert stream', e);
+      console.warn('stream', path, e);
     }
     onState('closed');
     await new Promise((ok) => setTimeout(ok, pause));
     pause = Math.min(pause * 2, 30000);
   }
+}
+
+// The alert stream: the server starts with the last 12 h of alerts; on a
+// reconnect the id of the last alert seen keeps it from sending them again.
+export function streamAlerts(onAlert, onState, signal) {
+  return streamEvents('/api/v1/alerts/stream', (event, data) => { if (event === 'alert') onAlert(data); }, onState, signal, { resume: true });
+}
+
+// The live map's stream: `snapshot` (the fleet) then `delta`s.
+export function streamFleet(onSnapshot, onDelta, onState, signal) {
+  return streamEvents('/api/v1/vehicles/stream', (event, data) => {
+    if (event === 'snapshot') onSnapshot(data);
+    else if (event === 'delta') onDelta(data);
+  }, onState, signal);
 }

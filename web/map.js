@@ -83,22 +83,42 @@ export class MapView {
     this.svg.setAttribute('viewBox', `${x} ${y} ${w} ${hgt}`);
     // Markers are drawn in screen pixels whatever the zoom (lines use
     // non-scaling strokes in CSS).
-    this.px = w / (r.width || 800);
-    for (const m of [...this.layers.points.children, ...this.layers.alerts.children]) this.placeMarker(m);
+    // Markers sit at world coordinates: a pan moves none of them, a zoom
+    // only rescales them. Flat markers (thousands of vehicles) rescale
+    // through one CSS variable, their labels (few) and the other markers
+    // one by one.
+    const px = w / (r.width || 800);
+    if (px !== this.px) {
+      this.px = px;
+      this.svg.style.setProperty('--k', px);
+      const labels = !this.svg.classList.contains('many');
+      for (const m of [...this.layers.points.children, ...this.layers.alerts.children]) {
+        if (!m.classList.contains('flat') || labels) this.placeMarker(m);
+      }
+    }
     this.drawTiles();
+  }
+
+  // setView at the next animation frame, the last asked for winning: a
+  // burst of pointer or wheel events moves thousands of markers once.
+  setViewSoon(...v) {
+    const first = !this.pending;
+    this.pending = v;
+    if (first) requestAnimationFrame(() => { const p = this.pending; this.pending = null; this.setView(...p); });
   }
 
   installPanZoom() {
     let drag = null;
     this.svg.addEventListener('pointerdown', (e) => {
       if (!this.view) return;
+      e.preventDefault(); // a drag pans; it must not select the labels' text
       drag = { x: e.clientX, y: e.clientY, view: [...this.view] };
       this.svg.setPointerCapture(e.pointerId);
     });
     this.svg.addEventListener('pointermove', (e) => {
       if (!drag) return;
       const k = drag.view[2] / this.svg.getBoundingClientRect().width;
-      this.setView(drag.view[0] - (e.clientX - drag.x) * k, drag.view[1] - (e.clientY - drag.y) * k, drag.view[2], drag.view[3]);
+      this.setViewSoon(drag.view[0] - (e.clientX - drag.x) * k, drag.view[1] - (e.clientY - drag.y) * k, drag.view[2], drag.view[3]);
     });
     this.svg.addEventListener('pointerup', () => { drag = null; });
     this.svg.addEventListener('wheel', (e) => {
@@ -106,10 +126,10 @@ export class MapView {
       e.preventDefault();
       const r = this.svg.getBoundingClientRect();
       const f = e.deltaY > 0 ? 1.25 : 0.8;
-      const [x, y, w, hh] = this.view;
+      const [x, y, w, hh] = this.pending || this.view;
       const cx = x + ((e.clientX - r.left) / r.width) * w;
       const cy = y + ((e.clientY - r.top) / r.height) * hh;
-      this.setView(cx - (cx - x) * f, cy - (cy - y) * f, w * f, hh * f);
+      this.setViewSoon(cx - (cx - x) * f, cy - (cy - y) * f, w * f, hh * f);
     }, { passive: false });
   }
 
@@ -207,8 +227,44 @@ export class MapView {
     return g;
   }
 
+  // Moves a marker drawn by marker() to a new place.
+  move(g, lon, lat) {
+    const [x, y] = this.p([lon, lat]);
+    this.extend([x, y]);
+    g.dataset.x = x; g.dataset.y = y;
+    this.placeMarker(g);
+  }
+
+  // A marker drawn without a transform of its own (a vehicle of the live
+  // map): its circle and label are placed by their own coordinates, scaled
+  // to stay the same size on screen. Thousands of them stay cheap to paint
+  // and to composite; a transform per marker makes every frame's paint and
+  // layerization cost grow with the fleet.
+  dot({ lon, lat, cls = '', label, title, attrs = {}, layer = 'points' }) {
+    const [x, y] = this.p([lon, lat]);
+    this.extend([x, y]);
+    const g = s('g', { class: `marker flat ${cls}`, ...attrs });
+    g.dataset.x = x; g.dataset.y = y;
+    g.append(s('circle', { class: 'dot' }));
+    if (label) { const t = s('text', { class: 'mlabel' }); t.textContent = label; g.append(t); }
+    if (title) { g.append(s('title')); g.lastChild.textContent = title; }
+    this.placeMarker(g);
+    this.layers[layer].append(g);
+    return g;
+  }
+
   placeMarker(g) {
-    g.setAttribute('transform', `translate(${g.dataset.x} ${g.dataset.y}) scale(${this.px || 1})`);
+    const k = this.px || 1;
+    if (g.classList.contains('flat')) {
+      // Radius, label size and halo come from the map's --k (app.css).
+      const { x, y } = g.dataset;
+      const c = g.firstChild;
+      c.setAttribute('cx', x); c.setAttribute('cy', y);
+      const t = c.nextSibling;
+      if (t && t.tagName === 'text') { t.setAttribute('x', +x + 9 * k); t.setAttribute('y', +y + 4 * k); }
+      return;
+    }
+    g.setAttribute('transform', `translate(${g.dataset.x} ${g.dataset.y}) scale(${k})`);
   }
 
   clearPoints() { this.layers.points.replaceChildren(); }

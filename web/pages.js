@@ -1,11 +1,12 @@
 // Live view, firm view and statistics. Each page function fills `view` and
 // returns a cleanup function (timers, the alert stream).
 
-import { api, download, query, session, streamAlerts } from './http.js';
+import { api, download, query, session, streamAlerts, streamFleet } from './http.js';
 import { exportButton, h, table, errorBox, fmtTime } from './dom.js';
 import { L, codeLabel, deptLabel, statusLabel } from './labels.js';
 import { MapView } from './map.js';
 import { applicationSections } from './applications.js';
+import { FleetLayer } from './fleet.js';
 
 const STATE_LABELS = { ok: L('正常', 'OK'), violating: L('违规', 'Violating'), stale: L('离线', 'Silent'), no_fix: L('无定位', 'No fix') };
 
@@ -40,37 +41,36 @@ export async function livePage(view) {
         h('p', { class: 'muted' }, dept ? L('本部门的告警', 'Alerts routed to your department') : L('全部告警', 'All alerts')),
         feed)));
   const map = new MapView(mapBox);
-  const [fences, fleet] = await Promise.all([api('/api/v1/geofences'), api('/api/v1/vehicles?limit=1000')]);
-  map.drawFences(fences);
-  drawFleet(map, fleet.items);
+  map.drawFences(await api('/api/v1/geofences'));
   map.fit();
 
-  const refresh = async () => {
-    try {
-      const f = await api('/api/v1/vehicles?limit=1000');
-      drawFleet(map, f.items);
+  // The fleet comes as a stream: a snapshot, then only what changed.
+  const fleet = new FleetLayer(map, {
+    onChange: (vehicles) => {
       const by = {};
-      for (const v of f.items) by[v.state] = (by[v.state] || 0) + 1;
-      counts.textContent = `${L('车辆', 'Vehicles')}: ${f.total} · ` + Object.entries(by).map(([k, n]) => `${STATE_LABELS[k]} ${n}`).join(' · ');
-    } catch (e) { console.warn('fleet', e); }
-  };
-  refresh();
-  const timer = setInterval(refresh, 10000);
-
+      for (const v of vehicles.values()) by[v.state] = (by[v.state] || 0) + 1;
+      counts.textContent = `${L('车辆', 'Vehicles')}: ${vehicles.size} · ` + Object.entries(by).map(([k, n]) => `${STATE_LABELS[k]} ${n}`).join(' · ');
+    },
+  });
   const stop = new AbortController();
+  streamFleet((snap) => fleet.snapshot(snap), (d) => fleet.delta(d), (st) => { counts.dataset.stream = st; }, stop.signal);
+  // Fitted once more when the first snapshot is drawn: the fleet may
+  // reach beyond the fences.
+  fleet.firstDone.then(() => { if (!stop.signal.aborted) map.fit(); });
+
   streamAlerts((a) => {
     const item = h('li', { class: a.backlog ? 'alert backlog' : 'alert', 'data-code': a.code, 'data-case': a.case_id },
       h('div', {}, h('b', {}, codeLabel(a.code)), ' ', h('span', { class: 'plate' }, a.plate), ' ', h('time', {}, fmtTime(a.at))),
       h('div', { class: 'msg' }, a.message_zh), h('div', { class: 'msg en' }, a.message_en),
       h('a', { href: `#/case/${a.case_id}`, class: 'case-link' }, L('查看案件', 'Open case'), ` #${a.case_id}`));
     feed.prepend(item);
+    // The truck itself turns red with the stream's next delta.
     map.marker({ lon: a.lon, lat: a.lat, cls: 'alert-point', layer: 'alerts', title: `${a.code} ${a.plate}` });
-    refresh(); // the truck turns red as soon as the alert is seen
   }, (st) => {
     status.dataset.state = st;
     status.textContent = { open: L('已连接', 'Connected'), closed: L('重连中', 'Reconnecting'), forbidden: L('无权限', 'Not allowed') }[st] || st;
   }, stop.signal);
-  return () => { clearInterval(timer); stop.abort(); };
+  return () => { stop.abort(); };
 }
 
 export async function firmPage(view) {

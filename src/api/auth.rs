@@ -44,7 +44,11 @@ impl FromRequestParts<AppState> for Caller {
                 ApiError::unauthorized("Authorization header is not `Bearer <token>`")
             })?;
         let now = chrono::Utc::now().timestamp_millis();
-        match state.store.token(&token_hash(token)).await? {
+        match state
+            .tokens
+            .lookup(&state.store, &token_hash(token))
+            .await?
+        {
             Some(t) => match t.state(now) {
                 TokenState::Active => Ok(Caller(t.role)),
                 TokenState::Expired => Err(ApiError::unauthorized("token expired")),

@@ -1,19 +1,17 @@
 //! The web console: static files embedded in the binary (served without a
 //! token: they hold no data, every data call they make carries the token),
-//! and the two small endpoints the console needs that the API lacked:
-//! `GET /api/v1/whoami` and `GET /api/v1/vehicles` (the live map: the fleet
-//! with each vehicle's newest fix, from memory).
+//! and the small endpoints the console needs that the API lacked:
+//! `GET /api/v1/whoami` and `GET /api/v1/meta` (the live map, `GET
+//! /api/v1/vehicles` and its stream, is in `fleet.rs`).
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
-use super::export::{col, list_response, Column, ListFormat};
 use super::time::format_ms;
-use super::{ApiError, ApiPath, AppState, Caller, Paging};
+use super::{ApiError, ApiPath, AppState, Caller};
 use crate::applications::ApplicationStatus;
 use crate::auth::Department;
 use crate::cases::{CaseStatus, CheckStatus};
@@ -72,6 +70,11 @@ const FILES: &[(&str, &str, &str)] = &[
         "credit.js",
         "text/javascript; charset=utf-8",
         include_str!("../../web/credit.js"),
+    ),
+    (
+        "fleet.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web/fleet.js"),
     ),
     (
         "playback.js",
@@ -152,60 +155,4 @@ pub async fn meta(_caller: Caller) -> Json<Value> {
         "populations": Population::ALL.map(|p| json!({"id": p.as_str(), "zh": p.label_zh()})),
         "inspection_results": results,
     }))
-}
-
-/// The fleet sheet of an export.
-const SHEET: &[Column] = &[
-    col!("车牌", "/plate"),
-    col!("终端号", "/device_id"),
-    col!("运输企业", "/firm_id"),
-    col!("核定载重(吨)", "/rated_load_t"),
-    col!("状态", "/state"),
-    col!("最后定位时间", "/last_fix/ts"),
-    col!("纬度", "/last_fix/lat"),
-    col!("经度", "/last_fix/lon"),
-    col!("速度(km/h)", "/last_fix/speed_kmh"),
-];
-
-/// `GET /api/v1/vehicles`: the live map. Admins and departments see the
-/// whole fleet this instance serves (the vehicles of its buckets), a firm
-/// its own vehicles. Each carries its newest fix (`last_fix`, null if none),
-/// a `state` (`violating`: a violation ongoing or ended within 10 min of its
-/// newest fix, `stale`, `no_fix` or `ok`) and `open_violations` (the codes
-/// with an episode open now). Read from memory: the registry's vehicles in
-/// plate order and detection's published live fleet; no database query.
-pub async fn list(
-    State(state): State<AppState>,
-    caller: Caller,
-    format: ListFormat,
-    query: Result<Query<Paging>, QueryRejection>,
-) -> Result<Response, ApiError> {
-    let Query(paging) = query?;
-    let (limit, offset) = format.paging(paging)?;
-    let firm = caller.0.firm();
-    let fleet = state.registry.by_plate();
-    let live = state.live.snapshot();
-    let newest = live.newest_ms().unwrap_or(0);
-    let shown = |v: &&std::sync::Arc<crate::rules::VehicleContext>| {
-        firm.is_none_or(|f| *f == v.firm_id) && state.buckets.contains(v.device_id.default_bucket())
-    };
-    let total = fleet.iter().filter(shown).count() as i64;
-    let items: Vec<Value> = fleet
-        .iter()
-        .filter(shown)
-        .skip(offset as usize)
-        .take(limit as usize)
-        .map(|v| {
-            let entry = live.get(&v.device_id);
-            let fix = entry.map(|e| &e.fix);
-            json!({
-                "plate": v.plate, "device_id": v.device_id.as_str(), "firm_id": v.firm_id,
-                "rated_load_t": v.rated_load_t,
-                "state": entry.map_or("no_fix", |e| e.state(newest)),
-                "last_fix": fix.map(|f| json!({"ts": format_ms(f.ts_ms, state.tz), "lat": f.lat, "lon": f.lon, "speed_kmh": f.speed_kmh})),
-                "open_violations": entry.map(|e| e.open_codes().map(|c| c.as_str()).collect::<Vec<_>>()).unwrap_or_default(),
-            })
-        })
-        .collect();
-    list_response(format, items, total, offset, "vehicles", "车辆", SHEET).await
 }

@@ -8,6 +8,7 @@
 mod alerts;
 mod applications;
 mod auth;
+mod cache;
 mod cases;
 mod console;
 mod credit;
@@ -15,6 +16,7 @@ mod draws;
 mod error;
 mod export;
 mod firms;
+mod fleet;
 mod ingest;
 mod input;
 mod inspections;
@@ -25,6 +27,7 @@ mod permits;
 mod server;
 mod stats;
 mod time;
+mod tokens;
 mod vehicles;
 mod violations;
 
@@ -43,10 +46,12 @@ use crate::store::Store;
 
 pub use crate::violation::violation_json;
 pub use auth::Caller;
+pub use cache::ReadCache;
 pub use error::{ApiError, ApiPath};
 pub use export::{ListFormat, EXPORT_MAX_ROWS, XLSX_MIME};
 pub use server::{serve, with_limits, CONTENT_SECURITY_POLICY_VALUE};
 pub use time::format_ms;
+pub use tokens::{spawn_revocation_watch, TokenCache, REVOCATION_BOUND};
 
 /// What every handler may use.
 #[derive(Clone)]
@@ -69,10 +74,26 @@ pub struct AppState {
     pub buckets: crate::identity::BucketSet,
     /// The firm credit scheme (`[credit]`).
     pub credit: Arc<crate::credit::CreditScheme>,
+    /// Tokens verified recently (see `tokens.rs`).
+    pub tokens: Arc<TokenCache>,
+    /// The officers' shared reads (see `cache.rs`).
+    pub reads: Arc<ReadCache>,
 }
 
 pub fn router(state: AppState) -> Router {
+    // The officers' reads, answered once and shared (see `cache.rs`).
+    let cached = Router::new()
+        .route("/api/v1/vehicles", post(vehicles::create).get(fleet::list))
+        .route("/api/v1/violations", get(violations::list))
+        .route("/api/v1/cases", get(cases::list))
+        .route("/api/v1/cases/{id}", get(cases::get))
+        .route("/api/v1/stats", get(stats::stats))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            cache::cached,
+        ));
     Router::new()
+        .merge(cached)
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/", get(console::index))
@@ -100,10 +121,7 @@ pub fn router(state: AppState) -> Router {
             post(inspections::record_result),
         )
         .route("/api/v1/inspections/public", get(draws::public))
-        .route(
-            "/api/v1/vehicles",
-            post(vehicles::create).get(console::list),
-        )
+        .route("/api/v1/vehicles/stream", get(fleet::stream))
         .route("/api/v1/vehicles/{plate}/track", get(vehicles::track))
         .route(
             "/api/v1/vehicles/{plate}/mqtt-credentials",
@@ -125,16 +143,12 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/permit-applications/{id}/decision",
             post(applications::decide),
         )
-        .route("/api/v1/violations", get(violations::list))
         .route("/api/v1/violations/{id}", get(violations::get))
-        .route("/api/v1/cases", get(cases::list))
-        .route("/api/v1/cases/{id}", get(cases::get))
         .route(
             "/api/v1/cases/{id}/checks/{department}",
             post(cases::update_check),
         )
         .route("/api/v1/alerts/stream", get(alerts::stream))
-        .route("/api/v1/stats", get(stats::stats))
         .route("/api/v1/dead-letters", get(ingest::dead_letters))
         .route("/api/v1/outbox", get(outbox::undelivered))
         .route("/api/v1/geofences", get(geofences))

@@ -92,7 +92,12 @@ const PARTIES: &str = "SELECT case_id, role, name FROM case_parties WHERE case_i
 
 /// `WHERE` of a case list.
 fn cases_where(mut q: Sql, f: &CaseFilter) -> Sql {
-    let with_check = " AND c.id IN (SELECT case_id FROM case_checks WHERE department = {})";
+    // EXISTS, probing the check's primary key (case_id, department) per
+    // case: a page walks cases newest first (cases_opened) and stops at its
+    // limit, where `c.id IN (SELECT ...)` read and sorted every case of the
+    // department first (a temporary B-tree on SQLite).
+    let with_check = " AND EXISTS (SELECT 1 FROM case_checks w WHERE w.case_id = c.id \
+                      AND w.department = {})";
     q.push(" WHERE TRUE")
         .and(" AND c.id = {}", f.id)
         .and(with_check, f.visible_to)
@@ -166,6 +171,7 @@ impl Store {
         lock_filing(&mut tx, v.plate.as_str()).await?;
         let case_id = self.file_in(&mut tx, v, now_ms).await?;
         tx.commit().await?;
+        self.changed();
         Ok(case_id)
     }
 
@@ -351,6 +357,7 @@ impl Store {
             }
         }
         tx.commit().await?;
+        self.changed();
         Ok(())
     }
 

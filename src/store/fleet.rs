@@ -162,6 +162,18 @@ impl Store {
         row.map(TokenRecord::try_from).transpose()
     }
 
+    /// The revocation mark: how many tokens are revoked and the newest
+    /// revocation time. It moves whenever any token is revoked (by this
+    /// process or another), which is what the API's token cache watches.
+    pub async fn token_revocations(&self) -> StoreResult<(i64, i64)> {
+        let q = Sql::new(
+            "SELECT COUNT(*), COALESCE(MAX(revoked_ms), 0) FROM api_tokens \
+             WHERE revoked_ms IS NOT NULL",
+        );
+        let row: Option<(i64, i64)> = self.db.fetch_optional(&q).await?;
+        Ok(row.unwrap_or_default())
+    }
+
     /// Every token, oldest first.
     pub async fn tokens(&self) -> StoreResult<Vec<TokenRecord>> {
         let q = Sql::new(format!("{TOKEN} ORDER BY created_ms, hash"));

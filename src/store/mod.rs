@@ -180,6 +180,10 @@ pub struct Store {
     /// The webhooks events are written for ([`Store::with_outbox`]); none:
     /// no events are written.
     outbox: Option<std::sync::Arc<crate::outbox::Routes>>,
+    /// Moves on every write of violations, cases and checks through this
+    /// store (this process's writes): the officers' read cache
+    /// (`crate::api`) serves an answer only while it has not moved.
+    changes: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Store {
@@ -200,6 +204,22 @@ impl Store {
         migrate::run(&db)
             .await
             .map_err(|e| anyhow::anyhow!("database `{}`: {e}", redact_url(url)))?;
-        Ok(Store { db, outbox: None })
+        Ok(Store {
+            db,
+            outbox: None,
+            changes: Default::default(),
+        })
+    }
+
+    /// How many writes of violations, cases and checks this store has
+    /// committed (see `changes`).
+    pub fn changes(&self) -> u64 {
+        self.changes.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Called after such a write commits.
+    fn changed(&self) {
+        self.changes
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 }

@@ -137,8 +137,11 @@ impl Store {
             .and(" AND created_ms >= {}", f.created_since_ms)
             .and(" AND firm_id = {}", f.firm.as_deref())
             .and(" AND case_id = {}", f.case_id)
+            // EXISTS: the page walks violations in (started_ms, id) order
+            // (violations_started_id) and stops at its limit.
             .and(
-                " AND case_id IN (SELECT case_id FROM case_checks WHERE department = {})",
+                " AND EXISTS (SELECT 1 FROM case_checks w WHERE w.case_id = violations.case_id \
+                 AND w.department = {})",
                 f.visible_to,
             );
         if let Some(ids) = &f.ids {
@@ -156,6 +159,7 @@ impl Store {
             .fetch_optional::<(i64,)>(&insert_sql(v, now_ms)?)
             .await?
         {
+            self.changed();
             return Ok(id);
         }
         let existing: Option<(i64, Option<i64>)> = self.db.fetch_optional(&existing_sql(v)).await?;
@@ -193,6 +197,7 @@ impl Store {
         };
         let case_id = self.file_in(&mut tx, &case, now_ms).await?;
         tx.commit().await?;
+        self.changed();
         Ok(Raised::New { id, case_id })
     }
 
@@ -219,6 +224,7 @@ impl Store {
         .bind(code)
         .bind(started_ms);
         self.db.execute(&q).await?;
+        self.changed();
         Ok(())
     }
 
@@ -333,6 +339,7 @@ impl Store {
         self.write_withdrawn_event(&mut tx, id, audit, now_ms)
             .await?;
         tx.commit().await?;
+        self.changed();
         Ok(true)
     }
 

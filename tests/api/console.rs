@@ -9,6 +9,8 @@ use std::time::Duration;
 use crate::common::*;
 use serde_json::{json, Value};
 
+mod fleet_map;
+
 #[tokio::test]
 async fn the_console_is_served_from_the_binary_without_a_token() {
     let app = spawn_app().await;
@@ -30,6 +32,7 @@ async fn the_console_is_served_from_the_binary_without_a_token() {
         ("dom.js", "text/javascript"),
         ("labels.js", "text/javascript"),
         ("map.js", "text/javascript"),
+        ("fleet.js", "text/javascript"),
         ("playback.js", "text/javascript"),
         ("applications.js", "text/javascript"),
         ("app.css", "text/css"),
@@ -161,6 +164,78 @@ async fn the_fleet_list_has_newest_fixes_and_firms_see_only_their_own() {
             .await
             .json()["items"][0]["plate"],
         "苏J71002"
+    );
+    app.stop().await;
+}
+
+/// The live map's stream: the caller's fleet first, then only the vehicles
+/// that changed; a firm's stream holds its own vehicles only.
+#[tokio::test]
+async fn the_live_map_stream_sends_the_fleet_then_only_what_changed() {
+    let app = spawn_app().await;
+    app.register("firm-s1", "苏J72001", "dev-s1").await;
+    app.register("firm-s2", "苏J72002", "dev-s2").await;
+    let p = app.publisher().await;
+    for d in ["dev-s1", "dev-s2"] {
+        p.send(
+            d,
+            fix_json(d, "2021-06-01T22:01:00+08:00", 33.43, 120.2376, 25.0),
+        )
+        .await;
+    }
+    let police = app.token("dept:police").await;
+    eventually(Duration::from_secs(10), || async {
+        let r = app.get("/api/v1/vehicles", Some(&police)).await.json();
+        (!r["items"][1]["last_fix"].is_null()).then_some(())
+    })
+    .await
+    .expect("both trucks on the map");
+
+    let mut sse = SseClient::connect(app.http, "/api/v1/vehicles/stream", &police).await;
+    let (event, data) = sse
+        .next_event(Duration::from_secs(10))
+        .await
+        .expect("a snapshot");
+    assert_eq!(event, "snapshot");
+    let snap: Value = serde_json::from_str(&data).unwrap();
+    assert_eq!(snap["total"], 2);
+    assert_eq!(snap["items"][0]["plate"], "苏J72001");
+    assert_eq!(snap["items"][1]["last_fix"]["lat"], 33.43);
+
+    p.send(
+        "dev-s1",
+        fix_json(
+            "dev-s1",
+            "2021-06-01T22:01:10+08:00",
+            33.431,
+            120.2376,
+            25.0,
+        ),
+    )
+    .await;
+    let (event, data) = sse
+        .next_event(Duration::from_secs(10))
+        .await
+        .expect("a delta");
+    assert_eq!(event, "delta");
+    let delta: Value = serde_json::from_str(&data).unwrap();
+    assert_eq!(delta["items"].as_array().map(Vec::len), Some(1), "{delta}");
+    assert_eq!(delta["items"][0]["plate"], "苏J72001");
+    assert_eq!(delta["items"][0]["last_fix"]["lat"], 33.431);
+    assert_eq!(delta["removed"], json!([]));
+
+    let firm = app.token("firm:firm-s2").await;
+    let mut own = SseClient::connect(app.http, "/api/v1/vehicles/stream", &firm).await;
+    let (_, data) = own
+        .next_event(Duration::from_secs(10))
+        .await
+        .expect("a firm's snapshot");
+    let snap: Value = serde_json::from_str(&data).unwrap();
+    assert_eq!(snap["total"], 1);
+    assert_eq!(snap["items"][0]["plate"], "苏J72002");
+    assert_eq!(
+        http_status_only(app.http, "/api/v1/vehicles/stream", None).await,
+        401
     );
     app.stop().await;
 }

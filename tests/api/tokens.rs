@@ -3,7 +3,9 @@
 //! says which.
 
 use std::process::Command;
+use std::time::Duration;
 
+use muckwatch::api::REVOCATION_BOUND;
 use muckwatch::auth::{new_token, token_hash, Role};
 
 use crate::common::*;
@@ -56,7 +58,20 @@ async fn revoked_and_expired_tokens_are_refused() {
 
     let (ok, out) = muckwatch(&app, &["token", "revoke", &id]);
     assert!(ok, "{out}");
-    let r = app.get("/api/v1/whoami", Some(&token)).await;
+    // Verified tokens are cached; a revocation by another process is seen
+    // within the stated bound.
+    let revoked_at = std::time::Instant::now();
+    let r = eventually(REVOCATION_BOUND + Duration::from_secs(1), || async {
+        let r = app.get("/api/v1/whoami", Some(&token)).await;
+        (r.status != 200).then_some(r)
+    })
+    .await
+    .expect("the revoked token is refused");
+    assert!(
+        revoked_at.elapsed() <= REVOCATION_BOUND,
+        "refused after {:?}",
+        revoked_at.elapsed()
+    );
     assert_eq!(r.status, 401);
     assert_eq!(r.json()["detail"], "token revoked");
     let (_, list) = muckwatch(&app, &["token", "list"]);
