@@ -171,6 +171,13 @@ async fn run() -> anyhow::Result<()> {
     }
     shutdown.trigger();
     let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
+    // The SQLite file made for this run (100 MB at 20,000 trucks) goes with it.
+    if let Some(file) = url.strip_prefix("sqlite://") {
+        drop(store);
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{file}{suffix}"));
+        }
+    }
     Ok(())
 }
 
