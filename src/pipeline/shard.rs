@@ -323,6 +323,7 @@ impl Shard {
             };
             // held fixes the fleet caught up with were early, not wrong
             let mut held = std::mem::take(&mut v.held);
+            let mut held_dropped = false;
             held.sort_by_key(|h| h.map(|h| h.ts_ms));
             for h in held.into_iter().flatten() {
                 if h.ts_ms <= caught_up {
@@ -333,11 +334,22 @@ impl Shard {
                         .on_fix(&mut v.rules, &ctx, &self.fence_set, &h, &mut self.out);
                 } else if force {
                     dropped += 1;
+                    held_dropped = true;
                 } else if v.held[0].is_none() {
                     v.held[0] = Some(h);
                 } else {
                     v.held[1] = Some(h);
                 }
+            }
+            // A vehicle with fixes held (stamped past where the fleet clock has
+            // got) is not silent: its terminal did report since its last
+            // evaluated fix. Under load one ingest path runs ahead of the rest,
+            // and a truck parking as the night ends sends its sleep reports
+            // (600 s apart) faster than the fleet clock confirms them; taken
+            // for glitches, they were dropped and a TRACK_GAP was raised from
+            // its last moving fix that no later fix could end or withdraw.
+            if v.held.iter().any(Option::is_some) || held_dropped {
+                continue;
             }
             self.rules
                 .on_watermark(&mut v.rules, &ctx, fleet, &mut self.out);

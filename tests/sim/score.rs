@@ -112,19 +112,41 @@ async fn honest_night(config: SimConfig, min_fixes: u64, rate: Option<f64>) {
     let store = app.store.clone();
     app.stop().await;
     let (all, total) = store
-        .violations(&Default::default(), 100, 0)
+        .violations(&Default::default(), 1000, 0)
         .await
         .expect("violations read");
-    let listed: Vec<String> = all
-        .iter()
-        .map(|v| {
-            format!(
-                "{} {} {} {:?}",
-                v.code, v.plate, v.started_ms, v.uncertainty
-            )
-        })
-        .collect();
-    assert_eq!(total, 0, "honest trucks raised {listed:#?}");
+    assert!(total <= 1000, "read them all: {total}");
+    let describe = |v: &muckwatch::violation::StoredViolation| {
+        format!(
+            "{} {} {} {} ended {:?} measured {} {:?}",
+            v.status(),
+            v.code,
+            v.plate,
+            v.started_ms,
+            v.ended_ms,
+            v.measured,
+            v.uncertainty
+        )
+    };
+    // What a user sees standing: a withdrawn violation (a TRACK_GAP raised on
+    // the fleet clock while this truck's fixes lagged the rest of the fleet's,
+    // withdrawn when its next fix showed it was never silent) is kept for the
+    // audit trail but is not a detection, as `load_detected` scores it too.
+    let (withdrawn, raised): (Vec<_>, Vec<_>) = all.iter().partition(|v| v.withdrawn);
+    let raised: Vec<String> = raised.into_iter().map(describe).collect();
+    let withdrawn: Vec<String> = withdrawn.into_iter().map(describe).collect();
+    assert!(
+        raised.is_empty(),
+        "honest trucks raised {raised:#?}\n(withdrawn: {withdrawn:#?})"
+    );
+    for v in all.iter().filter(|v| v.withdrawn) {
+        assert_eq!(
+            (v.code, v.ended_ms),
+            (ViolationCode::TrackGap, Some(v.started_ms)),
+            "only a late truck's TRACK_GAP is withdrawn: {}",
+            describe(v)
+        );
+    }
     assert!(
         fleet.finish().is_empty(),
         "and the simulator injected nothing"
