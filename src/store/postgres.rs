@@ -65,6 +65,12 @@ pub async fn connect(url: &str) -> anyhow::Result<PgPool> {
     PgPoolOptions::new()
         .max_connections(POOL_SIZE)
         .acquire_timeout(Duration::from_secs(10))
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                sqlx::Executor::execute(&mut *conn, STAGING_TABLE).await?;
+                Ok(())
+            })
+        })
         .connect_with(opts)
         .await
         .map_err(|e| anyhow::anyhow!("cannot connect to PostgreSQL `{shown}`: {e}"))
@@ -310,4 +316,94 @@ pub async fn insert_fixes(
     .execute(&mut *conn)
     .await
     .map(|done| done.rows_affected())
+}
+
+/// The session's staging table for [`copy_fixes`]: made once per
+/// connection (temporary, so neither logged nor seen by other sessions),
+/// emptied by every commit.
+pub const STAGING_TABLE: &str = "CREATE TEMPORARY TABLE IF NOT EXISTS fixes_in (\
+     device_id TEXT NOT NULL, ts_ms BIGINT NOT NULL, lat DOUBLE PRECISION NOT NULL, \
+     lon DOUBLE PRECISION NOT NULL, speed_kmh DOUBLE PRECISION NOT NULL, \
+     heading DOUBLE PRECISION, acc BOOLEAN, tipper_up BOOLEAN, cover_closed BOOLEAN, \
+     load_t DOUBLE PRECISION) ON COMMIT DELETE ROWS";
+
+/// Writes fixes (in key order) through `COPY ... FROM STDIN (FORMAT
+/// binary)` into the session's staging table, then into `fixes` in one
+/// `INSERT ... SELECT`, ignoring duplicates (which COPY alone cannot);
+/// returns how many were new. Once per transaction: its commit (or
+/// rollback) empties the staging table again.
+pub async fn copy_fixes(
+    conn: &mut PgConnection,
+    fixes: &[&Fix],
+    received_ms: i64,
+) -> Result<u64, sqlx::Error> {
+    let data = binary_copy(fixes);
+    let mut copy = conn
+        .copy_in_raw(&format!(
+            "COPY fixes_in ({FIX_COLUMNS}) FROM STDIN (FORMAT binary)"
+        ))
+        .await?;
+    if let Err(e) = copy.send(data).await {
+        let _ = copy.abort("muckwatch could not send the batch").await;
+        return Err(e);
+    }
+    copy.finish().await?;
+    let inserted = sqlx::query(&format!(
+        "INSERT INTO fixes ({FIX_COLUMNS}, received_ms) SELECT {FIX_COLUMNS}, $1 FROM fixes_in \
+         ON CONFLICT (device_id, ts_ms) DO NOTHING"
+    ))
+    .bind(received_ms)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    Ok(inserted)
+}
+
+/// Fixes in PostgreSQL's binary COPY format: the signature, then per row
+/// the field count and each field as its length and big-endian value
+/// (length -1: NULL), then the trailer.
+fn binary_copy(fixes: &[&Fix]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(19 + fixes.len() * 128 + 2);
+    out.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
+    out.extend_from_slice(&0i32.to_be_bytes()); // flags
+    out.extend_from_slice(&0i32.to_be_bytes()); // header extension
+    let float = |out: &mut Vec<u8>, v: Option<f64>| match v {
+        Some(v) => {
+            out.extend_from_slice(&8i32.to_be_bytes());
+            out.extend_from_slice(&v.to_be_bytes());
+        }
+        None => out.extend_from_slice(&(-1i32).to_be_bytes()),
+    };
+    let flag = |out: &mut Vec<u8>, v: Option<bool>| match v {
+        Some(v) => {
+            out.extend_from_slice(&1i32.to_be_bytes());
+            out.push(u8::from(v));
+        }
+        None => out.extend_from_slice(&(-1i32).to_be_bytes()),
+    };
+    for f in fixes {
+        out.extend_from_slice(&10i16.to_be_bytes());
+        let id = f.device_id.as_str().as_bytes();
+        out.extend_from_slice(&(id.len() as i32).to_be_bytes());
+        out.extend_from_slice(id);
+        out.extend_from_slice(&8i32.to_be_bytes());
+        out.extend_from_slice(&f.ts_ms.to_be_bytes());
+        float(&mut out, Some(f.lat));
+        float(&mut out, Some(f.lon));
+        float(&mut out, Some(f.speed_kmh));
+        float(&mut out, f.heading);
+        flag(&mut out, f.acc);
+        flag(&mut out, f.tipper_up);
+        flag(&mut out, f.cover_closed);
+        float(&mut out, f.load_t);
+    }
+    out.extend_from_slice(&(-1i16).to_be_bytes());
+    out
+}
+
+/// TEMPORARY (A/B measurement): `MW_PG_INSERT=unnest` writes fixes with
+/// the UNNEST insert instead of COPY.
+pub fn copy_enabled() -> bool {
+    static COPY: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *COPY.get_or_init(|| std::env::var("MW_PG_INSERT").as_deref() != Ok("unnest"))
 }
