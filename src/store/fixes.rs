@@ -88,13 +88,8 @@ impl Store {
                     rest = after;
                 }
             }
-            Backend::Postgres(t) if postgres::copy_enabled() => {
-                inserted += postgres::copy_fixes(t, &sorted, received_ms).await?;
-            }
             Backend::Postgres(t) => {
-                for chunk in sorted.chunks(postgres::FIXES_PER_INSERT) {
-                    inserted += postgres::insert_fixes(t, chunk, received_ms).await?;
-                }
+                inserted += postgres::copy_fixes(t, &sorted, received_ms).await?;
             }
         }
         tx.commit().await?;

@@ -1,5 +1,5 @@
 //! What only PostgreSQL does: connecting (with a probe that reports why it
-//! cannot), fixes written through `UNNEST` arrays, id lists as arrays, and
+//! cannot), fixes written through binary `COPY`, id lists as arrays, and
 //! `fixes` partitioned by day.
 //!
 //! Partitions: `fixes` is partitioned by range of `ts_ms`, one partition a
@@ -30,11 +30,6 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
 /// Whether a table exists (`$1`: its name).
 pub const TABLE_EXISTS: &str = "SELECT COUNT(*) FROM pg_catalog.pg_tables \
      WHERE schemaname = current_schema() AND tablename = $1";
-
-/// Fixes per INSERT. Fixes go in as 10 arrays (`UNNEST`), so the statement
-/// has 11 parameters whatever the batch size; the cap only bounds the size of
-/// one message. Ingest batches (<= 1000) fit in one statement.
-pub const FIXES_PER_INSERT: usize = 5000;
 
 /// Connections per instance: the ingest writer, the pipeline's case filing
 /// and a few HTTP requests at once, without hogging a shared server's
@@ -280,44 +275,6 @@ pub fn redact_url(url: &str) -> String {
     format!("{head}{authority}{tail}")
 }
 
-/// Writes one chunk of fixes ([`FIXES_PER_INSERT`] at most) as ten arrays,
-/// ignoring duplicates; returns how many were new.
-pub async fn insert_fixes(
-    conn: &mut PgConnection,
-    chunk: &[&Fix],
-    received_ms: i64,
-) -> Result<u64, sqlx::Error> {
-    let column = |f: fn(&Fix) -> f64| chunk.iter().map(|x| f(x)).collect::<Vec<_>>();
-    let flag = |f: fn(&Fix) -> Option<bool>| chunk.iter().map(|x| f(x)).collect::<Vec<_>>();
-    sqlx::query(&format!(
-        "INSERT INTO fixes ({FIX_COLUMNS}, received_ms) \
-         SELECT d, t, la, lo, s, h, a, tu, cc, l, $11 \
-         FROM UNNEST($1::text[], $2::bigint[], $3::float8[], $4::float8[], $5::float8[], \
-                     $6::float8[], $7::bool[], $8::bool[], $9::bool[], $10::float8[]) \
-              AS f(d, t, la, lo, s, h, a, tu, cc, l) \
-         ON CONFLICT (device_id, ts_ms) DO NOTHING"
-    ))
-    .bind(
-        chunk
-            .iter()
-            .map(|f| f.device_id.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind(chunk.iter().map(|f| f.ts_ms).collect::<Vec<_>>())
-    .bind(column(|f| f.lat))
-    .bind(column(|f| f.lon))
-    .bind(column(|f| f.speed_kmh))
-    .bind(chunk.iter().map(|f| f.heading).collect::<Vec<_>>())
-    .bind(flag(|f| f.acc))
-    .bind(flag(|f| f.tipper_up))
-    .bind(flag(|f| f.cover_closed))
-    .bind(chunk.iter().map(|f| f.load_t).collect::<Vec<_>>())
-    .bind(received_ms)
-    .execute(&mut *conn)
-    .await
-    .map(|done| done.rows_affected())
-}
-
 /// The session's staging table for [`copy_fixes`]: made once per
 /// connection (temporary, so neither logged nor seen by other sessions),
 /// emptied by every commit.
@@ -399,11 +356,4 @@ fn binary_copy(fixes: &[&Fix]) -> Vec<u8> {
     }
     out.extend_from_slice(&(-1i16).to_be_bytes());
     out
-}
-
-/// TEMPORARY (A/B measurement): `MW_PG_INSERT=unnest` writes fixes with
-/// the UNNEST insert instead of COPY.
-pub fn copy_enabled() -> bool {
-    static COPY: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *COPY.get_or_init(|| std::env::var("MW_PG_INSERT").as_deref() != Ok("unnest"))
 }
