@@ -11,7 +11,11 @@
 //! - `BENCH_EXTERNAL=0` skips the external-broker path (`external` module):
 //!   muckwatch against a bare subscriber on this machine's Mosquitto
 //!   (127.0.0.1:1883, as installed) and on a private Mosquitto with the
-//!   deployment guide's limits, QoS 1, SQLite and PostgreSQL when reachable.
+//!   deployment guide's limits, QoS 1, SQLite and PostgreSQL when reachable;
+//!   `BENCH_EMBEDDED=0` skips the embedded-broker path (to run or profile
+//!   the external one alone), `BENCH_BROKERS` (`guide,installed`),
+//!   `BENCH_DATABASES` (`sqlite,postgres`) and `BENCH_CONNECTIONS` (`1,4`)
+//!   narrow it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -31,8 +35,10 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     // The embedded path failing (QoS 0 sheds load) must not hide the
     // external one.
-    if let Err(e) = rt.block_on(run()) {
-        println!("embedded path: {e:#}");
+    if std::env::var("BENCH_EMBEDDED").as_deref() != Ok("0") {
+        if let Err(e) = rt.block_on(run()) {
+            println!("embedded path: {e:#}");
+        }
     }
     if std::env::var("BENCH_EXTERNAL").as_deref() != Ok("0") {
         rt.block_on(external::run())?;

@@ -55,19 +55,27 @@ pub async fn run() -> anyhow::Result<()> {
         .split(',')
         .filter_map(|v| v.trim().parse().ok())
         .collect();
+    let wanted = |var: &str, name: &str| {
+        std::env::var(var)
+            .map(|v| v.split(',').any(|w| w.trim() == name))
+            .unwrap_or(true)
+    };
     let mut brokers = Vec::new();
-    match private_mosquitto() {
-        Ok(Some(b)) => brokers.push(b),
-        Ok(None) => {
-            println!("external: no `mosquitto` on PATH; the guide's-limits broker is skipped")
+    if wanted("BENCH_BROKERS", "guide") {
+        match private_mosquitto() {
+            Ok(Some(b)) => brokers.push(b),
+            Ok(None) => {
+                println!("external: no `mosquitto` on PATH; the guide's-limits broker is skipped")
+            }
+            Err(e) => println!("external: cannot start a private mosquitto: {e:#}"),
         }
-        Err(e) => println!("external: cannot start a private mosquitto: {e:#}"),
     }
     let system =
         std::env::var("BENCH_SYSTEM_MQTT_URL").unwrap_or_else(|_| "mqtt://127.0.0.1:1883".into());
     let hostport = system.trim_start_matches("mqtt://").to_string();
-    if let Some((host, port)) = hostport
-        .rsplit_once(':')
+    if let Some((host, port)) = Some(hostport.as_str())
+        .filter(|_| wanted("BENCH_BROKERS", "installed"))
+        .and_then(|h| h.rsplit_once(':'))
         .and_then(|(h, p)| Some((h.to_string(), p.parse::<u16>().ok()?)))
     {
         if TcpStream::connect_timeout(&format!("{host}:{port}").parse()?, Duration::from_secs(1))
@@ -107,6 +115,7 @@ pub async fn run() -> anyhow::Result<()> {
         if pg {
             dbs.push("postgres");
         }
+        dbs.retain(|d| wanted("BENCH_DATABASES", d));
         for db in dbs {
             for &n in &connections {
                 let result = phase(broker, db, &pg_admin, total, n).await;
@@ -196,6 +205,12 @@ async fn measure(
     settings.mqtt.listen = "127.0.0.1:0".into();
     settings.http.addr = "127.0.0.1:0".into();
     settings.mqtt.connections = connections.max(1);
+    if let Some(n) = std::env::var("BENCH_BATCH_SIZE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        settings.ingest.batch_size = n;
+    }
     let prefix = settings.mqtt.topic_prefix.clone();
     let app = Application::build(settings).await?;
     app.wait_subscribed(Duration::from_secs(10)).await?;
@@ -212,15 +227,32 @@ async fn measure(
         counted.clone(),
     )
     .await?;
-    let (bare_time, bare_count) = settle(&broker.host, broker.port, &bare_prefix, total, || {
-        counted.load(Ordering::Relaxed) as usize
-    })
+    let (bare_time, bare_count) = settle(
+        &broker.host,
+        broker.port,
+        &bare_prefix,
+        total,
+        || counted.load(Ordering::Relaxed) as usize,
+        || false,
+    )
     .await?;
     sub.abort();
 
-    let (ingest_time, stored) = settle(&broker.host, broker.port, &prefix, total, || {
-        metrics.fixes_ingested.load(Ordering::Relaxed) as usize
-    })
+    let m = metrics.clone();
+    let (ingest_time, stored) = settle(
+        &broker.host,
+        broker.port,
+        &prefix,
+        total,
+        || metrics.fixes_ingested.load(Ordering::Relaxed) as usize,
+        // Received but not yet committed (a commit held up by a busy disk):
+        // still arriving, not lost.
+        move || {
+            m.messages_received.load(Ordering::Relaxed)
+                > m.fixes_ingested.load(Ordering::Relaxed)
+                    + m.fixes_duplicate.load(Ordering::Relaxed)
+        },
+    )
     .await?;
     let received = metrics.messages_received.load(Ordering::Relaxed) as usize;
     let duplicates = metrics.fixes_duplicate.load(Ordering::Relaxed) as usize;
@@ -237,13 +269,15 @@ async fn measure(
 }
 
 /// Publishes `total` one-fix messages at QoS 1 and waits until `count`
-/// reaches it or stops moving; the time until the last arrival, and the count.
+/// reaches it or stops moving (for [`SETTLE`], and `pending` is false); the
+/// time until the last arrival, and the count.
 async fn settle(
     host: &str,
     port: u16,
     prefix: &str,
     total: usize,
     count: impl Fn() -> usize,
+    pending: impl Fn() -> bool,
 ) -> anyhow::Result<(Duration, usize)> {
     let (start, poller) = super::publish(host, port, prefix, total, 1, QoS::AtLeastOnce).await?;
     let mut last = (0, start.elapsed());
@@ -253,7 +287,7 @@ async fn settle(
         if n != last.0 {
             last = (n, now);
         }
-        if n >= total || now - last.1 > SETTLE || now > Duration::from_secs(120) {
+        if n >= total || (now - last.1 > SETTLE && !pending()) || now > Duration::from_secs(120) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(2)).await;

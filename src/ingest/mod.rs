@@ -5,12 +5,14 @@
 //! per `[mqtt] connections`, the instance's buckets split between them so a
 //! vehicle is always read by the same one, in order) reads publishes,
 //! decodes them once into [`Fix`]es and refuses bad input (metric, rate-
-//! limited log line, dead letter). The writer task commits fixes in batches
-//! and only then acknowledges QoS 1 publishes, on the connection each came
-//! in on, so a crash never loses an acknowledged fix. Several connections
-//! multiply the broker's in-flight window, which ack-after-commit otherwise
-//! caps throughput at. When the database is slow the queue fills and the
-//! MQTT tasks stop reading: back-pressure instead of unbounded memory.
+//! limited log line, dead letter), and hands over what the client read in
+//! one go at once. The writer task commits fixes in batches and only then
+//! has QoS 1 publishes acknowledged, by the MQTT task of the connection
+//! each came in on (all of a batch's in one write), so a crash never loses
+//! an acknowledged fix. Several connections multiply the broker's in-flight
+//! window, which ack-after-commit otherwise caps throughput at. When the
+//! database is slow the queue (counted in messages) fills and the MQTT
+//! tasks stop reading: back-pressure instead of unbounded memory.
 //!
 //! With an external broker the first connection also follows Mosquitto's
 //! `$SYS/broker/publish/messages/dropped` ([`broker_watch`]).
@@ -24,8 +26,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, Publish, QoS, SubscribeFilter};
-use tokio::sync::{broadcast, mpsc, watch};
+use rumqttc::{
+    AsyncClient, Event, EventLoop, MqttOptions, Packet, PubAck, Publish, QoS, SubscribeFilter,
+};
+use tokio::sync::{broadcast, mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
 use crate::configuration::{MqttLogin, MqttUrl, Settings};
@@ -98,17 +102,36 @@ pub fn message_key(topic: &str, payload: &[u8]) -> u64 {
     (u64::from(crc32fast::hash(payload)) << 32) | u64::from(crc32fast::hash(topic.as_bytes()))
 }
 
-/// One decoded MQTT message on its way to the writer.
+/// Decoded MQTT messages on their way to the writer: those one connection
+/// read in one go (what the client had buffered), handed over at once.
+#[derive(Default)]
 pub(crate) struct Decoded {
-    /// [`message_key`] of the message.
-    key: u64,
+    /// [`message_key`] of each message.
+    keys: Vec<u64>,
     fixes: Vec<Fix>,
     dead: Vec<DeadLetter>,
-    /// Acknowledged once the fixes are committed (QoS 1 only).
-    publish: Option<Publish>,
-    /// The connection it came in on (an index into the writer's clients):
-    /// a packet id means something only there.
+    /// Packet ids acknowledged once the fixes are committed (QoS 1 only).
+    acks: Vec<u16>,
+    /// Which connection of `conn` they came in on ([`Reader`]'s `epoch`):
+    /// a packet id of an earlier connection means another message on a
+    /// later one, so those acknowledgements are dropped.
+    epoch: u64,
+    /// The connection they came in on (an index into the writer's
+    /// clients): a packet id means something only there.
     conn: usize,
+    /// Their room in the writer's queue, given back once the writer took them.
+    room: Option<OwnedSemaphorePermit>,
+}
+
+impl Decoded {
+    /// Handed over once this many messages or fixes are gathered even if
+    /// more are buffered: bounds a handoff (and a shard's queue entry).
+    const MAX_MESSAGES: usize = 64;
+    const MAX_FIXES: usize = 512;
+
+    fn is_full(&self) -> bool {
+        self.keys.len() >= Self::MAX_MESSAGES || self.fixes.len() >= Self::MAX_FIXES
+    }
 }
 
 pub struct IngestTasks {
@@ -133,14 +156,15 @@ pub fn spawn(
     shutdown: watch::Receiver<bool>,
 ) -> IngestTasks {
     let parts = cfg.buckets.split(cfg.connections);
-    let (tx, rx) = mpsc::channel(cfg.queue_capacity);
+    let (tx, rx) = mpsc::unbounded_channel();
+    let room = Arc::new(Semaphore::new(cfg.queue_capacity));
     let (ready_tx, subscribed) = watch::channel(false);
     let ready = Arc::new(Subscribed {
         tx: ready_tx,
         left: std::sync::atomic::AtomicUsize::new(parts.len()),
     });
     let (committed, _) = broadcast::channel(1 << 16);
-    let mut clients = Vec::with_capacity(parts.len());
+    let mut ack_txs = Vec::with_capacity(parts.len());
     let mut readers = Vec::with_capacity(parts.len());
     for (conn, buckets) in parts.into_iter().enumerate() {
         // The first keeps the configured id (its persistent session).
@@ -149,8 +173,11 @@ pub fn spawn(
             n => format!("{}-c{n}", cfg.client_id),
         };
         let (client, eventloop) = AsyncClient::new(mqtt_options(&cfg, client_id), 10_000);
-        clients.push(client.clone());
+        let (ack_tx, acks) = mpsc::unbounded_channel();
+        ack_txs.push(ack_tx);
         let reader = Reader {
+            acks,
+            epoch: 0,
             cfg: cfg.clone(),
             buckets,
             conn,
@@ -159,8 +186,10 @@ pub fn spawn(
             registry: registry.clone(),
             detection: detection.clone(),
             tx: tx.clone(),
+            room: room.clone(),
             log: RejectLog::default(),
             watch: (conn == 0 && !cfg.embedded).then(broker_watch::DropWatch::default),
+            scratch: Vec::new(),
         };
         readers.push(tokio::spawn(reader.run(
             eventloop,
@@ -173,7 +202,7 @@ pub fn spawn(
         rx,
         store,
         metrics,
-        clients,
+        ack_txs,
         cfg,
         shutdown,
         committed.clone(),
@@ -221,10 +250,32 @@ struct Reader {
     metrics: Arc<Metrics>,
     registry: Arc<Registry>,
     detection: Option<DetectionInput>,
-    tx: mpsc::Sender<Decoded>,
+    tx: mpsc::UnboundedSender<Decoded>,
+    /// The writer's queue, counted in messages (`ingest.queue_capacity`): a
+    /// handoff holds permits for its messages until the writer takes it.
+    room: Arc<Semaphore>,
     log: RejectLog,
     /// The broker's drop counter, followed on the first connection.
     watch: Option<broker_watch::DropWatch>,
+    /// One message's fixes while they are checked, reused.
+    scratch: Vec<Fix>,
+    /// Committed messages to acknowledge, from the writer.
+    acks: mpsc::UnboundedReceiver<Acks>,
+    /// Counts this connection's (re)connections.
+    epoch: u64,
+}
+
+/// Packet ids the writer has committed, of one connection's `epoch`.
+pub(crate) struct Acks {
+    epoch: u64,
+    pkids: Vec<u16>,
+}
+
+/// What the reader does next.
+enum Step {
+    Event(Result<Event, rumqttc::ConnectionError>),
+    Ack(Acks),
+    Stop,
 }
 
 impl Reader {
@@ -237,11 +288,31 @@ impl Reader {
         let broker = format!("{}:{}", self.cfg.broker.host, self.cfg.broker.port);
         let mut counted = false;
         let mut backoff = Duration::from_millis(100);
+        let mut chunk = self.chunk();
         loop {
-            let event = tokio::select! {
+            // What the client read from the socket in one go comes out of
+            // `poll` without waiting: decode it all, then hand it over at
+            // once (one wake-up of the writer and of each shard, not one
+            // per message).
+            if !chunk.keys.is_empty() && (eventloop.state.events.is_empty() || chunk.is_full()) {
+                let full = std::mem::replace(&mut chunk, self.chunk());
+                if !self.hand_over(full).await {
+                    break;
+                }
+            }
+            let step = tokio::select! {
                 biased;
-                _ = shutdown.wait_for(|stop| *stop) => break,
-                ev = eventloop.poll() => ev,
+                _ = shutdown.wait_for(|stop| *stop) => Step::Stop,
+                Some(acks) = self.acks.recv() => Step::Ack(acks),
+                ev = eventloop.poll() => Step::Event(ev),
+            };
+            let event = match step {
+                Step::Stop => break,
+                Step::Ack(acks) => {
+                    self.acknowledge(&mut eventloop, acks).await;
+                    continue;
+                }
+                Step::Event(ev) => ev,
             };
             match event {
                 Ok(Event::Incoming(Packet::Publish(p))) if p.topic.starts_with("$SYS/") => {
@@ -250,19 +321,20 @@ impl Reader {
                     }
                 }
                 Ok(Event::Incoming(Packet::Publish(p))) => {
-                    let decoded = self.decode(p);
-                    if let Some(detection) = &self.detection {
-                        for fix in &decoded.fixes {
-                            detection.send(*fix).await;
-                        }
-                    }
-                    if self.tx.send(decoded).await.is_err() {
-                        tracing::error!("fix writer stopped; ingest stops");
-                        break;
-                    }
+                    self.decode(p, &mut chunk);
                 }
                 Ok(Event::Incoming(Packet::ConnAck(ack))) => {
                     backoff = Duration::from_millis(100);
+                    // What the last connection read goes first, to be
+                    // acknowledged (if at all) under its own epoch.
+                    if !chunk.keys.is_empty() {
+                        let read = std::mem::replace(&mut chunk, self.chunk());
+                        if !self.hand_over(read).await {
+                            break;
+                        }
+                    }
+                    self.epoch += 1;
+                    chunk.epoch = self.epoch;
                     tracing::info!(%broker, connection = self.conn, session_present = ack.session_present, "connected to MQTT broker");
                     let filters = subscriptions(&self.cfg.topic_prefix, self.buckets)
                         .into_iter()
@@ -289,6 +361,12 @@ impl Reader {
                 }
                 Ok(_) => {}
                 Err(e) => {
+                    if !chunk.keys.is_empty() {
+                        let read = std::mem::replace(&mut chunk, self.chunk());
+                        if !self.hand_over(read).await {
+                            break;
+                        }
+                    }
                     self.metrics
                         .mqtt_reconnects
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -301,14 +379,84 @@ impl Reader {
                 }
             }
         }
+        // What was read before shutdown still goes to the writer, which
+        // commits everything it got before it stops.
+        if !chunk.keys.is_empty() {
+            self.hand_over(chunk).await;
+        }
         let _ = self.client.try_disconnect();
     }
 
-    fn decode(&mut self, p: Publish) -> Decoded {
+    fn chunk(&self) -> Decoded {
+        Decoded {
+            conn: self.conn,
+            epoch: self.epoch,
+            ..Decoded::default()
+        }
+    }
+
+    /// Writes the PUBACKs of committed messages straight onto the
+    /// connection, all of them in one write: through the client's request
+    /// queue each one cost an event-loop turn and a write of its own. Only
+    /// on the connection they came in on (else the broker resends them).
+    async fn acknowledge(&mut self, eventloop: &mut EventLoop, acks: Acks) {
+        let Some(network) = eventloop.network.as_mut() else {
+            return;
+        };
+        if acks.epoch != self.epoch {
+            return;
+        }
+        let write = async {
+            for pkid in acks.pkids {
+                network.write(Packet::PubAck(PubAck::new(pkid))).await?;
+            }
+            network.flush().await
+        };
+        // A broker that reads nothing for this long is dead to us; the
+        // connection's next read says so and reconnects.
+        match tokio::time::timeout(self.cfg.keep_alive, write).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, connection = self.conn, "cannot acknowledge; the broker will resend")
+            }
+            Err(_) => {
+                tracing::warn!(
+                    connection = self.conn,
+                    "acknowledging timed out; the broker will resend"
+                )
+            }
+        }
+    }
+
+    /// Hands decoded messages to detection and the writer. False once the
+    /// writer has stopped.
+    async fn hand_over(&mut self, mut chunk: Decoded) -> bool {
+        if let Some(detection) = &self.detection {
+            detection.send_all(&chunk.fixes).await;
+        }
+        // A full queue holds the reader back (back-pressure); the semaphore
+        // is never closed.
+        let messages = chunk.keys.len().clamp(1, self.cfg.queue_capacity);
+        chunk.room = self
+            .room
+            .clone()
+            .acquire_many_owned(u32::try_from(messages).unwrap_or(u32::MAX))
+            .await
+            .ok();
+        if self.tx.send(chunk).is_err() {
+            tracing::error!("fix writer stopped; ingest stops");
+            return false;
+        }
+        true
+    }
+
+    /// Decodes one message into `chunk`.
+    fn decode(&mut self, p: Publish, chunk: &mut Decoded) {
         use std::sync::atomic::Ordering::Relaxed;
         self.metrics.messages_received.fetch_add(1, Relaxed);
         let now_ms = chrono::Utc::now().timestamp_millis();
-        let mut fixes = Vec::new();
+        let fixes = &mut self.scratch;
+        fixes.clear();
         let mut rejects = Vec::new();
         let device = match parse_position_topic(&self.cfg.topic_prefix, &p.topic) {
             Ok((_bucket, device)) => {
@@ -316,10 +464,10 @@ impl Reader {
                     &p.payload,
                     &device,
                     self.cfg.max_payload_bytes,
-                    &mut fixes,
+                    fixes,
                     &mut rejects,
                 );
-                decode::refuse_future(&mut fixes, now_ms, self.cfg.max_future_ms, &mut rejects);
+                decode::refuse_future(fixes, now_ms, self.cfg.max_future_ms, &mut rejects);
                 Some(device)
             }
             Err(detail) => {
@@ -330,11 +478,10 @@ impl Reader {
                 None
             }
         };
-        let mut dead = Vec::with_capacity(rejects.len());
         for r in rejects {
             self.metrics.reject(r.reason);
             self.log.maybe_log(device.as_ref(), &p.topic, &r, now_ms);
-            dead.push(DeadLetter::new(
+            chunk.dead.push(DeadLetter::new(
                 now_ms,
                 &p.topic,
                 r.reason.label(),
@@ -342,19 +489,15 @@ impl Reader {
                 &p.payload,
             ));
         }
-        for f in &fixes {
+        for f in self.scratch.iter() {
             if !self.registry.is_registered(&f.device_id) {
                 self.metrics.fixes_unregistered.fetch_add(1, Relaxed);
             }
         }
-        let key = message_key(&p.topic, &p.payload);
-        let publish = (p.qos != QoS::AtMostOnce).then_some(p);
-        Decoded {
-            key,
-            fixes,
-            dead,
-            publish,
-            conn: self.conn,
+        chunk.fixes.extend_from_slice(&self.scratch);
+        chunk.keys.push(message_key(&p.topic, &p.payload));
+        if p.qos != QoS::AtMostOnce {
+            chunk.acks.push(p.pkid);
         }
     }
 }

@@ -18,16 +18,19 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rumqttc::{AsyncClient, Publish};
 use tokio::sync::{broadcast, mpsc, watch};
 
-use super::{Decoded, IngestConfig};
+use super::{Acks, Decoded, IngestConfig};
 use crate::fix::Fix;
 use crate::metrics::Metrics;
 use crate::store::{DeadLetter, Store, StoreError};
 
 /// A batch is written once nothing has arrived for this long.
 const BATCH_IDLE: Duration = Duration::from_millis(3);
+
+/// Handoffs taken off the queue at once (each some messages a reader
+/// decoded in one go).
+const HANDOFFS_AT_ONCE: usize = 64;
 
 /// How long the writer goes on retrying once shutdown has begun.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -36,10 +39,10 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 const QUARANTINED: &str = "store_refused";
 
 pub(super) async fn run(
-    mut rx: mpsc::Receiver<Decoded>,
+    mut rx: mpsc::UnboundedReceiver<Decoded>,
     store: Store,
     metrics: Arc<Metrics>,
-    clients: Vec<AsyncClient>,
+    acks: Vec<mpsc::UnboundedSender<Acks>>,
     cfg: IngestConfig,
     shutdown: watch::Receiver<bool>,
     committed: broadcast::Sender<u64>,
@@ -49,16 +52,18 @@ pub(super) async fn run(
         shutdown,
         deadline: None,
     };
-    while let Some(first) = rx.recv().await {
-        batch.absorb(first);
+    let mut arrived = Vec::new();
+    while rx.recv_many(&mut arrived, HANDOFFS_AT_ONCE).await > 0 {
+        batch.absorb(&mut arrived);
         let deadline = tokio::time::Instant::now() + cfg.batch_max_wait;
         while batch.fixes.len() < cfg.batch_size {
             // A broker holding back until we acknowledge (QoS 1 with a small
             // in-flight window) sends nothing more: write what we have.
             let idle = (tokio::time::Instant::now() + BATCH_IDLE).min(deadline);
-            match tokio::time::timeout_at(idle, rx.recv()).await {
-                Ok(Some(msg)) => batch.absorb(msg),
-                Ok(None) | Err(_) => break,
+            match tokio::time::timeout_at(idle, rx.recv_many(&mut arrived, HANDOFFS_AT_ONCE)).await
+            {
+                Ok(n) if n > 0 => batch.absorb(&mut arrived),
+                Ok(_) | Err(_) => break,
             }
         }
         let writer = Writer {
@@ -67,7 +72,7 @@ pub(super) async fn run(
             cfg: &cfg,
         };
         if writer.commit(&mut batch, &mut stop).await {
-            batch.ack(&clients);
+            batch.ack(&acks);
             for key in batch.keys.drain(..) {
                 // No one listening is the usual case.
                 let _ = committed.send(key);
@@ -108,36 +113,36 @@ impl Stop {
 struct Batch {
     fixes: Vec<Fix>,
     dead: Vec<DeadLetter>,
-    /// With the index of the connection each came in on.
-    acks: Vec<(usize, Publish)>,
+    /// Packet ids, with the connection (and its epoch) each came in on.
+    acks: Vec<(usize, u64, u16)>,
     keys: Vec<u64>,
 }
 
 impl Batch {
-    fn absorb(&mut self, msg: Decoded) {
-        self.fixes.extend_from_slice(&msg.fixes);
-        self.dead.extend(msg.dead);
-        self.acks.extend(msg.publish.map(|p| (msg.conn, p)));
-        self.keys.push(msg.key);
+    fn absorb(&mut self, arrived: &mut Vec<Decoded>) {
+        for msg in arrived.drain(..) {
+            self.fixes.extend_from_slice(&msg.fixes);
+            self.dead.extend(msg.dead);
+            let (conn, epoch) = (msg.conn, msg.epoch);
+            self.acks
+                .extend(msg.acks.iter().map(|&pkid| (conn, epoch, pkid)));
+            self.keys.extend_from_slice(&msg.keys);
+        }
     }
 
-    /// The request queue is far larger than any broker's in-flight window,
-    /// so `try_ack` succeeds; should it not, the ack waits in its own task
-    /// rather than stall the writer.
-    fn ack(&mut self, clients: &[AsyncClient]) {
-        for (conn, p) in self.acks.drain(..) {
-            let Some(client) = clients.get(conn) else {
-                continue;
-            };
-            if client.try_ack(&p).is_err() {
-                let client = client.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = client.ack(&p).await {
-                        tracing::warn!(error = %e, "cannot acknowledge a publish; the broker will resend it");
-                    }
-                });
+    /// Hands the packet ids to the readers that own their connections,
+    /// one handoff per connection and epoch (a reader gone at shutdown
+    /// leaves them unacknowledged: the broker resends them).
+    fn ack(&mut self, readers: &[mpsc::UnboundedSender<Acks>]) {
+        self.acks.sort_by_key(|&(conn, epoch, _)| (conn, epoch));
+        for group in self.acks.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)) {
+            let (conn, epoch, _) = group[0];
+            if let Some(reader) = readers.get(conn) {
+                let pkids = group.iter().map(|a| a.2).collect();
+                let _ = reader.send(Acks { epoch, pkids });
             }
         }
+        self.acks.clear();
     }
 }
 

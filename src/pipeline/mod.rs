@@ -64,30 +64,56 @@ impl DetectionInput {
     /// Hands a fix to the shard that owns its vehicle; waits while that
     /// shard is busy (back-pressure). False once detection has stopped.
     pub async fn send(&self, fix: Fix) -> bool {
-        self.route(ShardInput {
-            fix,
-            warm_up: false,
-        })
-        .await
+        self.send_all(&[fix]).await
+    }
+
+    /// Hands fixes to the shards that own their vehicles, one handoff per
+    /// shard for all of its fixes (in their order here): what ingest read
+    /// from the broker in one go wakes each shard once, not once a fix.
+    /// False once detection has stopped.
+    pub async fn send_all(&self, fixes: &[Fix]) -> bool {
+        self.route(fixes, false).await
     }
 
     /// Replays an already handled fix to rebuild state after a restart:
     /// episodes it opens are not raised again (they were before).
     pub async fn warm_up(&self, fix: Fix) -> bool {
-        self.route(ShardInput { fix, warm_up: true }).await
+        self.route(&[fix], true).await
     }
 
-    async fn route(&self, input: ShardInput) -> bool {
-        let i = (self.hasher.hash_one(input.fix.device_id) % self.shards.len() as u64) as usize;
-        self.shards[i].send(input).await.is_ok()
+    async fn route(&self, fixes: &[Fix], warm_up: bool) -> bool {
+        let n = self.shards.len();
+        let shard_of = |f: &Fix| (self.hasher.hash_one(f.device_id) % n as u64) as usize;
+        if let [fix] = fixes {
+            let input = ShardInput {
+                fixes: vec![*fix],
+                warm_up,
+            };
+            return self.shards[shard_of(fix)].send(input).await.is_ok();
+        }
+        let mut parts: Vec<Vec<Fix>> = vec![Vec::new(); n];
+        for f in fixes {
+            parts[shard_of(f)].push(*f);
+        }
+        let mut open = true;
+        for (shard, fixes) in self.shards.iter().zip(parts) {
+            if !fixes.is_empty() {
+                open &= shard.send(ShardInput { fixes, warm_up }).await.is_ok();
+            }
+        }
+        open
     }
 }
 
-/// A fix for a shard, and whether it is only rebuilding state.
+/// Fixes for a shard, in order, and whether they only rebuild state.
 pub(crate) struct ShardInput {
-    fix: Fix,
+    fixes: Vec<Fix>,
     warm_up: bool,
 }
+
+/// Handoffs a shard's queue holds (each a few fixes at most, or one
+/// message's array): enough to ride out a burst, bounded memory.
+const SHARD_QUEUE: usize = 2_000;
 
 /// Rebuilds rule state from the fixes stored in the last `window_ms` of
 /// event time (before where the fleet clock stood: measured as it is, so a
@@ -136,7 +162,7 @@ impl Detection {
         let mut senders = Vec::new();
         let mut shards = Vec::new();
         for index in 0..shard_count {
-            let (tx, rx) = mpsc::channel(10_000);
+            let (tx, rx) = mpsc::channel(SHARD_QUEUE);
             senders.push(tx);
             let shard = shard::Shard::new(
                 index,

@@ -120,9 +120,12 @@ impl Shard {
         loop {
             tokio::select! {
                 input = rx.recv() => match input {
-                    Some(ShardInput { fix, warm_up }) => {
-                        self.backlog = !rx.is_empty();
-                        self.on_fix(fix, warm_up).await
+                    Some(ShardInput { fixes, warm_up }) => {
+                        let last = fixes.len().saturating_sub(1);
+                        for (i, fix) in fixes.into_iter().enumerate() {
+                            self.backlog = i < last || !rx.is_empty();
+                            self.on_fix(fix, warm_up).await
+                        }
                     }
                     None => break,
                 },

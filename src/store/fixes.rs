@@ -81,14 +81,15 @@ impl Store {
         let mut inserted = 0;
         match &mut tx {
             Backend::Sqlite(t) => {
-                for chunk in sorted.chunks(sqlite::FIXES_PER_INSERT) {
+                let mut rest = &sorted[..];
+                for size in sqlite::insert_chunks(sorted.len()) {
+                    let (chunk, after) = rest.split_at(size);
                     inserted += sqlite::insert_fixes(t, chunk, received_ms).await?;
+                    rest = after;
                 }
             }
             Backend::Postgres(t) => {
-                for chunk in sorted.chunks(postgres::FIXES_PER_INSERT) {
-                    inserted += postgres::insert_fixes(t, chunk, received_ms).await?;
-                }
+                inserted += postgres::copy_fixes(t, &sorted, received_ms).await?;
             }
         }
         tx.commit().await?;

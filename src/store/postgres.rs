@@ -1,5 +1,5 @@
 //! What only PostgreSQL does: connecting (with a probe that reports why it
-//! cannot), fixes written through `UNNEST` arrays, id lists as arrays, and
+//! cannot), fixes written through binary `COPY`, id lists as arrays, and
 //! `fixes` partitioned by day.
 //!
 //! Partitions: `fixes` is partitioned by range of `ts_ms`, one partition a
@@ -31,11 +31,6 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
 pub const TABLE_EXISTS: &str = "SELECT COUNT(*) FROM pg_catalog.pg_tables \
      WHERE schemaname = current_schema() AND tablename = $1";
 
-/// Fixes per INSERT. Fixes go in as 10 arrays (`UNNEST`), so the statement
-/// has 11 parameters whatever the batch size; the cap only bounds the size of
-/// one message. Ingest batches (<= 1000) fit in one statement.
-pub const FIXES_PER_INSERT: usize = 5000;
-
 /// Connections per instance: the ingest writer, the pipeline's case filing
 /// and a few HTTP requests at once, without hogging a shared server's
 /// `max_connections` when several instances run.
@@ -65,6 +60,12 @@ pub async fn connect(url: &str) -> anyhow::Result<PgPool> {
     PgPoolOptions::new()
         .max_connections(POOL_SIZE)
         .acquire_timeout(Duration::from_secs(10))
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                sqlx::Executor::execute(&mut *conn, STAGING_TABLE).await?;
+                Ok(())
+            })
+        })
         .connect_with(opts)
         .await
         .map_err(|e| anyhow::anyhow!("cannot connect to PostgreSQL `{shown}`: {e}"))
@@ -274,40 +275,85 @@ pub fn redact_url(url: &str) -> String {
     format!("{head}{authority}{tail}")
 }
 
-/// Writes one chunk of fixes ([`FIXES_PER_INSERT`] at most) as ten arrays,
-/// ignoring duplicates; returns how many were new.
-pub async fn insert_fixes(
+/// The session's staging table for [`copy_fixes`]: made once per
+/// connection (temporary, so neither logged nor seen by other sessions),
+/// emptied by every commit.
+pub const STAGING_TABLE: &str = "CREATE TEMPORARY TABLE IF NOT EXISTS fixes_in (\
+     device_id TEXT NOT NULL, ts_ms BIGINT NOT NULL, lat DOUBLE PRECISION NOT NULL, \
+     lon DOUBLE PRECISION NOT NULL, speed_kmh DOUBLE PRECISION NOT NULL, \
+     heading DOUBLE PRECISION, acc BOOLEAN, tipper_up BOOLEAN, cover_closed BOOLEAN, \
+     load_t DOUBLE PRECISION) ON COMMIT DELETE ROWS";
+
+/// Writes fixes (in key order) through `COPY ... FROM STDIN (FORMAT
+/// binary)` into the session's staging table, then into `fixes` in one
+/// `INSERT ... SELECT`, ignoring duplicates (which COPY alone cannot);
+/// returns how many were new. Once per transaction: its commit (or
+/// rollback) empties the staging table again.
+pub async fn copy_fixes(
     conn: &mut PgConnection,
-    chunk: &[&Fix],
+    fixes: &[&Fix],
     received_ms: i64,
 ) -> Result<u64, sqlx::Error> {
-    let column = |f: fn(&Fix) -> f64| chunk.iter().map(|x| f(x)).collect::<Vec<_>>();
-    let flag = |f: fn(&Fix) -> Option<bool>| chunk.iter().map(|x| f(x)).collect::<Vec<_>>();
-    sqlx::query(&format!(
-        "INSERT INTO fixes ({FIX_COLUMNS}, received_ms) \
-         SELECT d, t, la, lo, s, h, a, tu, cc, l, $11 \
-         FROM UNNEST($1::text[], $2::bigint[], $3::float8[], $4::float8[], $5::float8[], \
-                     $6::float8[], $7::bool[], $8::bool[], $9::bool[], $10::float8[]) \
-              AS f(d, t, la, lo, s, h, a, tu, cc, l) \
+    let data = binary_copy(fixes);
+    let mut copy = conn
+        .copy_in_raw(&format!(
+            "COPY fixes_in ({FIX_COLUMNS}) FROM STDIN (FORMAT binary)"
+        ))
+        .await?;
+    if let Err(e) = copy.send(data).await {
+        let _ = copy.abort("muckwatch could not send the batch").await;
+        return Err(e);
+    }
+    copy.finish().await?;
+    let inserted = sqlx::query(&format!(
+        "INSERT INTO fixes ({FIX_COLUMNS}, received_ms) SELECT {FIX_COLUMNS}, $1 FROM fixes_in \
          ON CONFLICT (device_id, ts_ms) DO NOTHING"
     ))
-    .bind(
-        chunk
-            .iter()
-            .map(|f| f.device_id.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind(chunk.iter().map(|f| f.ts_ms).collect::<Vec<_>>())
-    .bind(column(|f| f.lat))
-    .bind(column(|f| f.lon))
-    .bind(column(|f| f.speed_kmh))
-    .bind(chunk.iter().map(|f| f.heading).collect::<Vec<_>>())
-    .bind(flag(|f| f.acc))
-    .bind(flag(|f| f.tipper_up))
-    .bind(flag(|f| f.cover_closed))
-    .bind(chunk.iter().map(|f| f.load_t).collect::<Vec<_>>())
     .bind(received_ms)
     .execute(&mut *conn)
-    .await
-    .map(|done| done.rows_affected())
+    .await?
+    .rows_affected();
+    Ok(inserted)
+}
+
+/// Fixes in PostgreSQL's binary COPY format: the signature, then per row
+/// the field count and each field as its length and big-endian value
+/// (length -1: NULL), then the trailer.
+fn binary_copy(fixes: &[&Fix]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(19 + fixes.len() * 128 + 2);
+    out.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
+    out.extend_from_slice(&0i32.to_be_bytes()); // flags
+    out.extend_from_slice(&0i32.to_be_bytes()); // header extension
+    let float = |out: &mut Vec<u8>, v: Option<f64>| match v {
+        Some(v) => {
+            out.extend_from_slice(&8i32.to_be_bytes());
+            out.extend_from_slice(&v.to_be_bytes());
+        }
+        None => out.extend_from_slice(&(-1i32).to_be_bytes()),
+    };
+    let flag = |out: &mut Vec<u8>, v: Option<bool>| match v {
+        Some(v) => {
+            out.extend_from_slice(&1i32.to_be_bytes());
+            out.push(u8::from(v));
+        }
+        None => out.extend_from_slice(&(-1i32).to_be_bytes()),
+    };
+    for f in fixes {
+        out.extend_from_slice(&10i16.to_be_bytes());
+        let id = f.device_id.as_str().as_bytes();
+        out.extend_from_slice(&(id.len() as i32).to_be_bytes());
+        out.extend_from_slice(id);
+        out.extend_from_slice(&8i32.to_be_bytes());
+        out.extend_from_slice(&f.ts_ms.to_be_bytes());
+        float(&mut out, Some(f.lat));
+        float(&mut out, Some(f.lon));
+        float(&mut out, Some(f.speed_kmh));
+        float(&mut out, f.heading);
+        flag(&mut out, f.acc);
+        flag(&mut out, f.tipper_up);
+        flag(&mut out, f.cover_closed);
+        float(&mut out, f.load_t);
+    }
+    out.extend_from_slice(&(-1i16).to_be_bytes());
+    out
 }

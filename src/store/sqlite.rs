@@ -19,9 +19,30 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
 pub const TABLE_EXISTS: &str =
     "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = $1";
 
-/// Rows per INSERT: 11 parameters each stays far below SQLite's limit of
-/// 32766 bound parameters.
-pub const FIXES_PER_INSERT: usize = 500;
+/// Rows per INSERT at most: 11 parameters each stays far below SQLite's
+/// limit of 32766 bound parameters.
+pub const FIXES_PER_INSERT: usize = 512;
+
+/// The row counts of the INSERTs a batch of `n` fixes is written in: as
+/// many [`FIXES_PER_INSERT`] as fit, then the powers of two of what is
+/// left. A statement's text depends only on its row count, so ingest's
+/// batches of every size use at most ten texts, all prepared once per
+/// connection and kept in sqlx's statement cache, instead of one text (and
+/// a parse of up to 5,500 placeholders) per batch size, which churned the
+/// cache of 100 statements.
+pub fn insert_chunks(n: usize) -> impl Iterator<Item = usize> {
+    let full = n / FIXES_PER_INSERT;
+    let rest = n % FIXES_PER_INSERT;
+    std::iter::repeat_n(FIXES_PER_INSERT, full).chain(
+        (0..FIXES_PER_INSERT.trailing_zeros())
+            .rev()
+            .map(|bit| 1 << bit)
+            .filter(move |size| rest & size != 0),
+    )
+}
+
+/// Page cache per connection (KiB), grown only as pages are used.
+const CACHE_KIB: u32 = 32 * 1024;
 
 pub async fn connect(url: &str) -> anyhow::Result<SqlitePool> {
     let opts = SqliteConnectOptions::from_str(url)
@@ -30,7 +51,14 @@ pub async fn connect(url: &str) -> anyhow::Result<SqlitePool> {
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
         .busy_timeout(Duration::from_secs(10))
-        .foreign_keys(true);
+        .foreign_keys(true)
+        // The profile of ingest: a multi-row INSERT ... ON CONFLICT in a
+        // transaction keeps a statement journal, by default a temporary
+        // file written page by page; and SQLite's default 2 MB page cache
+        // made each batch re-read index pages of `fixes` and spill dirty
+        // ones to the WAL before commit.
+        .pragma("temp_store", "memory")
+        .pragma("cache_size", format!("-{}", CACHE_KIB));
     SqlitePoolOptions::new()
         .max_connections(4)
         .connect_with(opts)
@@ -46,7 +74,7 @@ pub fn push_in_ids(q: &mut Sql, ids: &[i64]) {
         .push("))");
 }
 
-/// Writes one chunk of fixes ([`FIXES_PER_INSERT`] at most), ignoring
+/// Writes one chunk of fixes (of a size [`insert_chunks`] gives), ignoring
 /// duplicates; returns how many were new. Built with sqlx's own builder: its
 /// `?` placeholders and borrowed values are the cheapest SQLite binds.
 pub async fn insert_fixes(
@@ -71,4 +99,21 @@ pub async fn insert_fixes(
     });
     q.push(" ON CONFLICT (device_id, ts_ms) DO NOTHING");
     Ok(q.build().execute(conn).await?.rows_affected())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_is_written_in_few_statements_of_few_sizes() {
+        for n in [0, 1, 7, 500, 512, 1000, 1023, 5000] {
+            let sizes: Vec<usize> = insert_chunks(n).collect();
+            assert_eq!(sizes.iter().sum::<usize>(), n, "{n}: {sizes:?}");
+            assert!(sizes
+                .iter()
+                .all(|s| s.is_power_of_two() && *s <= FIXES_PER_INSERT));
+            assert!(sizes.len() <= n / FIXES_PER_INSERT + 9, "{n}: {sizes:?}");
+        }
+    }
 }
