@@ -212,9 +212,13 @@ async fn pass(
         }
         match client.post(hook, &ev).await {
             Ok(()) => {
-                // Retried until stored: marking it lost would send it again.
+                // Retried until stored (not marking it sends it again,
+                // same id, once its lease runs out), but not past shutdown.
                 while let Err(e) = store.outbox_delivered(key, ev.seq, now_ms()).await {
                     tracing::error!(error = %e, id = %ev.id, "cannot mark an event delivered; retrying");
+                    if *shutdown.borrow() {
+                        return Ok(delivered);
+                    }
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
                 metrics.outbox_delivered.fetch_add(1, Relaxed);

@@ -20,6 +20,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::stream::{self, Stream, StreamExt};
 use tokio::sync::broadcast::error::RecvError;
 
+use super::auth::Bearer;
 use super::time::format_ms;
 use super::{ApiError, AppState, Caller};
 use crate::alerts::{messages, Alert};
@@ -27,12 +28,15 @@ use crate::auth::Role;
 use crate::store::ViolationFilter;
 
 /// How far back the backlog reaches, and how many alerts it holds at most.
+/// How often a quiet stream checks that its token is still valid.
+const TOKEN_RECHECK: Duration = Duration::from_secs(5);
 const BACKLOG_MS: i64 = 12 * 3_600_000;
 const BACKLOG_MAX: i64 = 200;
 
 pub async fn stream(
     State(state): State<AppState>,
     caller: Caller,
+    bearer: Bearer,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let department = match &caller.0 {
@@ -54,12 +58,20 @@ pub async fn stream(
     let backlog = stream::iter(backlog.into_iter().map(|(_, e)| Ok(e)));
     let shutdown = state.shutdown.clone();
     let live = stream::unfold(
-        (rx, shutdown, sent),
-        move |(mut rx, mut shutdown, sent)| async move {
+        (rx, shutdown, sent, state, bearer),
+        move |(mut rx, mut shutdown, sent, state, bearer)| async move {
             loop {
-                let next = tokio::select! {
+                // A revoked or expired token ends the stream (checked at
+                // least every TOKEN_RECHECK).
+                let woke = tokio::select! {
                     _ = shutdown.wait_for(|s| *s) => return None,
-                    r = rx.recv() => r,
+                    r = tokio::time::timeout(TOKEN_RECHECK, rx.recv()) => r,
+                };
+                let Ok(next) = woke else {
+                    if !bearer.still_active(&state).await {
+                        return None;
+                    }
+                    continue;
                 };
                 match next {
                     Ok(alert) => {
@@ -68,18 +80,21 @@ pub async fn stream(
                         {
                             continue;
                         }
+                        if !bearer.still_active(&state).await {
+                            return None;
+                        }
                         let data = serde_json::to_string(&*alert).unwrap_or_default();
                         let event = Event::default()
                             .event("alert")
                             .id(alert.violation_id.to_string())
                             .data(data);
-                        return Some((Ok(event), (rx, shutdown, sent)));
+                        return Some((Ok(event), (rx, shutdown, sent, state, bearer)));
                     }
                     Err(RecvError::Lagged(n)) => {
                         let event = Event::default()
                             .event("lagged")
                             .data(format!("{n} alerts were skipped"));
-                        return Some((Ok(event), (rx, shutdown, sent)));
+                        return Some((Ok(event), (rx, shutdown, sent, state, bearer)));
                     }
                     Err(RecvError::Closed) => return None,
                 }

@@ -383,6 +383,9 @@ async fn approve(
     let number = app.permit_id.as_deref().unwrap_or(number);
     let permit = app.request.to_permit(number, &app.firm_id);
     create(state, id, &permit, now).await?;
+    // Active in the database from here on: detection must know it even if
+    // marking the application approved fails below.
+    state.registry.upsert_permit(permit.clone());
     let app = match state.store.finish_approval(id, now).await {
         Ok(app) => app,
         // Two approvals at once: the other one finished it.
@@ -393,7 +396,6 @@ async fn approve(
     };
     state.metrics.applications_approved.fetch_add(1, Relaxed);
     tracing::info!(application = id, permit = %permit.id, firm = %permit.firm_id, actor, "permit application approved, permit active");
-    state.registry.upsert_permit(permit);
     Ok(Ok(app))
 }
 

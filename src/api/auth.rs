@@ -28,27 +28,9 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Caller, ApiError> {
-        let header = parts.headers.get(AUTHORIZATION).ok_or_else(|| {
-            ApiError::unauthorized("missing `Authorization: Bearer <token>` header")
-        })?;
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|h| {
-                h.strip_prefix("Bearer ")
-                    .or_else(|| h.strip_prefix("bearer "))
-            })
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| {
-                ApiError::unauthorized("Authorization header is not `Bearer <token>`")
-            })?;
+        let hash = bearer_hash(parts)?;
         let now = chrono::Utc::now().timestamp_millis();
-        match state
-            .tokens
-            .lookup(&state.store, &token_hash(token))
-            .await?
-        {
+        match state.tokens.lookup(&state.store, &hash).await? {
             Some(t) => match t.state(now) {
                 TokenState::Active => Ok(Caller(t.role)),
                 TokenState::Expired => Err(ApiError::unauthorized("token expired")),
@@ -56,5 +38,50 @@ impl FromRequestParts<AppState> for Caller {
             },
             None => Err(ApiError::unauthorized("unknown token")),
         }
+    }
+}
+
+/// The hash of the request's bearer token; 401 without one.
+fn bearer_hash(parts: &Parts) -> Result<String, ApiError> {
+    let header = parts
+        .headers
+        .get(AUTHORIZATION)
+        .ok_or_else(|| ApiError::unauthorized("missing `Authorization: Bearer <token>` header"))?;
+    let token = header
+        .to_str()
+        .ok()
+        .and_then(|h| {
+            h.strip_prefix("Bearer ")
+                .or_else(|| h.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| ApiError::unauthorized("Authorization header is not `Bearer <token>`"))?;
+    Ok(token_hash(token))
+}
+
+/// The bearer token of a long-lived request (a stream), kept to check
+/// that it stays valid: a revoked or expired token ends the stream.
+#[derive(Debug, Clone)]
+pub struct Bearer(String);
+
+impl Bearer {
+    /// Whether the token is still active (a revocation is seen within the
+    /// token cache's bound). A database error keeps the stream going.
+    pub async fn still_active(&self, state: &AppState) -> bool {
+        let now = chrono::Utc::now().timestamp_millis();
+        match state.tokens.lookup(&state.store, &self.0).await {
+            Ok(Some(t)) => t.state(now) == TokenState::Active,
+            Ok(None) => false,
+            Err(_) => true,
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Bearer {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Bearer, ApiError> {
+        bearer_hash(parts).map(Bearer)
     }
 }

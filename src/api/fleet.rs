@@ -34,6 +34,7 @@ use futures_util::stream::{self, Stream};
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use super::auth::Bearer;
 use super::export::{col, list_response, Column, ListFormat};
 use super::time::format_ms;
 use super::{ApiError, AppState, Caller, Paging};
@@ -43,6 +44,9 @@ use crate::rules::VehicleContext;
 
 /// The least time between two `delta` events of a stream.
 pub const DELTA_EVERY: Duration = Duration::from_millis(1000);
+
+/// How often a quiet stream checks that its token is still valid.
+const TOKEN_RECHECK: Duration = Duration::from_secs(5);
 
 /// The newest fix as the live map shows it.
 #[derive(Serialize)]
@@ -238,6 +242,7 @@ fn render(
 pub async fn stream(
     State(state): State<AppState>,
     caller: Caller,
+    bearer: Bearer,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let firm = caller.0.firm().cloned();
     let versions = state.live.subscribe();
@@ -247,29 +252,47 @@ pub async fn stream(
     };
     let events = stream::unfold(
         (state, firm, versions, shutdown, sent, true),
-        |(state, firm, mut versions, mut shutdown, mut sent, first)| async move {
-            loop {
-                if !first {
-                    // At most one delta per DELTA_EVERY, and none until
-                    // something was published.
-                    let wait = async {
-                        tokio::time::sleep(DELTA_EVERY).await;
-                        versions.changed().await
-                    };
-                    tokio::select! {
-                        _ = shutdown.wait_for(|s| *s) => return None,
-                        r = wait => if r.is_err() { return None },
+        move |(state, firm, mut versions, mut shutdown, mut sent, first)| {
+            let bearer = bearer.clone();
+            async move {
+                loop {
+                    if !first {
+                        // At most one delta per DELTA_EVERY, and none until
+                        // something was published; the token is checked at
+                        // least every TOKEN_RECHECK.
+                        let wait = async {
+                            tokio::time::sleep(DELTA_EVERY).await;
+                            tokio::time::timeout(TOKEN_RECHECK, versions.changed()).await
+                        };
+                        let woke = tokio::select! {
+                            _ = shutdown.wait_for(|s| *s) => return None,
+                            r = wait => r,
+                        };
+                        match woke {
+                            Ok(Err(_)) => return None,
+                            Ok(Ok(())) => {}
+                            Err(_quiet) => {
+                                if !bearer.still_active(&state).await {
+                                    return None;
+                                }
+                                continue;
+                            }
+                        }
                     }
-                }
-                versions.borrow_and_update();
-                let fleet = state.registry.by_plate();
-                let live = state.live.snapshot();
-                let data = render(&state, firm.as_ref(), &fleet, &live, &mut sent, first);
-                if let Some(data) = data {
-                    let event = Event::default()
-                        .event(if first { "snapshot" } else { "delta" })
-                        .data(data);
-                    return Some((Ok(event), (state, firm, versions, shutdown, sent, false)));
+                    // A revoked or expired token gets nothing more.
+                    if !bearer.still_active(&state).await {
+                        return None;
+                    }
+                    versions.borrow_and_update();
+                    let fleet = state.registry.by_plate();
+                    let live = state.live.snapshot();
+                    let data = render(&state, firm.as_ref(), &fleet, &live, &mut sent, first);
+                    if let Some(data) = data {
+                        let event = Event::default()
+                            .event(if first { "snapshot" } else { "delta" })
+                            .data(data);
+                        return Some((Ok(event), (state, firm, versions, shutdown, sent, false)));
+                    }
                 }
             }
         },

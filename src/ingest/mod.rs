@@ -303,7 +303,9 @@ impl Reader {
             let step = tokio::select! {
                 biased;
                 _ = shutdown.wait_for(|stop| *stop) => Step::Stop,
-                Some(acks) = self.acks.recv() => Step::Ack(acks),
+                // Not while (re)connecting: an ack would cancel the
+                // handshake in flight, and has nowhere to go yet.
+                Some(acks) = self.acks.recv(), if eventloop.network.is_some() => Step::Ack(acks),
                 ev = eventloop.poll() => Step::Event(ev),
             };
             let event = match step {

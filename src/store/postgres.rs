@@ -307,7 +307,7 @@ pub async fn copy_fixes(
     copy.finish().await?;
     let inserted = sqlx::query(&format!(
         "INSERT INTO fixes ({FIX_COLUMNS}, received_ms) SELECT {FIX_COLUMNS}, $1 FROM fixes_in \
-         ON CONFLICT (device_id, ts_ms) DO NOTHING"
+         ORDER BY device_id, ts_ms ON CONFLICT (device_id, ts_ms) DO NOTHING"
     ))
     .bind(received_ms)
     .execute(&mut *conn)

@@ -363,59 +363,14 @@ async fn browser_officer_follows_a_live_alert_to_its_case_and_a_firm_sees_its_pe
         "screenshots": shots,
         "apply": {"from": day(0), "until": day(30)},
     });
-    let cfg_path = temp_db().with_extension("console.json");
-    std::fs::write(&cfg_path, cfg.to_string()).unwrap();
-
-    let mut node = std::process::Command::new("node")
-        .arg(root.join("tests/browser/console.spec.mjs"))
-        .arg(&cfg_path)
-        .current_dir(root.join("tests/browser"))
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("node runs (is node installed? run .ci/run)");
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let stdout = node.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            println!("node: {line}");
-            let _ = tx.send(line);
-        }
-    });
+    let mut node = BrowserSpec::start("console", &cfg);
     // The officer is signed in and watching: the truck speeds now.
-    let ready = tokio::time::timeout(Duration::from_secs(120), async {
-        while let Some(line) = rx.recv().await {
-            if line.trim() == "READY" {
-                return true;
-            }
-        }
-        false
-    })
-    .await;
-    if ready != Ok(true) {
-        let _ = node.kill();
-        panic!("the browser test never got ready: {ready:?}");
-    }
+    node.ready(Duration::from_secs(120), "the browser test never got ready")
+        .await;
     for fix in speeding_track("dev-c1") {
         p.send("dev-c1", fix).await;
     }
-    let status = tokio::task::spawn_blocking(move || {
-        let deadline = std::time::Instant::now() + Duration::from_secs(300);
-        loop {
-            if let Some(s) = node.try_wait().expect("wait for node") {
-                return Some(s);
-            }
-            if std::time::Instant::now() > deadline {
-                let _ = node.kill();
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    })
-    .await
-    .unwrap();
+    let status = node.finish().await;
     assert!(
         status.is_some_and(|s| s.success()),
         "browser test failed: {status:?} (its output is above)"
@@ -427,4 +382,75 @@ async fn browser_officer_follows_a_live_alert_to_its_case_and_a_firm_sees_its_pe
         );
     }
     app.stop().await;
+}
+
+/// A browser spec (`tests/browser/<name>.spec.mjs`) run by node on a JSON
+/// config; its output is echoed and read line by line.
+struct BrowserSpec {
+    node: std::process::Child,
+    lines: tokio::sync::mpsc::UnboundedReceiver<String>,
+}
+
+impl BrowserSpec {
+    fn start(name: &str, cfg: &Value) -> BrowserSpec {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let cfg_path = temp_db().with_extension(format!("{name}.json"));
+        std::fs::write(&cfg_path, cfg.to_string()).unwrap();
+        let mut node = std::process::Command::new("node")
+            .arg(root.join(format!("tests/browser/{name}.spec.mjs")))
+            .arg(&cfg_path)
+            .current_dir(root.join("tests/browser"))
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("node runs (is node installed? run .ci/run)");
+        let (tx, lines) = tokio::sync::mpsc::unbounded_channel();
+        let stdout = node.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                println!("node: {line}");
+                let _ = tx.send(line);
+            }
+        });
+        BrowserSpec { node, lines }
+    }
+
+    /// Waits for the spec's `READY` line; panics with `what` without it.
+    async fn ready(&mut self, within: Duration, what: &str) {
+        let lines = &mut self.lines;
+        let ready = tokio::time::timeout(within, async {
+            while let Some(line) = lines.recv().await {
+                if line.trim() == "READY" {
+                    return true;
+                }
+            }
+            false
+        })
+        .await;
+        if ready != Ok(true) {
+            let _ = self.node.kill();
+            panic!("{what}: {ready:?}");
+        }
+    }
+
+    /// The spec's exit status; none if it ran past 300 s (then killed).
+    async fn finish(mut self) -> Option<std::process::ExitStatus> {
+        tokio::task::spawn_blocking(move || {
+            let deadline = std::time::Instant::now() + Duration::from_secs(300);
+            loop {
+                if let Some(s) = self.node.try_wait().expect("wait for node") {
+                    return Some(s);
+                }
+                if std::time::Instant::now() > deadline {
+                    let _ = self.node.kill();
+                    return None;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        })
+        .await
+        .unwrap()
+    }
 }

@@ -109,3 +109,35 @@ async fn revoked_and_expired_tokens_are_refused() {
     assert!(!ok && out.contains("--expires-in"), "{out}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_revoked_token_ends_its_open_streams() {
+    let app = spawn_app().await;
+    let token_of = |role: &str| {
+        let (ok, out) = muckwatch(&app, &["token", "create", "--role", role]);
+        assert!(ok, "{out}");
+        let token = out.split_whitespace().last().unwrap().to_string();
+        let id = out.split_whitespace().nth(2).unwrap().to_string();
+        (token, id)
+    };
+    let (police, police_id) = token_of("dept:police");
+    let (firm, firm_id) = token_of("firm:firm-r");
+    let mut map = SseClient::connect(app.http, "/api/v1/vehicles/stream", &firm).await;
+    map.next_event(Duration::from_secs(10))
+        .await
+        .expect("the firm's snapshot");
+    let mut alerts = SseClient::connect(app.http, "/api/v1/alerts/stream", &police).await;
+    // Nothing happens on either stream: only the token can end them.
+    assert!(
+        !alerts.ends_within(Duration::from_secs(1)).await,
+        "an active token's stream stays open"
+    );
+    for id in [&police_id, &firm_id] {
+        let (ok, out) = muckwatch(&app, &["token", "revoke", id]);
+        assert!(ok, "{out}");
+    }
+    let bound = REVOCATION_BOUND + Duration::from_secs(7);
+    assert!(map.ends_within(bound).await, "the live map stream ended");
+    assert!(alerts.ends_within(bound).await, "the alert stream ended");
+    app.stop().await;
+}

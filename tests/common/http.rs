@@ -183,6 +183,21 @@ impl SseClient {
     }
 }
 
+impl SseClient {
+    /// Whether the server ends the stream within `limit` (events before
+    /// the end are skipped).
+    pub async fn ends_within(&mut self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        loop {
+            match tokio::time::timeout_at(deadline, self.body.frame()).await {
+                Err(_) => return false,
+                Ok(None) | Ok(Some(Err(_))) => return true,
+                Ok(Some(Ok(_))) => {}
+            }
+        }
+    }
+}
+
 /// `\r\n` and a lone `\r` end a line as `\n` does; a `\r` at the very end
 /// waits for what follows it.
 fn normalize_line_ends(buf: &mut Vec<u8>) {

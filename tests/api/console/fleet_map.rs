@@ -3,7 +3,6 @@
 //! officer's page must stay responsive while the fleet's deltas stream in
 //! (`tests/browser/fleet.spec.mjs` asserts no long task over 200 ms).
 
-use std::io::BufRead;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -100,39 +99,9 @@ async fn browser_live_map_stays_responsive_with_2000_moving_trucks() {
         "watch_s": WATCH_S,
         "screenshots": shots,
     });
-    let cfg_path = temp_db().with_extension("fleet.json");
-    std::fs::write(&cfg_path, cfg.to_string()).unwrap();
-    let mut node = std::process::Command::new("node")
-        .arg(root.join("tests/browser/fleet.spec.mjs"))
-        .arg(&cfg_path)
-        .current_dir(root.join("tests/browser"))
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("node runs (is node installed? run .ci/run)");
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let stdout = node.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            println!("node: {line}");
-            let _ = tx.send(line);
-        }
-    });
-    let ready = tokio::time::timeout(Duration::from_secs(240), async {
-        while let Some(line) = rx.recv().await {
-            if line.trim() == "READY" {
-                return true;
-            }
-        }
-        false
-    })
-    .await;
-    if ready != Ok(true) {
-        let _ = node.kill();
-        panic!("the browser never drew the fleet: {ready:?}");
-    }
+    let mut node = super::BrowserSpec::start("fleet", &cfg);
+    node.ready(Duration::from_secs(240), "the browser never drew the fleet")
+        .await;
 
     // Every truck reports every REPORT_EVERY, spread evenly over it, until
     // the page has been watched.
@@ -154,21 +123,7 @@ async fn browser_live_map_stays_responsive_with_2000_moving_trucks() {
             }
         }
     });
-    let status = tokio::task::spawn_blocking(move || {
-        let deadline = std::time::Instant::now() + Duration::from_secs(300);
-        loop {
-            if let Some(s) = node.try_wait().expect("wait for node") {
-                return Some(s);
-            }
-            if std::time::Instant::now() > deadline {
-                let _ = node.kill();
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    })
-    .await
-    .unwrap();
+    let status = node.finish().await;
     moving.store(false, Ordering::Relaxed);
     let _ = mover.await;
     assert!(
