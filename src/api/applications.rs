@@ -23,7 +23,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use super::export::{col, list_response, Column, ListFormat};
 use super::time::format_ms;
-use super::{ApiError, ApiPath, AppState, Caller, Paging};
+use super::{filter, ApiError, ApiPath, AppState, Caller, Paging};
 use crate::applications::checks::summary;
 use crate::applications::{
     permit_id, run_checks, ApplicationStatus, CheckResult, Facts, PermitRequest, VehicleFact,
@@ -176,17 +176,9 @@ pub async fn list(
         limit: q.limit,
         offset: q.offset,
     })?;
-    let status = q
-        .status
-        .as_deref()
-        .map(|s| {
-            ApplicationStatus::parse(s).ok_or_else(|| {
-                ApiError::bad_request(format!(
-                    "status `{s}` is not submitted, approving, approved or rejected"
-                ))
-            })
-        })
-        .transpose()?;
+    let status = filter(q.status.as_deref(), ApplicationStatus::parse, |s| {
+        format!("status `{s}` is not submitted, approving, approved or rejected")
+    })?;
     let asked = q
         .firm_id
         .as_deref()

@@ -12,7 +12,7 @@ use super::export::{col, list_response, Column, ListFormat};
 use super::time::{format_ms, parse_param, DayEnd};
 use super::vehicles::encode_path;
 use super::violations::code_param;
-use super::{ApiError, ApiPath, AppState, Caller, Paging};
+use super::{filter, ApiError, ApiPath, AppState, Caller, Paging};
 use crate::auth::{Department, Role};
 use crate::cases::{CaseStatus, CheckUpdate};
 use crate::store::{CaseFilter, CaseRecord, CheckError, ViolationFilter};
@@ -139,22 +139,12 @@ pub async fn list(
         limit: q.limit,
         offset: q.offset,
     })?;
-    let department = q
-        .department
-        .as_deref()
-        .map(|d| {
-            Department::parse(d)
-                .ok_or_else(|| ApiError::bad_request(format!("`{d}` is not a department")))
-        })
-        .transpose()?;
-    let status = q
-        .status
-        .as_deref()
-        .map(|s| {
-            CaseStatus::parse(s)
-                .ok_or_else(|| ApiError::bad_request(format!("status `{s}` is not open or closed")))
-        })
-        .transpose()?;
+    let department = filter(q.department.as_deref(), Department::parse, |d| {
+        format!("`{d}` is not a department")
+    })?;
+    let status = filter(q.status.as_deref(), CaseStatus::parse, |s| {
+        format!("status `{s}` is not open or closed")
+    })?;
     let now = chrono::Utc::now().timestamp_millis();
     let overdue_first = match q.order.as_deref() {
         None | Some("opened") => false,

@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 
 use super::export::{col, list_response, Column, ListFormat};
 use super::time::format_ms;
-use super::{ApiError, ApiPath, AppState, Caller, Paging};
+use super::{filter, ApiError, ApiPath, AppState, Caller, Paging};
 use crate::auth::Role;
 use crate::credit::{Cycle, Grade};
 use crate::identity::{Firm, FirmId};
@@ -208,13 +208,9 @@ pub async fn list(
         offset: q.offset,
     })?;
     let cycle = cycle_param(&state, q.cycle.as_deref())?;
-    let grade = q
-        .grade
-        .as_deref()
-        .map(|g| {
-            Grade::parse(g).ok_or_else(|| ApiError::bad_request(format!("grade `{g}` is not A-D")))
-        })
-        .transpose()?;
+    let grade = filter(q.grade.as_deref(), Grade::parse, |g| {
+        format!("grade `{g}` is not A-D")
+    })?;
     let all = standings(&state, cycle).await?;
     let mut grades: BTreeMap<&str, usize> = Grade::ALL.iter().map(|g| (g.as_str(), 0)).collect();
     for s in &all {

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 
 use super::export::{col, list_response, Column, ListFormat};
 use super::inspections::{officials_only, text, today};
-use super::{ApiError, ApiPath, AppState, Caller, Paging};
+use super::{filter, ApiError, ApiPath, AppState, Caller, Paging};
 use crate::auth::Department;
 use crate::store::InspectorRecord;
 
@@ -147,14 +147,9 @@ pub async fn list(
         limit: q.limit,
         offset: q.offset,
     })?;
-    let department = q
-        .department
-        .as_deref()
-        .map(|d| {
-            Department::parse(d)
-                .ok_or_else(|| ApiError::bad_request(format!("department `{d}` is not known")))
-        })
-        .transpose()?;
+    let department = filter(q.department.as_deref(), Department::parse, |d| {
+        format!("department `{d}` is not known")
+    })?;
     let (rows, total) = state.store.inspectors(department, limit, offset).await?;
     let today = today(&state).to_string();
     let items = rows.iter().map(|i| inspector_json(i, &today)).collect();

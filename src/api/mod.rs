@@ -189,6 +189,18 @@ async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) ->
     )
 }
 
+/// A list's optional filter `value` as its domain type; a value `parse`
+/// does not know is a 400 saying what was expected (`refusal`).
+pub fn filter<T>(
+    value: Option<&str>,
+    parse: impl Fn(&str) -> Option<T>,
+    refusal: impl Fn(&str) -> String,
+) -> Result<Option<T>, ApiError> {
+    value
+        .map(|v| parse(v).ok_or_else(|| ApiError::bad_request(refusal(v))))
+        .transpose()
+}
+
 /// `limit` (default 100, max 1000) and `offset` of list endpoints.
 #[derive(Debug, Clone, Copy, serde::Deserialize)]
 pub struct Paging {

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::export::{col, list_response, Column, ListFormat};
-use super::{ApiError, ApiPath, AppState, Caller, Paging};
+use super::{filter, ApiError, ApiPath, AppState, Caller, Paging};
 use crate::geofence::FenceKind;
 use crate::permit::{Permit, PermitStatus};
 use crate::store::PermitFilter;
@@ -126,15 +126,9 @@ pub async fn list(
         limit: q.limit,
         offset: q.offset,
     })?;
-    let status = q
-        .status
-        .as_deref()
-        .map(|s| {
-            PermitStatus::parse(s).ok_or_else(|| {
-                ApiError::bad_request(format!("status `{s}` is not active, suspended or revoked"))
-            })
-        })
-        .transpose()?;
+    let status = filter(q.status.as_deref(), PermitStatus::parse, |s| {
+        format!("status `{s}` is not active, suspended or revoked")
+    })?;
     let filter = PermitFilter {
         plate: q.plate,
         status,
