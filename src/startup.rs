@@ -106,7 +106,8 @@ impl Application {
             webhooks,
             crate::webhooks::Pacing::from_settings(&settings.outbox),
             shutdown.subscribe(),
-        );
+        )
+        .await;
         spawn_maintenance(
             store.clone(),
             settings.ingest.retention_days,

@@ -66,14 +66,17 @@ impl Pacing {
 }
 
 /// Starts a delivery task per webhook and one keeping
-/// `muckwatch_outbox_pending` current; they end at shutdown.
-pub fn spawn(
+/// `muckwatch_outbox_pending` current; they end at shutdown. The backlog
+/// is counted once before this returns, so that /metrics, served after,
+/// never shows an uncounted backlog as 0.
+pub async fn spawn(
     store: Store,
     metrics: Arc<Metrics>,
     webhooks: Vec<Webhook>,
     pacing: Pacing,
     shutdown: watch::Receiver<bool>,
 ) -> Vec<JoinHandle<()>> {
+    refresh_pending(&store, &metrics).await;
     let mut tasks = vec![tokio::spawn(count_pending(
         store.clone(),
         metrics.clone(),
@@ -105,6 +108,14 @@ async fn pause(d: Duration, shutdown: &mut watch::Receiver<bool>) -> bool {
     }
 }
 
+/// Sets `muckwatch_outbox_pending` from the database.
+async fn refresh_pending(store: &Store, metrics: &Metrics) {
+    match store.outbox_pending().await {
+        Ok(n) => metrics.outbox_pending.store(n.max(0) as u64, Relaxed),
+        Err(e) => tracing::warn!(error = %e, "cannot count the outbox"),
+    }
+}
+
 /// Keeps `muckwatch_outbox_pending` current, and once an hour forgets
 /// events delivered longer ago than `keep_delivered`.
 async fn count_pending(
@@ -116,10 +127,7 @@ async fn count_pending(
     const PRUNE_EVERY: Duration = Duration::from_secs(3600);
     let mut pruned_at: Option<tokio::time::Instant> = None;
     loop {
-        match store.outbox_pending().await {
-            Ok(n) => metrics.outbox_pending.store(n.max(0) as u64, Relaxed),
-            Err(e) => tracing::warn!(error = %e, "cannot count the outbox"),
-        }
+        refresh_pending(&store, &metrics).await;
         if let Some(keep) = pacing.keep_delivered {
             if pruned_at.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
                 pruned_at = Some(tokio::time::Instant::now());
