@@ -296,7 +296,7 @@ impl Default for CitySettings {
 impl Default for IngestSettings {
     fn default() -> Self {
         IngestSettings {
-            batch_size: 1000,
+            batch_size: 4000,
             batch_max_wait_ms: 50,
             max_payload_bytes: 512 * 1024,
             dead_letter_max: 10_000,

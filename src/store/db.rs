@@ -221,48 +221,81 @@ macro_rules! run_sql {
     };
 }
 
-/// The open database.
-pub type Db = Backend<SqlitePool, PgPool>;
+/// The open database: a pool per backend, and on SQLite one connection
+/// more that every write runs on.
+#[derive(Clone)]
+pub struct Db {
+    pool: Backend<SqlitePool, PgPool>,
+    /// SQLite only: the connection of [`Db::begin`] and [`Db::execute`].
+    /// A connection drops its whole page cache whenever another one has
+    /// written; with writes rotating over the pool, each batch of fixes
+    /// began by re-reading the index pages of `fixes` from the file (the
+    /// profile of ingest). SQLite has one writer at a time anyway.
+    writer: Option<SqlitePool>,
+}
 
 /// A transaction on it; dropped without [`Tx::commit`], it rolls back.
 pub type Tx = Backend<Transaction<'static, Sqlite>, Transaction<'static, Postgres>>;
 
-impl Clone for Db {
+impl Clone for Backend<SqlitePool, PgPool> {
     fn clone(&self) -> Self {
-        on_backend!(self, p => p.clone().into())
-    }
-}
-
-impl From<SqlitePool> for Db {
-    fn from(p: SqlitePool) -> Db {
-        Backend::Sqlite(p)
+        match self {
+            Backend::Sqlite(p) => Backend::Sqlite(p.clone()),
+            Backend::Postgres(p) => Backend::Postgres(p.clone()),
+        }
     }
 }
 
 impl From<PgPool> for Db {
     fn from(p: PgPool) -> Db {
-        Backend::Postgres(p)
+        Db {
+            pool: Backend::Postgres(p),
+            writer: None,
+        }
     }
 }
 
 impl Db {
+    /// SQLite: `readers` for reads, `writer` (one connection) for writes.
+    pub fn sqlite(readers: SqlitePool, writer: SqlitePool) -> Db {
+        Db {
+            pool: Backend::Sqlite(readers),
+            writer: Some(writer),
+        }
+    }
+
+    /// The backend and its pool (of readers, on SQLite).
+    pub fn backend(&self) -> &Backend<SqlitePool, PgPool> {
+        &self.pool
+    }
+
+    /// Where writes go: SQLite's writer connection, else the pool.
+    fn for_writes(&self) -> Backend<&SqlitePool, &PgPool> {
+        match (&self.pool, &self.writer) {
+            (Backend::Sqlite(_), Some(w)) | (Backend::Sqlite(w), None) => Backend::Sqlite(w),
+            (Backend::Postgres(p), _) => Backend::Postgres(p),
+        }
+    }
+
     pub async fn execute(&self, q: &Sql) -> StoreResult<u64> {
-        Ok(run_sql!(self, q, |p, text| run::query(text, &q.args)
-            .execute(p)
-            .await
-            .map_err(corrupt_or_db)?
-            .rows_affected()))
+        Ok(run_sql!(self.for_writes(), q, |p, text| run::query(
+            text, &q.args
+        )
+        .execute(p)
+        .await
+        .map_err(corrupt_or_db)?
+        .rows_affected()))
     }
 
     pub async fn fetch_all<R: Record>(&self, q: &Sql) -> StoreResult<Vec<R>> {
-        run_sql!(self, q, |p, text| run::query_as(text, &q.args)
+        run_sql!(&self.pool, q, |p, text| run::query_as(text, &q.args)
             .fetch_all(p)
             .await)
         .map_err(corrupt_or_db)
     }
 
     pub async fn fetch_optional<R: Record>(&self, q: &Sql) -> StoreResult<Option<R>> {
-        run_sql!(self, q, |p, text| run::query_as(text, &q.args)
+        run_sql!(&self.pool, q, |p, text| run::query_as(text, &q.args)
             .fetch_optional(p)
             .await)
         .map_err(corrupt_or_db)
@@ -273,7 +306,7 @@ impl Db {
     where
         (T,): Record,
     {
-        let (v,) = run_sql!(self, q, |p, text| run::query_as(text, &q.args)
+        let (v,) = run_sql!(&self.pool, q, |p, text| run::query_as(text, &q.args)
             .fetch_one(p)
             .await)
         .map_err(corrupt_or_db)?;
@@ -285,7 +318,7 @@ impl Db {
     /// writer slips in between (PostgreSQL takes row or advisory locks
     /// instead, see [`Tx::for_update`] and `lock_key`).
     pub async fn begin(&self) -> StoreResult<Tx> {
-        Ok(match self {
+        Ok(match self.for_writes() {
             Backend::Sqlite(p) => Backend::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
             Backend::Postgres(p) => Backend::Postgres(p.begin().await?),
         })
@@ -294,7 +327,7 @@ impl Db {
     /// Appends ` IN (...)` (or its equivalent) of `ids`, one parameter
     /// however many there are; an empty list matches nothing.
     pub fn push_in_ids(&self, q: &mut Sql, ids: &[i64]) {
-        match self {
+        match &self.pool {
             Backend::Sqlite(_) => super::sqlite::push_in_ids(q, ids),
             Backend::Postgres(_) => super::postgres::push_in_ids(q, ids),
         }

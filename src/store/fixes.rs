@@ -4,6 +4,8 @@
 //! Reads go through the `all_fixes` view: on SQLite `fixes` itself, on
 //! PostgreSQL `fixes` and the evidence kept from dropped partitions.
 
+use std::sync::atomic::Ordering::Relaxed;
+
 use super::db::{Backend, Sql};
 use super::{postgres, sqlite, DeadLetter, Store, StoreResult, StoredDeadLetter};
 use crate::fix::{DeviceId, Fix};
@@ -63,6 +65,10 @@ impl From<FixRow> for Fix {
     }
 }
 
+/// How long batches of fixes go the way that skips duplicates after one
+/// met a duplicate (PostgreSQL).
+const DUPLICATES_BURST_MS: i64 = 30_000;
+
 impl Store {
     async fn fixes(&self, q: Sql) -> StoreResult<Vec<Fix>> {
         let rows: Vec<FixRow> = self.db.fetch_all(&q).await?;
@@ -77,6 +83,8 @@ impl Store {
         let mut sorted: Vec<&Fix> = fixes.iter().collect();
         sorted
             .sort_by(|a, b| (a.device_id.as_str(), a.ts_ms).cmp(&(b.device_id.as_str(), b.ts_ms)));
+        // The first of the same device and time is kept, as a conflict would.
+        sorted.dedup_by(|b, a| (a.device_id, a.ts_ms) == (b.device_id, b.ts_ms));
         let mut tx = self.db.begin().await?;
         let mut inserted = 0;
         match &mut tx {
@@ -89,7 +97,31 @@ impl Store {
                 }
             }
             Backend::Postgres(t) => {
-                inserted += postgres::copy_fixes(t, &sorted, received_ms).await?;
+                let now_ms = chrono::Utc::now().timestamp_millis();
+                let plain = now_ms >= self.skip_duplicates_until_ms.load(Relaxed);
+                let copied = if plain {
+                    postgres::copy_new_fixes(t, &sorted, received_ms).await?
+                } else {
+                    None
+                };
+                match copied {
+                    Some(n) => inserted += n,
+                    None => {
+                        if plain {
+                            // Duplicates come in bursts (a broker resending
+                            // what was not acknowledged): the next batches
+                            // skip them without trying the plain way first.
+                            self.skip_duplicates_until_ms
+                                .store(now_ms + DUPLICATES_BURST_MS, Relaxed);
+                            // The failed COPY aborted the transaction.
+                            drop(tx);
+                            tx = self.db.begin().await?;
+                        }
+                        if let Backend::Postgres(t) = &mut tx {
+                            inserted += postgres::copy_fixes(t, &sorted, received_ms).await?;
+                        }
+                    }
+                }
             }
         }
         tx.commit().await?;
@@ -175,7 +207,7 @@ impl Store {
     /// how many went. On PostgreSQL whole days go at once, the first
     /// retention run after their last fix is past the cutoff.
     pub async fn prune_fixes(&self, cutoff_ms: i64, margin_ms: i64) -> StoreResult<u64> {
-        match &self.db {
+        match self.db.backend() {
             Backend::Sqlite(_) => {
                 let q = delete_old_fixes("fixes", cutoff_ms, margin_ms);
                 self.db.execute(&q).await
@@ -192,7 +224,7 @@ impl Store {
         now_ms: i64,
         days_ahead: u32,
     ) -> StoreResult<Vec<String>> {
-        match &self.db {
+        match self.db.backend() {
             Backend::Sqlite(_) => Ok(Vec::new()),
             Backend::Postgres(_) => {
                 postgres::prepare_fix_partitions(&self.db, now_ms, days_ahead).await

@@ -19,7 +19,7 @@ const ADOPT_LOCK: i32 = 0x6d77_6d69;
 const LEGACY_TABLE: &str = "schema_migrations";
 
 fn migrator(db: &Db) -> &'static Migrator {
-    match db {
+    match db.backend() {
         Backend::Sqlite(_) => &sqlite::MIGRATOR,
         Backend::Postgres(_) => &postgres::MIGRATOR,
     }
@@ -33,7 +33,7 @@ pub async fn run(db: &Db) -> anyhow::Result<()> {
             "adopted the migrations recorded by an earlier muckwatch"
         );
     }
-    on_backend!(db, pool => migrator(db).run(pool).await)?;
+    on_backend!(db.backend(), pool => migrator(db).run(pool).await)?;
     Ok(())
 }
 

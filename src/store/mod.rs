@@ -184,6 +184,9 @@ pub struct Store {
     /// store (this process's writes): the officers' read cache
     /// (`crate::api`) serves an answer only while it has not moved.
     changes: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Until when (wall clock, ms) batches of fixes are written the way that
+    /// skips duplicates: set when a batch met one (`fixes.rs`).
+    skip_duplicates_until_ms: std::sync::Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl Store {
@@ -192,7 +195,7 @@ impl Store {
     /// must exist). Errors show the URL without its password.
     pub async fn connect(url: &str) -> anyhow::Result<Store> {
         let db: Db = if url.starts_with("sqlite:") {
-            sqlite::connect(url).await?.into()
+            sqlite::connect(url).await?
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             postgres::connect(url).await?.into()
         } else {
@@ -208,6 +211,7 @@ impl Store {
             db,
             outbox: None,
             changes: Default::default(),
+            skip_duplicates_until_ms: Default::default(),
         })
     }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
 use super::db::Sql;
 use super::fixes::FIX_COLUMNS;
@@ -44,7 +44,8 @@ pub fn insert_chunks(n: usize) -> impl Iterator<Item = usize> {
 /// Page cache per connection (KiB), grown only as pages are used.
 const CACHE_KIB: u32 = 32 * 1024;
 
-pub async fn connect(url: &str) -> anyhow::Result<SqlitePool> {
+/// The readers' pool and the writer's connection (see `Db`'s `writer`).
+pub async fn connect(url: &str) -> anyhow::Result<super::db::Db> {
     let opts = SqliteConnectOptions::from_str(url)
         .map_err(|e| anyhow::anyhow!("database url `{url}`: {e}"))?
         .create_if_missing(true)
@@ -58,12 +59,22 @@ pub async fn connect(url: &str) -> anyhow::Result<SqlitePool> {
         // made each batch re-read index pages of `fixes` and spill dirty
         // ones to the WAL before commit.
         .pragma("temp_store", "memory")
-        .pragma("cache_size", format!("-{}", CACHE_KIB));
-    SqlitePoolOptions::new()
-        .max_connections(4)
-        .connect_with(opts)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot open SQLite database `{url}`: {e}"))
+        .pragma("cache_size", format!("-{}", CACHE_KIB))
+        // A batch of fixes from a thousand trucks dirties about a thousand
+        // pages; at SQLite's default (1,000 pages) nearly every commit also
+        // checkpointed, copying each page again. At 16,384 (64 MiB of WAL)
+        // a checkpoint copies a page once for many commits.
+        .pragma("wal_autocheckpoint", "16384");
+    let open = |connections| {
+        SqlitePoolOptions::new()
+            .max_connections(connections)
+            .connect_with(opts.clone())
+    };
+    let refused = |e| anyhow::anyhow!("cannot open SQLite database `{url}`: {e}");
+    // The writer first: it creates the file and turns WAL on.
+    let writer = open(1).await.map_err(refused)?;
+    let readers = open(4).await.map_err(refused)?;
+    Ok(super::db::Db::sqlite(readers, writer))
 }
 
 /// ` IN (...)` of a list of ids, as one JSON parameter (no limit on its length).

@@ -9,6 +9,7 @@ use crate::support::*;
 
 on_both_backends!(
     fixes_drop_duplicates_and_answer_time_ranges,
+    a_batch_meeting_a_stored_fix_keeps_its_new_ones,
     retention_keeps_the_evidence_of_violations,
     latest_fix_of_each_vehicle,
     fleet_time_is_not_dragged_by_a_few_clocks_ahead,
@@ -79,6 +80,27 @@ async fn fixes_drop_duplicates_and_answer_time_ranges(store: &Store) {
     assert_eq!(store.insert_fixes(&more, T0).await.unwrap(), 1_000);
     assert_eq!(store.fix_count().await.unwrap(), 7_004);
     assert_eq!(store.insert_fixes(&[], T0).await.unwrap(), 0);
+}
+
+/// On PostgreSQL a batch first goes in by plain COPY, which a stored fix
+/// aborts; the batch is then written again skipping duplicates.
+async fn a_batch_meeting_a_stored_fix_keeps_its_new_ones(store: &Store) {
+    let stored = fix("dev-n", T0);
+    assert_eq!(store.insert_fixes(&[stored], T0).await.unwrap(), 1);
+    let mixed = [fix("dev-m", T0), stored, fix("dev-n", T0 + 1_000)];
+    assert_eq!(
+        store.insert_fixes(&mixed, T0).await.unwrap(),
+        2,
+        "the two new fixes of a batch with a stored one"
+    );
+    let next = [fix("dev-n", T0 + 2_000), fix("dev-n", T0 + 1_000)];
+    assert_eq!(store.insert_fixes(&next, T0).await.unwrap(), 1);
+    assert_eq!(store.fix_count().await.unwrap(), 4);
+    let track = store.track("dev-n", T0, T0 + 2_000, 10).await.unwrap();
+    assert_eq!(
+        track.iter().map(|f| f.ts_ms).collect::<Vec<_>>(),
+        [T0, T0 + 1_000, T0 + 2_000]
+    );
 }
 
 async fn retention_keeps_the_evidence_of_violations(store: &Store) {
