@@ -15,7 +15,8 @@
 //!   `BENCH_EMBEDDED=0` skips the embedded-broker path (to run or profile
 //!   the external one alone), `BENCH_BROKERS` (`guide,installed`),
 //!   `BENCH_DATABASES` (`sqlite,postgres`) and `BENCH_CONNECTIONS` (`1,4`)
-//!   narrow it.
+//!   narrow it; `BENCH_BATCH_SIZE` sets muckwatch's `ingest.batch_size`.
+//!   The machine is noisy: compare ratios from the same run, over rounds.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
