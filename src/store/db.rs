@@ -221,17 +221,17 @@ macro_rules! run_sql {
     };
 }
 
-/// The open database: a pool per backend, and on SQLite one connection
-/// more that every write runs on.
+/// The open database: its pool, and where writes go.
 #[derive(Clone)]
 pub struct Db {
     pool: Backend<SqlitePool, PgPool>,
-    /// SQLite only: the connection of [`Db::begin`] and [`Db::execute`].
-    /// A connection drops its whole page cache whenever another one has
-    /// written; with writes rotating over the pool, each batch of fixes
-    /// began by re-reading the index pages of `fixes` from the file (the
-    /// profile of ingest). SQLite has one writer at a time anyway.
-    writer: Option<SqlitePool>,
+    /// Where [`Db::begin`] and [`Db::execute`] run: on SQLite a pool of one
+    /// connection, on PostgreSQL `pool` itself. A SQLite connection drops
+    /// its whole page cache whenever another one has written; with writes
+    /// rotating over the pool, each batch of fixes began by re-reading the
+    /// index pages of `fixes` from the file (the profile of ingest). SQLite
+    /// has one writer at a time anyway.
+    writer: Backend<SqlitePool, PgPool>,
 }
 
 /// A transaction on it; dropped without [`Tx::commit`], it rolls back.
@@ -249,8 +249,8 @@ impl Clone for Backend<SqlitePool, PgPool> {
 impl From<PgPool> for Db {
     fn from(p: PgPool) -> Db {
         Db {
-            pool: Backend::Postgres(p),
-            writer: None,
+            pool: Backend::Postgres(p.clone()),
+            writer: Backend::Postgres(p),
         }
     }
 }
@@ -260,7 +260,7 @@ impl Db {
     pub fn sqlite(readers: SqlitePool, writer: SqlitePool) -> Db {
         Db {
             pool: Backend::Sqlite(readers),
-            writer: Some(writer),
+            writer: Backend::Sqlite(writer),
         }
     }
 
@@ -269,16 +269,8 @@ impl Db {
         &self.pool
     }
 
-    /// Where writes go: SQLite's writer connection, else the pool.
-    fn for_writes(&self) -> Backend<&SqlitePool, &PgPool> {
-        match (&self.pool, &self.writer) {
-            (Backend::Sqlite(_), Some(w)) | (Backend::Sqlite(w), None) => Backend::Sqlite(w),
-            (Backend::Postgres(p), _) => Backend::Postgres(p),
-        }
-    }
-
     pub async fn execute(&self, q: &Sql) -> StoreResult<u64> {
-        Ok(run_sql!(self.for_writes(), q, |p, text| run::query(
+        Ok(run_sql!(&self.writer, q, |p, text| run::query(
             text, &q.args
         )
         .execute(p)
@@ -318,7 +310,7 @@ impl Db {
     /// writer slips in between (PostgreSQL takes row or advisory locks
     /// instead, see [`Tx::for_update`] and `lock_key`).
     pub async fn begin(&self) -> StoreResult<Tx> {
-        Ok(match self.for_writes() {
+        Ok(match &self.writer {
             Backend::Sqlite(p) => Backend::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
             Backend::Postgres(p) => Backend::Postgres(p.begin().await?),
         })

@@ -85,6 +85,9 @@ impl Store {
             .sort_by(|a, b| (a.device_id.as_str(), a.ts_ms).cmp(&(b.device_id.as_str(), b.ts_ms)));
         // The first of the same device and time is kept, as a conflict would.
         sorted.dedup_by(|b, a| (a.device_id, a.ts_ms) == (b.device_id, b.ts_ms));
+        if let Some(n) = self.copy_new_fixes(&sorted, received_ms).await? {
+            return Ok(n);
+        }
         let mut tx = self.db.begin().await?;
         let mut inserted = 0;
         match &mut tx {
@@ -97,35 +100,43 @@ impl Store {
                 }
             }
             Backend::Postgres(t) => {
-                let now_ms = chrono::Utc::now().timestamp_millis();
-                let plain = now_ms >= self.skip_duplicates_until_ms.load(Relaxed);
-                let copied = if plain {
-                    postgres::copy_new_fixes(t, &sorted, received_ms).await?
-                } else {
-                    None
-                };
-                match copied {
-                    Some(n) => inserted += n,
-                    None => {
-                        if plain {
-                            // Duplicates come in bursts (a broker resending
-                            // what was not acknowledged): the next batches
-                            // skip them without trying the plain way first.
-                            self.skip_duplicates_until_ms
-                                .store(now_ms + DUPLICATES_BURST_MS, Relaxed);
-                            // The failed COPY aborted the transaction.
-                            drop(tx);
-                            tx = self.db.begin().await?;
-                        }
-                        if let Backend::Postgres(t) = &mut tx {
-                            inserted += postgres::copy_fixes(t, &sorted, received_ms).await?;
-                        }
-                    }
-                }
+                inserted += postgres::copy_fixes(t, &sorted, received_ms).await?;
             }
         }
         tx.commit().await?;
         Ok(inserted)
+    }
+
+    /// PostgreSQL, outside a burst of duplicates: the batch by plain COPY
+    /// in a transaction of its own. `None`: not tried (SQLite, a burst), or
+    /// it met a stored fix, which starts a burst; the batch is then to be
+    /// written skipping duplicates.
+    async fn copy_new_fixes(&self, sorted: &[&Fix], received_ms: i64) -> StoreResult<Option<u64>> {
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        if matches!(self.db.backend(), Backend::Sqlite(_))
+            || now_ms < self.skip_duplicates_until_ms.load(Relaxed)
+        {
+            return Ok(None);
+        }
+        let mut tx = self.db.begin().await?;
+        let Backend::Postgres(t) = &mut tx else {
+            return Ok(None);
+        };
+        match postgres::copy_new_fixes(t, sorted, received_ms).await? {
+            Some(n) => {
+                tx.commit().await?;
+                Ok(Some(n))
+            }
+            None => {
+                // Duplicates come in bursts (a broker resending what was
+                // not acknowledged): the next batches skip them without
+                // trying the plain way first. Dropped, the aborted
+                // transaction rolls back.
+                self.skip_duplicates_until_ms
+                    .store(now_ms + DUPLICATES_BURST_MS, Relaxed);
+                Ok(None)
+            }
+        }
     }
 
     /// Fixes of one device in `[from_ms, to_ms]`, oldest first, at most `limit`.

@@ -154,16 +154,21 @@ impl Store {
     /// Stores a raised violation; the same episode (device, code, start)
     /// stored again returns the existing id.
     pub async fn insert_violation(&self, v: &Violation, now_ms: i64) -> StoreResult<i64> {
-        if let Some((id,)) = self
-            .db
-            .fetch_optional::<(i64,)>(&insert_sql(v, now_ms)?)
-            .await?
-        {
+        let mut tx = self.db.begin().await?;
+        let inserted = tx.fetch_optional::<(i64,)>(&insert_sql(v, now_ms)?).await?;
+        let id = match inserted {
+            Some((id,)) => id,
+            None => {
+                let existing: Option<(i64, Option<i64>)> =
+                    tx.fetch_optional(&existing_sql(v)).await?;
+                existing.map(|(id, _)| id).ok_or_else(vanished)?
+            }
+        };
+        tx.commit().await?;
+        if inserted.is_some() {
             self.changed();
-            return Ok(id);
         }
-        let existing: Option<(i64, Option<i64>)> = self.db.fetch_optional(&existing_sql(v)).await?;
-        existing.map(|(id, _)| id).ok_or_else(vanished)
+        Ok(id)
     }
 
     /// Stores a raised violation and files it into its case
