@@ -118,6 +118,12 @@ async fn refresh_pending(store: &Store, metrics: &Metrics) {
 
 /// Keeps `muckwatch_outbox_pending` current, and once an hour forgets
 /// events delivered longer ago than `keep_delivered`.
+/// What was delivered before this is pruned. Saturating: "keep for ever"
+/// spelt as a huge number of days must not wrap into a cutoff in the future.
+fn prune_cutoff(now_ms: i64, keep: Duration) -> i64 {
+    now_ms.saturating_sub(i64::try_from(keep.as_millis()).unwrap_or(i64::MAX))
+}
+
 async fn count_pending(
     store: Store,
     metrics: Arc<Metrics>,
@@ -131,7 +137,7 @@ async fn count_pending(
         if let Some(keep) = pacing.keep_delivered {
             if pruned_at.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
                 pruned_at = Some(tokio::time::Instant::now());
-                let cutoff = now_ms() - keep.as_millis() as i64;
+                let cutoff = prune_cutoff(now_ms(), keep);
                 match store.outbox_prune(cutoff).await {
                     Ok((0, 0)) => {}
                     Ok((deliveries, events)) => {
@@ -330,6 +336,19 @@ impl Client {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_huge_keep_prunes_nothing() {
+        let now = 1_800_000_000_000;
+        let day = Duration::from_secs(86_400);
+        assert_eq!(prune_cutoff(now, day), now - 86_400_000);
+        let huge = Pacing::from_settings(&OutboxSettings {
+            keep_delivered_days: 200_000_000_000,
+            ..OutboxSettings::default()
+        });
+        let cutoff = prune_cutoff(now, huge.keep_delivered.expect("kept"));
+        assert!(cutoff < 0, "a cutoff before every delivery: {cutoff}");
+    }
 
     #[test]
     fn backoff_doubles_from_a_second_up_to_the_cap() {

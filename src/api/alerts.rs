@@ -28,8 +28,6 @@ use crate::auth::Role;
 use crate::store::ViolationFilter;
 
 /// How far back the backlog reaches, and how many alerts it holds at most.
-/// How often a quiet stream checks that its token is still valid.
-const TOKEN_RECHECK: Duration = Duration::from_secs(5);
 const BACKLOG_MS: i64 = 12 * 3_600_000;
 const BACKLOG_MAX: i64 = 200;
 
@@ -57,21 +55,14 @@ pub async fn stream(
     let sent: Arc<HashSet<i64>> = Arc::new(backlog.iter().map(|(id, _)| *id).collect());
     let backlog = stream::iter(backlog.into_iter().map(|(_, e)| Ok(e)));
     let shutdown = state.shutdown.clone();
+    let ended = bearer.clone().ended(state.clone());
     let live = stream::unfold(
         (rx, shutdown, sent, state, bearer),
         move |(mut rx, mut shutdown, sent, state, bearer)| async move {
             loop {
-                // A revoked or expired token ends the stream (checked at
-                // least every TOKEN_RECHECK).
-                let woke = tokio::select! {
+                let next = tokio::select! {
                     _ = shutdown.wait_for(|s| *s) => return None,
-                    r = tokio::time::timeout(TOKEN_RECHECK, rx.recv()) => r,
-                };
-                let Ok(next) = woke else {
-                    if !bearer.still_active(&state).await {
-                        return None;
-                    }
-                    continue;
+                    r = rx.recv() => r,
                 };
                 match next {
                     Ok(alert) => {
@@ -101,10 +92,8 @@ pub async fn stream(
             }
         },
     );
-    Ok(
-        Sse::new(backlog.chain(live))
-            .keep_alive(KeepAlive::new().interval(Duration::from_secs(15))),
-    )
+    Ok(Sse::new(backlog.chain(live).take_until(ended))
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 
 /// The backlog's events, oldest first, with their violation ids.

@@ -65,7 +65,22 @@ fn bearer_hash(parts: &Parts) -> Result<String, ApiError> {
 #[derive(Debug, Clone)]
 pub struct Bearer(String);
 
+/// How often an open stream checks that its token is still valid.
+const STREAM_RECHECK: std::time::Duration = std::time::Duration::from_secs(5);
+
 impl Bearer {
+    /// Resolves once the token is revoked or expired, checked every
+    /// [`STREAM_RECHECK`]: an open stream ends with it (`take_until`), so
+    /// a quiet one does not outlive its token.
+    pub async fn ended(self, state: AppState) {
+        loop {
+            tokio::time::sleep(STREAM_RECHECK).await;
+            if !self.still_active(&state).await {
+                return;
+            }
+        }
+    }
+
     /// Whether the token is still active (a revocation is seen within the
     /// token cache's bound). A database error keeps the stream going.
     pub async fn still_active(&self, state: &AppState) -> bool {

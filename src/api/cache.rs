@@ -25,23 +25,26 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
-use axum::body::Body;
+use axum::body::{Body, HttpBody};
 use axum::extract::{FromRequestParts, Request, State};
-use axum::http::header::ACCEPT;
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
-use super::export::XLSX_MIME;
+use super::export::ListFormat;
 use super::{AppState, Caller};
 
 /// Distinct answers kept at most; beyond it every one is dropped (a guard
 /// against a client walking through endless query strings).
 const MAX_SLOTS: usize = 4096;
 
-/// The largest answer kept (bytes); larger ones are served uncached.
+/// The largest answer kept (bytes); larger ones (a province's live map) are
+/// served uncached.
 const MAX_BODY: usize = 8 << 20;
+
+/// The bytes of all answers kept at most; beyond it every one is dropped.
+const MAX_BYTES: usize = 64 << 20;
 
 struct Cached {
     generation: u64,
@@ -70,6 +73,9 @@ struct Slot {
 /// The cached answers, by role and path with query.
 pub struct ReadCache {
     slots: Mutex<HashMap<String, Arc<Slot>>>,
+    /// The bytes of the answers in `slots` (and of those stored since the
+    /// last clear into slots already dropped: an over-count, never under).
+    bytes: std::sync::atomic::AtomicUsize,
     max_age: Duration,
 }
 
@@ -77,16 +83,32 @@ impl ReadCache {
     pub fn new(max_age: Duration) -> ReadCache {
         ReadCache {
             slots: Mutex::new(HashMap::new()),
+            bytes: Default::default(),
             max_age,
         }
     }
 
     fn slot(&self, key: String) -> Option<Arc<Slot>> {
+        use std::sync::atomic::Ordering::Relaxed;
         let mut slots = self.slots.lock().ok()?;
-        if slots.len() >= MAX_SLOTS && !slots.contains_key(&key) {
+        let full = slots.len() >= MAX_SLOTS || self.bytes.load(Relaxed) > MAX_BYTES;
+        if full && !slots.contains_key(&key) {
             slots.clear();
+            self.bytes.store(0, Relaxed);
         }
         Some(slots.entry(key).or_default().clone())
+    }
+
+    /// Keeps `cached` in `slot`, counting its bytes instead of the ones it
+    /// replaces.
+    fn store(&self, slot: &Slot, cached: Cached) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.bytes.fetch_add(cached.body.len(), Relaxed);
+        if let Some(old) = slot.value.swap(Some(Arc::new(cached))) {
+            let _ = self
+                .bytes
+                .fetch_update(Relaxed, Relaxed, |b| Some(b.saturating_sub(old.body.len())));
+        }
     }
 
     fn fresh(&self, slot: &Slot, generation: u64) -> Option<Response> {
@@ -109,23 +131,18 @@ fn generation(state: &AppState, path: &str) -> u64 {
     }
 }
 
-/// Whether the caller asked for an Excel workbook (never cached: rare, large).
-fn wants_xlsx(req: &Request) -> bool {
-    req.uri().query().is_some_and(|q| q.contains("format=xlsx"))
-        || req
-            .headers()
-            .get_all(ACCEPT)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .any(|v| v.contains(XLSX_MIME))
-}
-
 /// The middleware of the cached routes (see the module's comment).
 pub async fn cached(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    if state.reads.max_age.is_zero() || req.method() != Method::GET || wants_xlsx(&req) {
+    if state.reads.max_age.is_zero() || req.method() != Method::GET {
         return next.run(req).await;
     }
     let (mut parts, body) = req.into_parts();
+    // A workbook is never cached (rare, large); a format the list does not
+    // know is the handler's to refuse.
+    let format = ListFormat::from_request_parts(&mut parts, &state).await;
+    if !matches!(format, Ok(ListFormat::Json)) {
+        return next.run(Request::from_parts(parts, body)).await;
+    }
     // Who asks decides what is seen; a refusal is the handler's to give.
     let role = match Caller::from_request_parts(&mut parts, &state).await {
         Ok(Caller(role)) => role,
@@ -166,7 +183,14 @@ pub async fn cached(State(state): State<AppState>, req: Request, next: Next) -> 
         return r;
     }
     let response = next.run(req).await;
-    if response.status() != StatusCode::OK {
+    // Only an answer of known size that fits is kept: anything else goes
+    // out as it is, never read here.
+    let fits = response
+        .body()
+        .size_hint()
+        .upper()
+        .is_some_and(|n| n <= MAX_BODY as u64);
+    if response.status() != StatusCode::OK || !fits {
         return response;
     }
     let (parts, body) = response.into_parts();
@@ -190,6 +214,6 @@ pub async fn cached(State(state): State<AppState>, req: Request, next: Next) -> 
         body,
     };
     let r = cached.response();
-    slot.value.store(Some(Arc::new(cached)));
+    state.reads.store(&slot, cached);
     r
 }

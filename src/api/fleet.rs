@@ -30,7 +30,7 @@ use axum::extract::{Query, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use futures_util::stream::{self, Stream};
+use futures_util::stream::{self, Stream, StreamExt};
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -44,9 +44,6 @@ use crate::rules::VehicleContext;
 
 /// The least time between two `delta` events of a stream.
 pub const DELTA_EVERY: Duration = Duration::from_millis(1000);
-
-/// How often a quiet stream checks that its token is still valid.
-const TOKEN_RECHECK: Duration = Duration::from_secs(5);
 
 /// The newest fix as the live map shows it.
 #[derive(Serialize)]
@@ -250,6 +247,7 @@ pub async fn stream(
     let sent = Sent {
         shown: HashMap::new(),
     };
+    let ended = bearer.clone().ended(state.clone());
     let events = stream::unfold(
         (state, firm, versions, shutdown, sent, true),
         move |(state, firm, mut versions, mut shutdown, mut sent, first)| {
@@ -258,25 +256,17 @@ pub async fn stream(
                 loop {
                     if !first {
                         // At most one delta per DELTA_EVERY, and none until
-                        // something was published; the token is checked at
-                        // least every TOKEN_RECHECK.
+                        // something was published.
                         let wait = async {
                             tokio::time::sleep(DELTA_EVERY).await;
-                            tokio::time::timeout(TOKEN_RECHECK, versions.changed()).await
+                            versions.changed().await
                         };
                         let woke = tokio::select! {
                             _ = shutdown.wait_for(|s| *s) => return None,
                             r = wait => r,
                         };
-                        match woke {
-                            Ok(Err(_)) => return None,
-                            Ok(Ok(())) => {}
-                            Err(_quiet) => {
-                                if !bearer.still_active(&state).await {
-                                    return None;
-                                }
-                                continue;
-                            }
+                        if woke.is_err() {
+                            return None;
                         }
                     }
                     // A revoked or expired token gets nothing more.
@@ -297,5 +287,6 @@ pub async fn stream(
             }
         },
     );
-    Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+    Sse::new(events.take_until(ended))
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }

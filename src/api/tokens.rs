@@ -91,14 +91,6 @@ impl TokenCache {
             map.clear();
         }
     }
-
-    pub fn len(&self) -> usize {
-        self.entries.read().map(|m| m.len()).unwrap_or(0)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 /// Reads the revocation mark every [`REVOCATION_POLL`] until `stop`, and

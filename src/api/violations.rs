@@ -18,11 +18,9 @@ use axum::response::Response;
 
 /// A `code` query parameter: a violation code of the contract, or 400.
 pub fn code_param(code: Option<&str>) -> Result<Option<ViolationCode>, ApiError> {
-    code.map(|code| {
-        ViolationCode::parse(code)
-            .ok_or_else(|| ApiError::bad_request(format!("`{code}` is not a violation code")))
+    super::filter(code, ViolationCode::parse, |c| {
+        format!("`{c}` is not a violation code")
     })
-    .transpose()
 }
 
 /// What the caller may see: admins every violation, a department those of

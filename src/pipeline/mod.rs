@@ -111,9 +111,11 @@ pub(crate) struct ShardInput {
     warm_up: bool,
 }
 
-/// Handoffs a shard's queue holds (each a few fixes at most, or one
-/// message's array): enough to ride out a burst, bounded memory.
-const SHARD_QUEUE: usize = 2_000;
+/// Handoffs a shard's queue holds. One is a fix (warm-up, replay) or a
+/// shard's share of what an MQTT connection read in one go: at most about
+/// `Decoded::MAX_FIXES` and one message's array, so the queue stays within
+/// a few hundred thousand fixes while it rides out a burst.
+const SHARD_QUEUE: usize = 256;
 
 /// Rebuilds rule state from the fixes stored in the last `window_ms` of
 /// event time (before where the fleet clock stood: measured as it is, so a

@@ -366,10 +366,7 @@ impl Store {
             return Ok(());
         };
         let key = match v.case_id {
-            Some(c) => {
-                lock_case(tx, c).await?;
-                super::outbox::case_key(c)
-            }
+            Some(c) => super::outbox::case_key(c),
             None => format!("violation:{id}"),
         };
         let mut data = violation_json(&v, routes.tz);
